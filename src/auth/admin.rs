@@ -1,0 +1,118 @@
+//! The admin token: from `TENANTRY_ADMIN_TOKEN`, or generated on first start and kept only as a
+//! SHA-256 hash in `meta`. Tokens are compared as hashes in constant time.
+use crate::config::Secret;
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const META_KEY: &str = "admin_token_sha256";
+
+pub struct AdminToken {
+    hash: [u8; 32],
+}
+
+pub fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// 32 random bytes, URL-safe base64, behind a prefix.
+pub fn random_token(prefix: &str, bytes: usize) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(buf))
+}
+
+impl AdminToken {
+    /// Returns the token's verifier and, when one was generated now, the token itself (the only
+    /// time it exists outside the operator's hands).
+    pub fn setup(
+        c: &Connection,
+        configured: Option<&Secret>,
+    ) -> rusqlite::Result<(AdminToken, Option<String>)> {
+        if let Some(t) = configured {
+            return Ok((
+                AdminToken {
+                    hash: sha256(t.expose()),
+                },
+                None,
+            ));
+        }
+        let stored: Option<String> = c
+            .query_row("SELECT value FROM meta WHERE key = ?1", [META_KEY], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(hex) = stored.and_then(|h| decode_hex(&h)) {
+            return Ok((AdminToken { hash: hex }, None));
+        }
+        let token = random_token("ta_", 32);
+        let hash = sha256(&token);
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (META_KEY, encode_hex(&hash)),
+        )?;
+        Ok((AdminToken { hash }, Some(token)))
+    }
+
+    pub fn verify(&self, presented: &str) -> bool {
+        sha256(presented).ct_eq(&self.hash).into()
+    }
+}
+
+fn encode_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn decode_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate::apply(&mut c).unwrap();
+        c
+    }
+
+    #[test]
+    fn generated_once_then_verified_from_the_stored_hash() {
+        let c = db();
+        let (first, token) = AdminToken::setup(&c, None).unwrap();
+        let token = token.expect("generated on first start");
+        assert!(first.verify(&token));
+        let (again, none) = AdminToken::setup(&c, None).unwrap();
+        assert!(none.is_none(), "never printed twice");
+        assert!(again.verify(&token));
+        assert!(!again.verify("ta_wrong"));
+        let stored: String = c
+            .query_row("SELECT value FROM meta", [], |r| r.get(0))
+            .unwrap();
+        assert!(!stored.contains(&token));
+    }
+
+    #[test]
+    fn configured_token_wins_and_is_not_stored() {
+        let c = db();
+        let (t, gen) = AdminToken::setup(&c, Some(&Secret::new("configured-token-123"))).unwrap();
+        assert!(gen.is_none());
+        assert!(t.verify("configured-token-123"));
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

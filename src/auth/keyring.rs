@@ -1,0 +1,199 @@
+//! Creating, listing and revoking a tenant's API keys. The key itself exists only in the create
+//! response; the database and the key cache hold its hash.
+use super::keys::{generate, CachedKey};
+use super::{Action, Role};
+use crate::db::sql::parse_uuid_column;
+use crate::error::ApiError;
+use crate::pagination::{Page, PageRequest};
+use crate::state::AppState;
+use crate::tenancy::members::{role_of, UserId};
+use crate::tenancy::TenantCtx;
+use crate::time::Micros;
+use rusqlite::{params, OptionalExtension};
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub user_id: Option<String>,
+    pub prefix: String,
+    pub created_at: Micros,
+    pub expires_at: Option<Micros>,
+    pub revoked_at: Option<Micros>,
+}
+
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub user_id: Option<UserId>,
+    pub expires_at: Option<Micros>,
+}
+
+impl NewKey {
+    pub fn parse(
+        name: &str,
+        role: &str,
+        user_id: Option<&str>,
+        expires_at: Option<&str>,
+    ) -> Result<NewKey, ApiError> {
+        let bad = ApiError::InvalidRequest;
+        let role = Role::parse_key_role(role).map_err(bad)?;
+        let user_id = user_id.map(UserId::parse).transpose()?;
+        if role == Role::Service && user_id.is_some() {
+            return Err(ApiError::InvalidRequest(
+                "a service key belongs to the application, not to a user: omit user_id".into(),
+            ));
+        }
+        Ok(NewKey {
+            name: crate::tenancy::parse_name(name, "name").map_err(bad)?,
+            role,
+            user_id,
+            expires_at: expires_at
+                .map(crate::time::parse_rfc3339)
+                .transpose()
+                .map_err(ApiError::InvalidRequest)?,
+        })
+    }
+}
+
+/// A created key: the record and, this once, the key.
+pub struct CreatedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+const COLUMNS: &str = "id, name, role, user_id, prefix, created_at, expires_at, revoked_at";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: parse_uuid_column(r.get(0)?)?,
+        name: r.get(1)?,
+        role: Role::parse_key_role(&r.get::<_, String>(2)?).unwrap_or(Role::Viewer),
+        user_id: r.get(3)?,
+        prefix: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+impl AppState {
+    pub async fn create_key(&self, ctx: &TenantCtx, new: NewKey) -> Result<CreatedKey, ApiError> {
+        ctx.require(Action::Manage)?;
+        if new.expires_at.is_some_and(|e| e <= self.now()) {
+            return Err(ApiError::InvalidRequest("expires_at must be in the future".into()));
+        }
+        let ctx = ctx.clone();
+        self.write(move |st, c| {
+            let member_role = match &new.user_id {
+                None => None,
+                Some(u) => {
+                    let m = role_of(c, &ctx, u.as_str())?.ok_or_else(|| {
+                        ApiError::InvalidRequest("user_id is not a member of this tenant".into())
+                    })?;
+                    if new.role.min(m) != new.role {
+                        return Err(ApiError::Forbidden(format!(
+                            "a key may not outrank its member ({} is {})",
+                            crate::error::clip(u.as_str()),
+                            m.as_str()
+                        )));
+                    }
+                    Some(m)
+                }
+            };
+            let (secret, hash, prefix) = generate();
+            let key = ApiKey {
+                id: Uuid::new_v4(),
+                name: new.name,
+                role: new.role,
+                user_id: new.user_id.map(|u| u.as_str().to_string()),
+                prefix,
+                created_at: st.now(),
+                expires_at: new.expires_at,
+                revoked_at: None,
+            };
+            c.execute(
+                "INSERT INTO api_keys (id, tenant_id, name, role, user_id, key_hash, prefix,
+                                       created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    key.id.to_string(),
+                    ctx.db_id(),
+                    key.name,
+                    key.role.as_str(),
+                    key.user_id,
+                    &hash[..],
+                    key.prefix,
+                    key.created_at,
+                    key.expires_at
+                ],
+            )?;
+            st.keys.insert(
+                hash,
+                CachedKey {
+                    id: key.id,
+                    tenant_id: ctx.id(),
+                    role: key.role,
+                    user_id: key.user_id.clone(),
+                    expires_at: key.expires_at,
+                    member_role,
+                },
+            );
+            Ok(CreatedKey { key, secret })
+        })
+        .await
+    }
+
+    pub async fn list_keys(
+        &self,
+        ctx: &TenantCtx,
+        page: PageRequest<(Micros, String)>,
+    ) -> Result<Page<ApiKey>, ApiError> {
+        ctx.require(Action::Manage)?;
+        let ctx = ctx.clone();
+        self.db
+            .run(move |c| {
+                let (after_t, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM api_keys
+                     WHERE tenant_id = ?1 AND (created_at, id) > (?2, ?3)
+                     ORDER BY created_at, id LIMIT ?4"
+                ))?;
+                let rows = stmt
+                    .query_map(params![ctx.db_id(), after_t, after_id, page.fetch()], from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page.limit, |k| {
+                    (k.created_at, k.id.to_string())
+                }))
+            })
+            .await
+    }
+
+    /// Revokes a key of this tenant; revoking a revoked key again is a no-op.
+    pub async fn revoke_key(&self, ctx: &TenantCtx, key_id: &str) -> Result<(), ApiError> {
+        ctx.require(Action::Manage)?;
+        let not_found = || ApiError::NotFound("no such key".into());
+        let id = Uuid::parse_str(key_id).map_err(|_| not_found())?;
+        let ctx = ctx.clone();
+        self.write(move |st, c| {
+            let hash: Vec<u8> = c
+                .query_row(
+                    "SELECT key_hash FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
+                    params![id.to_string(), ctx.db_id()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(not_found)?;
+            c.execute(
+                "UPDATE api_keys SET revoked_at = ?3
+                 WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
+                params![id.to_string(), ctx.db_id(), st.now()],
+            )?;
+            st.keys.remove(&hash);
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,184 @@
+//! Who is calling: the admin token or a tenant API key, with the role that decides what the
+//! caller may do. `Caller::may` is the one table of permissions.
+pub mod admin;
+pub mod keyring;
+pub mod keys;
+
+pub use admin::AdminToken;
+pub use keys::KeyCache;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Member,
+    Viewer,
+    /// An application backend: ingests usage and reads credentials, nothing else.
+    Service,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+            Role::Service => "service",
+        }
+    }
+
+    /// Any key role.
+    pub fn parse_key_role(s: &str) -> Result<Role, String> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "member" => Ok(Role::Member),
+            "viewer" => Ok(Role::Viewer),
+            "service" => Ok(Role::Service),
+            _ => Err(format!(
+                "role must be owner, member, viewer or service, not `{}`",
+                crate::error::clip(s)
+            )),
+        }
+    }
+
+    /// A member's role: `service` belongs to keys, not to people.
+    pub fn parse_member_role(s: &str) -> Result<Role, String> {
+        match Role::parse_key_role(s) {
+            Ok(Role::Service) | Err(_) => Err(format!(
+                "role must be owner, member or viewer, not `{}`",
+                crate::error::clip(s)
+            )),
+            Ok(r) => Ok(r),
+        }
+    }
+
+    /// Position in the owner > member > viewer ladder; `service` stands outside it.
+    pub fn rank(self) -> Option<u8> {
+        match self {
+            Role::Owner => Some(3),
+            Role::Member => Some(2),
+            Role::Viewer => Some(1),
+            Role::Service => None,
+        }
+    }
+
+    /// The lower of two ladder roles.
+    pub fn min(self, other: Role) -> Role {
+        match (self.rank(), other.rank()) {
+            (Some(a), Some(b)) if b < a => other,
+            _ => self,
+        }
+    }
+}
+
+/// What a request wants to do, as far as roles are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Read usage, stats, limits, settings (keys masked), members, events.
+    Read,
+    /// Record usage events.
+    Ingest,
+    /// Store agent preferences.
+    SetPreferences,
+    /// Manage members, keys, settings and provider keys.
+    Manage,
+    /// Read a decrypted provider credential.
+    ReadCredentials,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyCaller {
+    pub key_id: Uuid,
+    pub tenant_id: Uuid,
+    /// The effective role: the key's, capped by its member's current role.
+    pub role: Role,
+    pub user_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Admin,
+    Key(KeyCaller),
+}
+
+impl Caller {
+    pub fn may(&self, action: Action) -> bool {
+        use Action::*;
+        let role = match self {
+            Caller::Admin => return true,
+            Caller::Key(k) => k.role,
+        };
+        match role {
+            Role::Owner => matches!(action, Read | Ingest | SetPreferences | Manage),
+            Role::Member => matches!(action, Read | Ingest | SetPreferences),
+            Role::Viewer => action == Read,
+            Role::Service => matches!(action, Ingest | ReadCredentials),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Caller::Admin)
+    }
+
+    /// For audit fields: `admin`, or the key id (and its user).
+    pub fn describe(&self) -> String {
+        match self {
+            Caller::Admin => "admin".into(),
+            Caller::Key(k) => match &k.user_id {
+                Some(u) => format!("key:{} user:{u}", k.key_id),
+                None => format!("key:{}", k.key_id),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(role: Role) -> Caller {
+        Caller::Key(KeyCaller {
+            key_id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            role,
+            user_id: None,
+        })
+    }
+
+    #[test]
+    fn roles_include_the_ones_below() {
+        for a in [Action::Read, Action::Ingest, Action::SetPreferences] {
+            assert!(key(Role::Owner).may(a) && key(Role::Member).may(a));
+        }
+        assert!(key(Role::Owner).may(Action::Manage));
+        assert!(!key(Role::Member).may(Action::Manage));
+        assert!(key(Role::Viewer).may(Action::Read));
+        assert!(!key(Role::Viewer).may(Action::Ingest));
+    }
+
+    #[test]
+    fn service_ingests_and_reads_credentials_only() {
+        let s = key(Role::Service);
+        assert!(s.may(Action::Ingest) && s.may(Action::ReadCredentials));
+        assert!(!s.may(Action::Read) && !s.may(Action::Manage));
+        assert!(!key(Role::Owner).may(Action::ReadCredentials));
+        assert!(Caller::Admin.may(Action::ReadCredentials));
+    }
+
+    #[test]
+    fn min_caps_on_the_ladder() {
+        assert_eq!(Role::Owner.min(Role::Viewer), Role::Viewer);
+        assert_eq!(Role::Viewer.min(Role::Owner), Role::Viewer);
+        assert_eq!(Role::Member.min(Role::Member), Role::Member);
+    }
+
+    #[test]
+    fn service_is_not_a_member_role() {
+        assert!(Role::parse_member_role("service").is_err());
+        assert!(Role::parse_key_role("service").is_ok());
+        assert!(Role::parse_key_role("root").is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Configuration from the environment, validated once at start. The feature flags live here:
+//! each flag is read in exactly one place (`Flags::from_env`).
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Flags {
+    pub multi_tenant: bool,
+    pub usage_tracking: bool,
+    pub hosted_queue: bool,
+    pub billing: bool,
+}
+
+impl Default for Flags {
+    /// The OSS single-tenant defaults.
+    fn default() -> Self {
+        Flags {
+            multi_tenant: false,
+            usage_tracking: true,
+            hosted_queue: false,
+            billing: false,
+        }
+    }
+}
+
+impl Flags {
+    pub fn edition(&self) -> &'static str {
+        if self.multi_tenant || self.hosted_queue || self.billing {
+            "hosted"
+        } else {
+            "oss"
+        }
+    }
+
+    fn from_env(env: &HashMap<String, String>) -> Result<Self, String> {
+        let d = Flags::default();
+        Ok(Flags {
+            multi_tenant: flag(env, "ENABLE_MULTI_TENANT", d.multi_tenant)?,
+            usage_tracking: flag(env, "ENABLE_USAGE_TRACKING", d.usage_tracking)?,
+            hosted_queue: flag(env, "ENABLE_HOSTED_QUEUE", d.hosted_queue)?,
+            billing: flag(env, "ENABLE_BILLING", d.billing)?,
+        })
+    }
+}
+
+fn flag(env: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, String> {
+    match env.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v.is_empty() => Ok(default),
+        Some(v) => match v.as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(format!("{name} must be true or false, not `{v}`")),
+        },
+    }
+}
+
+/// A secret from the environment: never printed by `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<Secret>,
+    pub flags: Flags,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    pub fn from_map(env: &HashMap<String, String>) -> Result<Self, String> {
+        let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        let admin_token = match get("TENANTRY_ADMIN_TOKEN") {
+            Some(t) if t.len() < 16 => {
+                return Err("TENANTRY_ADMIN_TOKEN must be at least 16 characters".into())
+            }
+            Some(t) => Some(Secret::new(t)),
+            None => None,
+        };
+        Ok(Config {
+            bind: get("TENANTRY_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir: PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            admin_token,
+            flags: Flags::from_env(env)?,
+            workers: 0,
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("tenantry.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_oss_single_tenant_edition() {
+        let c = Config::from_map(&env(&[])).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert!(!c.flags.multi_tenant && c.flags.usage_tracking);
+        assert_eq!(c.flags.edition(), "oss");
+    }
+
+    #[test]
+    fn flags_accept_common_spellings_and_refuse_others() {
+        let c = Config::from_map(&env(&[("ENABLE_MULTI_TENANT", "TRUE")])).unwrap();
+        assert!(c.flags.multi_tenant);
+        assert_eq!(c.flags.edition(), "hosted");
+        let e = Config::from_map(&env(&[("ENABLE_BILLING", "maybe")])).unwrap_err();
+        assert!(e.contains("ENABLE_BILLING"));
+    }
+
+    #[test]
+    fn short_admin_tokens_are_refused() {
+        assert!(Config::from_map(&env(&[("TENANTRY_ADMIN_TOKEN", "short")])).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let c = Config::from_map(&env(&[("TENANTRY_ADMIN_TOKEN", "canary-0123456789abcdef")]))
+            .unwrap();
+        assert!(!format!("{c:?}").contains("canary"));
+    }
+}

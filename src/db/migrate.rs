@@ -1,0 +1,98 @@
+//! Forward-only schema migrations, embedded in the binary from `migrations/NNNN_name.sql` and
+//! tracked in `PRAGMA user_version`. A database newer than this binary is refused, not guessed at.
+use include_dir::{include_dir, Dir};
+use rusqlite::Connection;
+
+static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
+
+/// The migrations in order, as (version, name, sql).
+pub fn all() -> Vec<(i64, &'static str, &'static str)> {
+    let mut out: Vec<_> = MIGRATIONS
+        .files()
+        .filter_map(|f| {
+            let name = f.path().file_name()?.to_str()?;
+            let version: i64 = name.split('_').next()?.parse().ok()?;
+            Some((version, name, f.contents_utf8()?))
+        })
+        .collect();
+    out.sort_by_key(|m| m.0);
+    out
+}
+
+pub fn latest() -> i64 {
+    all().last().map(|m| m.0).unwrap_or(0)
+}
+
+pub fn current(c: &Connection) -> rusqlite::Result<i64> {
+    c.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Applies every pending migration, each in its own transaction with its version bump.
+pub fn apply(c: &mut Connection) -> Result<Vec<i64>, String> {
+    let have = current(c).map_err(|e| format!("cannot read schema version: {e}"))?;
+    let known = latest();
+    if have > known {
+        return Err(format!(
+            "database schema version {have} is newer than this binary knows ({known}); upgrade tenantry"
+        ));
+    }
+    let mut applied = Vec::new();
+    for (version, name, sql) in all().into_iter().filter(|m| m.0 > have) {
+        let tx = c
+            .transaction()
+            .map_err(|e| format!("migration {name}: {e}"))?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", version))
+            .and_then(|_| tx.commit())
+            .map_err(|e| format!("migration {name} failed: {e}"))?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_without_gaps() {
+        let versions: Vec<i64> = all().iter().map(|m| m.0).collect();
+        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+        assert_eq!(versions, expected);
+    }
+
+    #[test]
+    fn fresh_database_gets_every_migration_and_the_default_tenant() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        apply(&mut c).unwrap();
+        assert_eq!(current(&c).unwrap(), latest());
+        let slug: String = c
+            .query_row(
+                "SELECT slug FROM tenants WHERE id = '00000000-0000-0000-0000-000000000000'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(slug, "default");
+        assert!(apply(&mut c).unwrap().is_empty(), "second run applies nothing");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", latest() + 1).unwrap();
+        assert!(apply(&mut c).unwrap_err().contains("newer"));
+    }
+
+    #[test]
+    fn default_tenant_cannot_be_deleted() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c).unwrap();
+        let e = c.execute(
+            "DELETE FROM tenants WHERE id = '00000000-0000-0000-0000-000000000000'",
+            [],
+        );
+        assert!(e.is_err());
+    }
+}

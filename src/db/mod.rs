@@ -1,0 +1,76 @@
+//! The SQLite store: one r2d2 pool of connections with the same pragmas, the embedded migrations,
+//! and `Db::run`, which moves blocking database work off the async workers.
+pub mod migrate;
+pub mod sql;
+
+use crate::error::ApiError;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use std::path::Path;
+use std::time::Duration;
+
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+/// Pragmas every connection gets. WAL lets readers run beside the writer; `synchronous=NORMAL`
+/// in WAL mode keeps every committed transaction across a process crash (`kill -9`).
+fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY;",
+    )
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Db, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        }
+        {
+            // WAL is a property of the file; set it once before the pool opens it.
+            let c = Connection::open(path)
+                .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+            c.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| format!("cannot enable WAL on {}: {e}", path.display()))?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+        let db = Db { pool };
+        {
+            let mut c = db.pool.get().map_err(|e| e.to_string())?;
+            migrate::apply(&mut c)?;
+        }
+        Ok(db)
+    }
+
+    pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, ApiError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking database work on the blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+}

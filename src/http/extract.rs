@@ -1,0 +1,71 @@
+//! Extractors that turn a request into who is calling (`Caller`, `AdminCaller`) and which tenant
+//! it acts on (`TenantCtx`). Putting them first in a handler's arguments makes 401 and tenant
+//! errors come before body errors.
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tenancy::resolve::{resolve, Naming};
+use crate::tenancy::TenantCtx;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use std::future::{ready, Ready};
+use uuid::Uuid;
+
+/// The tenant a request was resolved to, for the response's `X-Tenant-ID`.
+#[derive(Clone, Copy)]
+pub struct ResolvedTenant(pub Uuid);
+
+pub fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .map(|d| d.get_ref())
+        .ok_or_else(|| ApiError::internal("application state missing"))
+}
+
+fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state(req)?.authenticate(auth)
+}
+
+fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
+    let st = state(req)?;
+    let caller = caller(req)?;
+    let header = match req.headers().get("x-tenant-id") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::InvalidTenantId)?),
+    };
+    let naming = Naming {
+        header,
+        slug: req.match_info().get("slug"),
+    };
+    let ctx = resolve(caller, naming, &st.tenants, st.config.flags.multi_tenant)?;
+    req.extensions_mut().insert(ResolvedTenant(ctx.id()));
+    Ok(ctx)
+}
+
+impl FromRequest for TenantCtx {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(tenant_ctx(req))
+    }
+}
+
+/// A request made with the admin token; a tenant key gets 403.
+pub struct AdminCaller;
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller(req).and_then(|c| match c {
+            Caller::Admin => Ok(AdminCaller),
+            Caller::Key(_) => Err(ApiError::Forbidden("this needs the admin token".into())),
+        }))
+    }
+}

@@ -1,0 +1,64 @@
+//! `/api/keys`: a tenant's API keys (owner).
+use super::views::KeyView;
+use crate::auth::keyring::NewKey;
+use crate::error::ApiError;
+use crate::pagination::{PageQuery, PageRequest};
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/keys")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(web::resource("/keys/{id}").delete(revoke));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    role: String,
+    user_id: Option<String>,
+    expires_at: Option<String>,
+}
+
+async fn create(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let new = NewKey::parse(&b.name, &b.role, b.user_id.as_deref(), b.expires_at.as_deref())?;
+    let created = st.create_key(&ctx, new).await?;
+    let mut view = KeyView::from(created.key);
+    view.key = Some(created.secret);
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn list(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let page = st.list_keys(&ctx, page).await?;
+    Ok(HttpResponse::Ok().json(page.map(KeyView::from)))
+}
+
+#[derive(Deserialize)]
+struct KeyPath {
+    id: String,
+}
+
+async fn revoke(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<KeyPath>,
+) -> Result<HttpResponse, ApiError> {
+    st.revoke_key(&ctx, &p.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

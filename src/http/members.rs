@@ -1,0 +1,61 @@
+//! `/api/members`: a tenant's members (read: viewer, write: owner).
+use super::views::MemberView;
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::pagination::{PageQuery, PageRequest};
+use crate::state::AppState;
+use crate::tenancy::members::UserId;
+use crate::tenancy::TenantCtx;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/members").get(list)).service(
+        web::resource("/members/{user_id}")
+            .route(web::put().to(put))
+            .route(web::delete().to(remove)),
+    );
+}
+
+async fn list(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let page = st.list_members(&ctx, page).await?;
+    Ok(HttpResponse::Ok().json(page.map(MemberView::from)))
+}
+
+#[derive(Deserialize)]
+struct UserPath {
+    user_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    role: String,
+}
+
+async fn put(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<UserPath>,
+    body: web::Json<PutBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user = UserId::parse(&p.user_id)?;
+    let role = Role::parse_member_role(&body.role).map_err(ApiError::InvalidRequest)?;
+    let m = st.put_member(&ctx, user, role).await?;
+    Ok(HttpResponse::Ok().json(MemberView::from(m)))
+}
+
+async fn remove(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let user = UserId::parse(&p.user_id)?;
+    st.remove_member(&ctx, user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

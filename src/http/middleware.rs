@@ -1,0 +1,70 @@
+//! The envelope every response passes through: `X-Request-Id` (echoed or new), `X-Tenant-ID` of
+//! the resolved tenant, framework errors rewritten into the contract's error body, and one log
+//! line per request.
+use super::extract::ResolvedTenant;
+use crate::error::ApiError;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, ResponseError};
+use std::time::Instant;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+
+/// A client's request id is echoed when it is short and printable; otherwise a new one is made.
+fn request_id(req: &ServiceRequest) -> HeaderValue {
+    req.headers()
+        .get(REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .expect("a uuid is a valid header value")
+        })
+}
+
+fn is_json(res: &ServiceResponse<impl MessageBody>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+pub async fn envelope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    // Handler and extractor errors arrive here as responses; only a failing inner middleware
+    // would give `Err`, and there is none inside this one.
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    if status.as_u16() >= 400 && !is_json(&res) {
+        let normalized = ApiError::from_status(status).error_response();
+        res = ServiceResponse::new(res.request().clone(), normalized);
+    }
+    let tenant = res.request().extensions().get::<ResolvedTenant>().copied();
+    let headers = res.headers_mut();
+    headers.insert(REQUEST_ID, id.clone());
+    if let Some(ResolvedTenant(t)) = tenant {
+        if let Ok(v) = HeaderValue::from_str(&t.to_string()) {
+            headers.insert(TENANT_ID, v);
+        }
+    }
+    tracing::info!(
+        request_id = id.to_str().unwrap_or("-"),
+        method = %res.request().method(),
+        route = res.request().match_pattern().as_deref().unwrap_or("(unmatched)"),
+        status = res.status().as_u16(),
+        tenant_id = %tenant.map(|t| t.0.to_string()).unwrap_or_default(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(res)
+}

@@ -1,0 +1,79 @@
+//! The HTTP surface: one file per route area, each with `configure`; this file wires them and
+//! the framework's extractor errors into the contract's error format.
+pub mod extract;
+pub mod features;
+pub mod health;
+pub mod keys;
+pub mod members;
+pub mod middleware;
+pub mod tenants;
+pub mod views;
+
+use crate::error::{redact_serde_message, ApiError};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+
+pub const MAX_BODY: usize = 1 << 20;
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY)
+        .error_handler(|e, _req: &HttpRequest| json_error(e).into())
+}
+
+fn json_error(e: JsonPayloadError) -> ApiError {
+    match e {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("the body must be application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::InvalidRequest(format!(
+            "invalid JSON body: {}",
+            redact_serde_message(&e.to_string())
+        )),
+        other => ApiError::InvalidRequest(format!("could not read the body: {other}")),
+    }
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| {
+        let msg = match e {
+            QueryPayloadError::Deserialize(e) => redact_serde_message(&e.to_string()),
+            other => other.to_string(),
+        };
+        ApiError::InvalidRequest(format!("invalid query string: {msg}")).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|e: PathError, _| {
+        ApiError::NotFound(format!(
+            "no such resource: {}",
+            redact_serde_message(&e.to_string())
+        ))
+        .into()
+    })
+}
+
+/// Routes that act on one tenant; served at `/api/X` and `/api/tenant/{slug}/X`.
+fn tenant_scoped(cfg: &mut web::ServiceConfig) {
+    members::configure(cfg);
+    keys::configure(cfg);
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    cfg.service(web::scope("/api/tenant/{slug}").configure(tenant_scoped))
+        .service(
+            web::scope("/api")
+                .configure(features::configure)
+                .configure(tenants::configure)
+                .configure(tenant_scoped),
+        );
+}
+
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}

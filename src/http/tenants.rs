@@ -1,0 +1,137 @@
+//! `/api/tenants`: the admin's tenant management.
+use super::extract::AdminCaller;
+use super::views::TenantView;
+use crate::error::ApiError;
+use crate::pagination::PageRequest;
+use crate::state::AppState;
+use crate::tenancy::tenants::{NewTenant, TenantPatch};
+use crate::tenancy::Status;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/tenants")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        web::resource("/tenants/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(web::resource("/tenants/{id}/deactivate").post(deactivate))
+    .service(web::resource("/tenants/{id}/reactivate").post(reactivate));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    slug: Option<String>,
+    plan: Option<String>,
+}
+
+async fn create(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let new = NewTenant::parse(&b.name, b.slug.as_deref(), b.plan.as_deref())?;
+    let t = st.create_tenant(new).await?;
+    Ok(HttpResponse::Created().json(TenantView::from(&t)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(Status::parse)
+        .transpose()
+        .map_err(ApiError::InvalidRequest)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let page = st.list_tenants(status, page).await?;
+    Ok(HttpResponse::Ok().json(page.map(|t| TenantView::from(&t))))
+}
+
+#[derive(Deserialize)]
+struct IdPath {
+    id: String,
+}
+
+async fn get(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    p: web::Path<IdPath>,
+) -> Result<HttpResponse, ApiError> {
+    let t = st.find_tenant(&p.id)?;
+    Ok(HttpResponse::Ok().json(TenantView::from(t.as_ref())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    slug: Option<String>,
+    plan: Option<String>,
+}
+
+async fn update(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    p: web::Path<IdPath>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let patch = TenantPatch::parse(b.name.as_deref(), b.slug.as_deref(), b.plan.as_deref())?;
+    let t = st.update_tenant(&p.id, patch).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(&t)))
+}
+
+async fn deactivate(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    p: web::Path<IdPath>,
+) -> Result<HttpResponse, ApiError> {
+    let t = st.set_tenant_status(&p.id, Status::Inactive).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(&t)))
+}
+
+async fn reactivate(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    p: web::Path<IdPath>,
+) -> Result<HttpResponse, ApiError> {
+    let t = st.set_tenant_status(&p.id, Status::Active).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(&t)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    confirm: Option<String>,
+}
+
+async fn delete(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    p: web::Path<IdPath>,
+    q: web::Query<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    st.delete_tenant(&p.id, q.confirm.as_deref()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,82 @@
+//! The `tenantry` command line: serve (the default) and migrate.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tenantry::config::Config;
+use tenantry::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "tenantry",
+    version,
+    about = "Multi-tenant control plane for AI applications: tenants, keys, settings and metered usage in one binary.",
+    after_help = "Configuration comes from the environment: TENANTRY_BIND (127.0.0.1:8080), \
+TENANTRY_DATA_DIR (./data), TENANTRY_ADMIN_TOKEN (generated on first start), \
+ENABLE_MULTI_TENANT, ENABLE_USAGE_TRACKING, ENABLE_HOSTED_QUEUE, ENABLE_BILLING."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Config::from_env().and_then(|config| match cli.command {
+        None | Some(Command::Serve) => serve(config),
+        Some(Command::Migrate) => migrate(config),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("tenantry: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("TENANTRY_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    init_logging();
+    let data_dir = config.data_dir.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config)?;
+        let url = app.base_url();
+        eprintln!("tenantry: serving {url} (data in {})", data_dir.display());
+        eprintln!("tenantry: health {url}/health, API {url}/api/...");
+        match &app.generated_admin_token {
+            Some(token) => eprintln!(
+                "tenantry: admin token (shown once, stored only as a hash): {token}\n\
+                 tenantry: e.g. curl -H 'Authorization: Bearer {token}' {url}/api/features"
+            ),
+            None => eprintln!(
+                "tenantry: admin token: the one from TENANTRY_ADMIN_TOKEN or shown on first start"
+            ),
+        }
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn migrate(config: Config) -> Result<(), String> {
+    let path = config.db_path();
+    tenantry::db::Db::open(&path)?;
+    eprintln!(
+        "tenantry: {} is at schema version {}",
+        path.display(),
+        tenantry::db::migrate::latest()
+    );
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The state every request shares: configuration, the pool, the in-memory caches of tenants and
+//! keys, the admin verifier and the clock. Domain modules add their operations to it in `impl`
+//! blocks of their own, so each cache is changed only next to the write that makes it stale.
+use crate::auth::{Caller, KeyCache};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::tenancy::TenantCache;
+use crate::time::{to_micros, Micros};
+use rusqlite::Connection;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub tenants: Arc<TenantCache>,
+    pub keys: Arc<KeyCache>,
+    pub admin: Arc<crate::auth::AdminToken>,
+    pub clock: Arc<dyn Clock>,
+    /// Serialises writes to tenants, members and keys, so each write and the cache update that
+    /// follows it happen as one step: two concurrent writers cannot leave the cache stale.
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        db: Db,
+        tenants: TenantCache,
+        keys: KeyCache,
+        admin: crate::auth::AdminToken,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        AppState {
+            config,
+            db,
+            tenants: Arc::new(tenants),
+            keys: Arc::new(keys),
+            admin: Arc::new(admin),
+            clock,
+            write_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    pub fn now(&self) -> Micros {
+        to_micros(self.clock.now())
+    }
+
+    /// Runs a write in one transaction under the write lock; `f` updates caches after its commit.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&AppState, &mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let st = self.clone();
+        self.db
+            .run(move |c| {
+                let _serial = st.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+                f(&st, c)
+            })
+            .await
+    }
+
+    /// The caller behind an `Authorization` header value, from memory only.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        if token.starts_with(crate::auth::keys::KEY_PREFIX) {
+            if let Ok(caller) = self.keys.authenticate(token, self.now()) {
+                return Ok(caller);
+            }
+        }
+        if self.admin.verify(token) {
+            return Ok(Caller::Admin);
+        }
+        Err(ApiError::Unauthorized)
+    }
+}

@@ -1,0 +1,95 @@
+//! Every tenant, in memory, so resolving a tenant on a request touches no database. The cache
+//! is loaded whole at start and changed only by `tenancy::tenants` right after the write commits
+//! (under the state's write lock), so a deactivation is refused on the very next request.
+use super::Tenant;
+#[cfg(test)]
+use super::{Plan, Slug, Status};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<Uuid, Arc<Tenant>>,
+    by_slug: HashMap<String, Uuid>,
+}
+
+#[derive(Default)]
+pub struct TenantCache(RwLock<Inner>);
+
+impl TenantCache {
+    pub fn load(c: &Connection) -> rusqlite::Result<TenantCache> {
+        let cache = TenantCache::default();
+        let mut stmt = c.prepare(&format!("SELECT {} FROM tenants", super::tenants::COLUMNS))?;
+        let rows = stmt.query_map([], super::tenants::from_row)?;
+        for t in rows {
+            cache.put(t?);
+        }
+        Ok(cache)
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<Arc<Tenant>> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    pub fn get_by_slug(&self, slug: &str) -> Option<Arc<Tenant>> {
+        let inner = self.read();
+        inner
+            .by_slug
+            .get(slug)
+            .and_then(|id| inner.by_id.get(id))
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(super) fn put(&self, t: Tenant) {
+        let mut inner = self.0.write().expect("tenant cache lock is never poisoned");
+        if let Some(old) = inner.by_id.get(&t.id) {
+            let old_slug = old.slug.as_str().to_string();
+            inner.by_slug.remove(&old_slug);
+        }
+        inner.by_slug.insert(t.slug.as_str().to_string(), t.id);
+        inner.by_id.insert(t.id, Arc::new(t));
+    }
+
+    pub(super) fn remove(&self, id: Uuid) {
+        let mut inner = self.0.write().expect("tenant cache lock is never poisoned");
+        if let Some(old) = inner.by_id.remove(&id) {
+            inner.by_slug.remove(old.slug.as_str());
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.0.read().expect("tenant cache lock is never poisoned")
+    }
+}
+
+/// For tests of resolution without a database.
+#[cfg(test)]
+pub(crate) fn tenant_for_test(id: Uuid, slug: &str, status: Status) -> Tenant {
+    Tenant {
+        id,
+        name: slug.into(),
+        slug: Slug::parse(slug).unwrap(),
+        plan: Plan::Basic,
+        status,
+        created_at: 0,
+        updated_at: 0,
+        deactivated_at: None,
+    }
+}
+
+#[cfg(test)]
+impl TenantCache {
+    pub(crate) fn insert_for_test(&self, t: Tenant) {
+        self.put(t)
+    }
+}

@@ -1,0 +1,164 @@
+//! A tenant's members: the application's own user ids with a role. Writes keep at least one owner
+//! once a tenant has one, and tell the key cache, since keys bound to a user follow its role.
+use super::TenantCtx;
+use crate::auth::{Action, Role};
+use crate::error::ApiError;
+use crate::pagination::{Page, PageRequest};
+use crate::state::AppState;
+use crate::time::Micros;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The application's own user identifier: 1 to 255 printable characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(s: &str) -> Result<UserId, ApiError> {
+        let n = s.chars().count();
+        if n == 0 || n > 255 {
+            return Err(ApiError::InvalidRequest("user_id must be 1 to 255 characters".into()));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(ApiError::InvalidRequest(
+                "user_id must be printable (no control characters)".into(),
+            ));
+        }
+        Ok(UserId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub user_id: String,
+    pub role: Role,
+    pub created_at: Micros,
+}
+
+/// The member's role, when `user_id` is a member of the tenant.
+pub fn role_of(c: &Connection, ctx: &TenantCtx, user_id: &str) -> Result<Option<Role>, ApiError> {
+    let role: Option<String> = c
+        .query_row(
+            "SELECT role FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
+            params![ctx.db_id(), user_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(role.and_then(|r| Role::parse_member_role(&r).ok()))
+}
+
+fn owners(c: &Connection, ctx: &TenantCtx) -> Result<i64, ApiError> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM tenant_users WHERE tenant_id = ?1 AND role = 'owner'",
+        [ctx.db_id()],
+        |r| r.get(0),
+    )?)
+}
+
+const LAST_OWNER: &str = "this is the tenant's last owner; make another member owner first";
+
+impl AppState {
+    pub async fn list_members(
+        &self,
+        ctx: &TenantCtx,
+        page: PageRequest<String>,
+    ) -> Result<Page<Member>, ApiError> {
+        ctx.require(Action::Read)?;
+        let ctx = ctx.clone();
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT user_id, role, created_at FROM tenant_users
+                     WHERE tenant_id = ?1 AND (?2 IS NULL OR user_id > ?2)
+                     ORDER BY user_id LIMIT ?3",
+                )?;
+                let rows = stmt
+                    .query_map(params![ctx.db_id(), page.after, page.fetch()], |r| {
+                        Ok(Member {
+                            user_id: r.get(0)?,
+                            role: Role::parse_member_role(&r.get::<_, String>(1)?)
+                                .unwrap_or(Role::Viewer),
+                            created_at: r.get(2)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page.limit, |m| m.user_id.clone()))
+            })
+            .await
+    }
+
+    /// Adds a member or changes its role.
+    pub async fn put_member(&self, ctx: &TenantCtx, user: UserId, role: Role) -> Result<Member, ApiError> {
+        ctx.require(Action::Manage)?;
+        let ctx = ctx.clone();
+        self.write(move |st, c| {
+            let tx = c.transaction()?;
+            let current = role_of(&tx, &ctx, user.as_str())?;
+            if current == Some(Role::Owner) && role != Role::Owner && owners(&tx, &ctx)? <= 1 {
+                return Err(ApiError::Conflict(LAST_OWNER.into()));
+            }
+            let now = st.now();
+            tx.execute(
+                "INSERT INTO tenant_users (tenant_id, user_id, role, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role,
+                     updated_at = excluded.updated_at",
+                params![ctx.db_id(), user.as_str(), role.as_str(), now],
+            )?;
+            let created_at: Micros = tx.query_row(
+                "SELECT created_at FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
+                params![ctx.db_id(), user.as_str()],
+                |r| r.get(0),
+            )?;
+            tx.commit()?;
+            st.keys.member_changed(ctx.id(), user.as_str(), Some(role));
+            Ok(Member {
+                user_id: user.as_str().to_string(),
+                role,
+                created_at,
+            })
+        })
+        .await
+    }
+
+    pub async fn remove_member(&self, ctx: &TenantCtx, user: UserId) -> Result<(), ApiError> {
+        ctx.require(Action::Manage)?;
+        let ctx = ctx.clone();
+        self.write(move |st, c| {
+            let tx = c.transaction()?;
+            match role_of(&tx, &ctx, user.as_str())? {
+                None => return Err(ApiError::NotFound("no such member".into())),
+                Some(Role::Owner) if owners(&tx, &ctx)? <= 1 => {
+                    return Err(ApiError::Conflict(LAST_OWNER.into()))
+                }
+                Some(_) => {}
+            }
+            tx.execute(
+                "DELETE FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
+                params![ctx.db_id(), user.as_str()],
+            )?;
+            tx.commit()?;
+            st.keys.member_changed(ctx.id(), user.as_str(), None);
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_printable_and_bounded() {
+        assert!(UserId::parse("alice@example.com").is_ok());
+        assert!(UserId::parse("user with spaces").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse("a\nb").is_err());
+        assert!(UserId::parse(&"u".repeat(255)).is_ok());
+        assert!(UserId::parse(&"u".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Tenants: the model, slugs, the in-memory tenant cache, tenant resolution (`TenantCtx`),
+//! membership, and the admin operations on tenants.
+pub mod cache;
+pub mod members;
+pub mod resolve;
+pub mod slug;
+pub mod tenants;
+
+pub use cache::TenantCache;
+pub use resolve::TenantCtx;
+pub use slug::Slug;
+
+use crate::time::Micros;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The tenant single-tenant mode runs on; created by the first migration, never deleted.
+pub const DEFAULT_TENANT_ID: Uuid = Uuid::nil();
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Basic,
+    Pro,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Basic => "basic",
+            Plan::Pro => "pro",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Plan, String> {
+        match s {
+            "basic" => Ok(Plan::Basic),
+            "pro" => Ok(Plan::Pro),
+            "enterprise" => Ok(Plan::Enterprise),
+            _ => Err(format!(
+                "plan must be basic, pro or enterprise, not `{}`",
+                crate::error::clip(s)
+            )),
+        }
+    }
+
+    /// The product features a plan includes; each plan includes the ones below it.
+    pub fn features(self) -> Vec<&'static str> {
+        let mut f = vec!["basic-chat"];
+        if matches!(self, Plan::Pro | Plan::Enterprise) {
+            f.extend(["advanced-analytics", "priority-support"]);
+        }
+        if self == Plan::Enterprise {
+            f.extend(["custom-models", "dedicated-resources"]);
+        }
+        f
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Inactive,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Status, String> {
+        match s {
+            "active" => Ok(Status::Active),
+            "inactive" => Ok(Status::Inactive),
+            _ => Err("status must be active or inactive".into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: Slug,
+    pub plan: Plan,
+    pub status: Status,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+    pub deactivated_at: Option<Micros>,
+}
+
+impl Tenant {
+    pub fn is_active(&self) -> bool {
+        self.status == Status::Active
+    }
+}
+
+/// A display name: 1 to 200 characters after trimming, no control characters.
+pub fn parse_name(s: &str, what: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 200 {
+        return Err(format!("{what} must be 1 to 200 characters"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(format!("{what} may not contain control characters"));
+    }
+    Ok(t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_features_nest() {
+        assert_eq!(Plan::Basic.features(), vec!["basic-chat"]);
+        assert_eq!(Plan::Pro.features().len(), 3);
+        let e = Plan::Enterprise.features();
+        assert!(e.contains(&"custom-models") && e.contains(&"dedicated-resources"));
+        assert_eq!(e.len(), 5);
+    }
+
+    #[test]
+    fn names_are_trimmed_and_checked() {
+        assert_eq!(parse_name("  Acme ", "name").unwrap(), "Acme");
+        assert!(parse_name("   ", "name").is_err());
+        assert!(parse_name("a\u{7}b", "name").is_err());
+        assert!(parse_name(&"x".repeat(201), "name").is_err());
+    }
+}

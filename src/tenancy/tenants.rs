@@ -1,0 +1,253 @@
+//! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
+//! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
+use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
+use crate::db::sql::{conflict_on_unique, parse_uuid_column};
+use crate::error::ApiError;
+use crate::pagination::{Page, PageRequest};
+use crate::state::AppState;
+use crate::time::Micros;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub const COLUMNS: &str = "id, name, slug, plan, status, created_at, updated_at, deactivated_at";
+
+pub fn from_row(r: &Row) -> rusqlite::Result<Tenant> {
+    let bad = |i, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    Ok(Tenant {
+        id: parse_uuid_column(r.get(0)?)?,
+        name: r.get(1)?,
+        slug: Slug::parse(&r.get::<_, String>(2)?).map_err(|e| bad(2, e))?,
+        plan: Plan::parse(&r.get::<_, String>(3)?).map_err(|e| bad(3, e))?,
+        status: Status::parse(&r.get::<_, String>(4)?).map_err(|e| bad(4, e))?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        deactivated_at: r.get(7)?,
+    })
+}
+
+fn load(c: &Connection, id: Uuid) -> Result<Option<Tenant>, ApiError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"),
+        [id.to_string()],
+        from_row,
+    )
+    .optional()?)
+}
+
+pub struct NewTenant {
+    pub name: String,
+    pub slug: Option<Slug>,
+    pub plan: Plan,
+}
+
+impl NewTenant {
+    pub fn parse(name: &str, slug: Option<&str>, plan: Option<&str>) -> Result<Self, ApiError> {
+        Ok(NewTenant {
+            name: parse_name(name, "name").map_err(ApiError::InvalidRequest)?,
+            slug: slug
+                .map(Slug::parse)
+                .transpose()
+                .map_err(ApiError::InvalidRequest)?,
+            plan: plan
+                .map(Plan::parse)
+                .transpose()
+                .map_err(ApiError::InvalidRequest)?
+                .unwrap_or(Plan::Basic),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct TenantPatch {
+    pub name: Option<String>,
+    pub slug: Option<Slug>,
+    pub plan: Option<Plan>,
+}
+
+impl TenantPatch {
+    pub fn parse(
+        name: Option<&str>,
+        slug: Option<&str>,
+        plan: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let bad = ApiError::InvalidRequest;
+        Ok(TenantPatch {
+            name: name.map(|n| parse_name(n, "name")).transpose().map_err(bad)?,
+            slug: slug.map(Slug::parse).transpose().map_err(bad)?,
+            plan: plan.map(Plan::parse).transpose().map_err(bad)?,
+        })
+    }
+}
+
+const DUPLICATE_SLUG: &str = "a tenant with this slug already exists";
+
+impl AppState {
+    /// A tenant by id or slug, from memory; 404 when there is none.
+    pub fn find_tenant(&self, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
+        let found = match Uuid::parse_str(id_or_slug) {
+            Ok(id) => self.tenants.get(id),
+            Err(_) => self.tenants.get_by_slug(id_or_slug),
+        };
+        found.ok_or_else(|| ApiError::NotFound("no tenant with this id or slug".into()))
+    }
+
+    fn require_multi_tenant(&self) -> Result<(), ApiError> {
+        if self.config.flags.multi_tenant {
+            Ok(())
+        } else {
+            Err(ApiError::FeatureDisabled(
+                "multi-tenancy is disabled; set ENABLE_MULTI_TENANT=true to create tenants".into(),
+            ))
+        }
+    }
+
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, ApiError> {
+        self.require_multi_tenant()?;
+        self.write(move |st, c| {
+            let now = st.now();
+            let id = Uuid::new_v4();
+            let slug = match new.slug {
+                Some(s) => s,
+                None => free_slug(c, Slug::derive(&new.name))?,
+            };
+            c.execute(
+                "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
+                params![id.to_string(), new.name, slug.as_str(), new.plan.as_str(), now],
+            )
+            .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
+            let t = load(c, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+            st.tenants.put(t.clone());
+            Ok(t)
+        })
+        .await
+    }
+
+    pub async fn list_tenants(
+        &self,
+        status: Option<Status>,
+        page: PageRequest<(Micros, String)>,
+    ) -> Result<Page<Tenant>, ApiError> {
+        self.db
+            .run(move |c| {
+                let (after_t, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM tenants
+                     WHERE (?1 IS NULL OR status = ?1) AND (created_at, id) > (?2, ?3)
+                     ORDER BY created_at, id LIMIT ?4"
+                ))?;
+                let rows = stmt
+                    .query_map(
+                        params![status.map(Status::as_str), after_t, after_id, page.fetch()],
+                        from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page.limit, |t| {
+                    (t.created_at, t.id.to_string())
+                }))
+            })
+            .await
+    }
+
+    pub async fn update_tenant(&self, id_or_slug: &str, patch: TenantPatch) -> Result<Tenant, ApiError> {
+        let id = self.find_tenant(id_or_slug)?.id;
+        self.write(move |st, c| {
+            let tx = c.transaction()?;
+            let mut t = load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+            if let Some(n) = patch.name {
+                t.name = n;
+            }
+            if let Some(s) = patch.slug {
+                t.slug = s;
+            }
+            if let Some(p) = patch.plan {
+                t.plan = p;
+            }
+            tx.execute(
+                "UPDATE tenants SET name = ?2, slug = ?3, plan = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id.to_string(), t.name, t.slug.as_str(), t.plan.as_str(), st.now()],
+            )
+            .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
+            let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+            tx.commit()?;
+            st.tenants.put(t.clone());
+            Ok(t)
+        })
+        .await
+    }
+
+    /// Deactivates (soft delete) or reactivates; setting the status it already has changes nothing.
+    pub async fn set_tenant_status(&self, id_or_slug: &str, status: Status) -> Result<Tenant, ApiError> {
+        let id = self.find_tenant(id_or_slug)?.id;
+        if id == DEFAULT_TENANT_ID && status == Status::Inactive {
+            return Err(ApiError::Conflict("the default tenant cannot be deactivated".into()));
+        }
+        self.write(move |st, c| {
+            let now = st.now();
+            let deactivated_at = (status == Status::Inactive).then_some(now);
+            c.execute(
+                "UPDATE tenants SET status = ?2, deactivated_at = ?3, updated_at = ?4
+                 WHERE id = ?1 AND status <> ?2",
+                params![id.to_string(), status.as_str(), deactivated_at, now],
+            )?;
+            let t = load(c, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+            st.tenants.put(t.clone());
+            Ok(t)
+        })
+        .await
+    }
+
+    /// Hard delete of an inactive tenant and, by cascade, everything it owns.
+    pub async fn delete_tenant(&self, id_or_slug: &str, confirm: Option<&str>) -> Result<(), ApiError> {
+        let t = self.find_tenant(id_or_slug)?;
+        if t.id == DEFAULT_TENANT_ID {
+            return Err(ApiError::Conflict("the default tenant cannot be deleted".into()));
+        }
+        if confirm != Some(t.slug.as_str()) {
+            return Err(ApiError::InvalidRequest(
+                "confirm must be the tenant's slug (?confirm=<slug>)".into(),
+            ));
+        }
+        let id = t.id;
+        self.write(move |st, c| {
+            let n = c.execute(
+                "DELETE FROM tenants WHERE id = ?1 AND status = 'inactive'",
+                [id.to_string()],
+            )?;
+            if n == 0 {
+                return Err(match load(c, id)? {
+                    Some(_) => ApiError::Conflict(
+                        "only an inactive tenant can be deleted; deactivate it first".into(),
+                    ),
+                    None => ApiError::NotFound("no such tenant".into()),
+                });
+            }
+            st.tenants.remove(id);
+            st.keys.remove_tenant(id);
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The derived slug, or the same with `-2`, `-3`, ... when taken.
+fn free_slug(c: &Connection, base: Slug) -> Result<Slug, ApiError> {
+    let taken = |s: &Slug| -> Result<bool, ApiError> {
+        Ok(c.query_row("SELECT 1 FROM tenants WHERE slug = ?1", [s.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    };
+    if !taken(&base)? {
+        return Ok(base);
+    }
+    for n in 2..1000 {
+        let s = base.with_suffix(n);
+        if !taken(&s)? {
+            return Ok(s);
+        }
+    }
+    Err(ApiError::Conflict("no free slug could be derived from this name; give one".into()))
+}
