@@ -147,8 +147,8 @@ mod tests {
 
     #[test]
     fn secrets_do_not_debug_print() {
-        let c = Config::from_map(&env(&[("TENANTRY_ADMIN_TOKEN", "canary-0123456789abcdef")]))
-            .unwrap();
+        let c =
+            Config::from_map(&env(&[("TENANTRY_ADMIN_TOKEN", "canary-0123456789abcdef")])).unwrap();
         assert!(!format!("{c:?}").contains("canary"));
     }
 }

@@ -70,7 +70,9 @@ impl ApiError {
             413 => ApiError::PayloadTooLarge,
             415 => ApiError::UnsupportedMediaType("the body must be application/json".into()),
             503 => ApiError::NotReady,
-            s if (400..500).contains(&s) => ApiError::InvalidRequest("the request is malformed".into()),
+            s if (400..500).contains(&s) => {
+                ApiError::InvalidRequest("the request is malformed".into())
+            }
             _ => ApiError::Internal(format!("framework status {status}")),
         }
     }

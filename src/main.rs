@@ -35,10 +35,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("tenantry: {reason}");
+            say(&reason);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes a line for the operator; a closed stderr must not take the server down with it.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "tenantry: {line}");
 }
 
 fn init_logging() {
@@ -55,16 +61,20 @@ fn serve(config: Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;
         let url = app.base_url();
-        eprintln!("tenantry: serving {url} (data in {})", data_dir.display());
-        eprintln!("tenantry: health {url}/health, API {url}/api/...");
+        say(&format!("serving {url} (data in {})", data_dir.display()));
+        say(&format!("health {url}/health, API {url}/api/..."));
         match &app.generated_admin_token {
-            Some(token) => eprintln!(
-                "tenantry: admin token (shown once, stored only as a hash): {token}\n\
-                 tenantry: e.g. curl -H 'Authorization: Bearer {token}' {url}/api/features"
-            ),
-            None => eprintln!(
-                "tenantry: admin token: the one from TENANTRY_ADMIN_TOKEN or shown on first start"
-            ),
+            Some(token) => {
+                say(&format!(
+                    "admin token (shown once, stored only as a hash): {token}"
+                ));
+                say(&format!(
+                    "try: curl -H 'Authorization: Bearer {token}' {url}/api/features"
+                ));
+            }
+            None => {
+                say("admin token: the one in TENANTRY_ADMIN_TOKEN, or the one shown on first start")
+            }
         }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
@@ -73,10 +83,10 @@ fn serve(config: Config) -> Result<(), String> {
 fn migrate(config: Config) -> Result<(), String> {
     let path = config.db_path();
     tenantry::db::Db::open(&path)?;
-    eprintln!(
-        "tenantry: {} is at schema version {}",
+    say(&format!(
+        "{} is at schema version {}",
         path.display(),
         tenantry::db::migrate::latest()
-    );
+    ));
     Ok(())
 }

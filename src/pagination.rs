@@ -45,11 +45,7 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows; `key` gives the sort key of a row.
-    pub fn from_rows<K: Serialize>(
-        mut rows: Vec<T>,
-        limit: u32,
-        key: impl Fn(&T) -> K,
-    ) -> Page<T> {
+    pub fn from_rows<K: Serialize>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> Page<T> {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = if more {

@@ -66,7 +66,10 @@ impl AppState {
     /// The caller behind an `Authorization` header value, from memory only.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;

@@ -83,7 +83,9 @@ impl AppState {
     pub async fn create_key(&self, ctx: &TenantCtx, new: NewKey) -> Result<CreatedKey, ApiError> {
         ctx.require(Action::Manage)?;
         if new.expires_at.is_some_and(|e| e <= self.now()) {
-            return Err(ApiError::InvalidRequest("expires_at must be in the future".into()));
+            return Err(ApiError::InvalidRequest(
+                "expires_at must be in the future".into(),
+            ));
         }
         let ctx = ctx.clone();
         self.write(move |st, c| {
@@ -162,7 +164,10 @@ impl AppState {
                      ORDER BY created_at, id LIMIT ?4"
                 ))?;
                 let rows = stmt
-                    .query_map(params![ctx.db_id(), after_t, after_id, page.fetch()], from_row)?
+                    .query_map(
+                        params![ctx.db_id(), after_t, after_id, page.fetch()],
+                        from_row,
+                    )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(Page::from_rows(rows, page.limit, |k| {
                     (k.created_at, k.id.to_string())

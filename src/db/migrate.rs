@@ -75,7 +75,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(slug, "default");
-        assert!(apply(&mut c).unwrap().is_empty(), "second run applies nothing");
+        assert!(
+            apply(&mut c).unwrap().is_empty(),
+            "second run applies nothing"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub fn conflict_on_unique(e: rusqlite::Error, what: &str) -> ApiError {
 }
 
 pub fn parse_uuid_column(s: String) -> rusqlite::Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(&s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    uuid::Uuid::parse_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }

@@ -32,7 +32,12 @@ async fn create(
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let new = NewKey::parse(&b.name, &b.role, b.user_id.as_deref(), b.expires_at.as_deref())?;
+    let new = NewKey::parse(
+        &b.name,
+        &b.role,
+        b.user_id.as_deref(),
+        b.expires_at.as_deref(),
+    )?;
     let created = st.create_key(&ctx, new).await?;
     let mut view = KeyView::from(created.key);
     view.key = Some(created.secret);

@@ -16,7 +16,9 @@ impl UserId {
     pub fn parse(s: &str) -> Result<UserId, ApiError> {
         let n = s.chars().count();
         if n == 0 || n > 255 {
-            return Err(ApiError::InvalidRequest("user_id must be 1 to 255 characters".into()));
+            return Err(ApiError::InvalidRequest(
+                "user_id must be 1 to 255 characters".into(),
+            ));
         }
         if s.chars().any(char::is_control) {
             return Err(ApiError::InvalidRequest(
@@ -91,7 +93,12 @@ impl AppState {
     }
 
     /// Adds a member or changes its role.
-    pub async fn put_member(&self, ctx: &TenantCtx, user: UserId, role: Role) -> Result<Member, ApiError> {
+    pub async fn put_member(
+        &self,
+        ctx: &TenantCtx,
+        user: UserId,
+        role: Role,
+    ) -> Result<Member, ApiError> {
         ctx.require(Action::Manage)?;
         let ctx = ctx.clone();
         self.write(move |st, c| {

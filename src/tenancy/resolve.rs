@@ -123,7 +123,11 @@ mod tests {
 
     fn cache() -> TenantCache {
         let c = TenantCache::default();
-        c.insert_for_test(tenant_for_test(DEFAULT_TENANT_ID, "default", Status::Active));
+        c.insert_for_test(tenant_for_test(
+            DEFAULT_TENANT_ID,
+            "default",
+            Status::Active,
+        ));
         c.insert_for_test(tenant_for_test(A, "tenant-a", Status::Active));
         c.insert_for_test(tenant_for_test(B, "tenant-b", Status::Active));
         c.insert_for_test(tenant_for_test(GONE, "gone", Status::Inactive));
@@ -156,11 +160,23 @@ mod tests {
 
     #[test]
     fn contract_table_rows() {
-        assert_eq!(run(Caller::Admin, Some("nope"), None), Err("invalid_tenant_id"));
+        assert_eq!(
+            run(Caller::Admin, Some("nope"), None),
+            Err("invalid_tenant_id")
+        );
         let unknown = Uuid::from_u128(0xdead).to_string();
-        assert_eq!(run(Caller::Admin, Some(&unknown), None), Err("tenant_unavailable"));
-        assert_eq!(run(Caller::Admin, Some(&GONE.to_string()), None), Err("tenant_unavailable"));
-        assert_eq!(run(Caller::Admin, None, Some("no-such")), Err("tenant_unavailable"));
+        assert_eq!(
+            run(Caller::Admin, Some(&unknown), None),
+            Err("tenant_unavailable")
+        );
+        assert_eq!(
+            run(Caller::Admin, Some(&GONE.to_string()), None),
+            Err("tenant_unavailable")
+        );
+        assert_eq!(
+            run(Caller::Admin, None, Some("no-such")),
+            Err("tenant_unavailable")
+        );
         assert_eq!(run(key_of(A), Some(&B.to_string()), None), Err("forbidden"));
         assert_eq!(run(key_of(A), None, Some("tenant-b")), Err("forbidden"));
         assert_eq!(run(key_of(A), None, Some("no-such")), Err("forbidden"));
@@ -176,10 +192,16 @@ mod tests {
                 .map_err(|e| e.code())
         };
         assert_eq!(one(Caller::Admin, None, None), Ok(DEFAULT_TENANT_ID));
-        assert_eq!(one(Caller::Admin, None, Some("default")), Ok(DEFAULT_TENANT_ID));
+        assert_eq!(
+            one(Caller::Admin, None, Some("default")),
+            Ok(DEFAULT_TENANT_ID)
+        );
         let a = A.to_string();
         assert_eq!(one(Caller::Admin, Some(&a), None), Err("feature_disabled"));
-        assert_eq!(one(Caller::Admin, None, Some("tenant-a")), Err("feature_disabled"));
+        assert_eq!(
+            one(Caller::Admin, None, Some("tenant-a")),
+            Err("feature_disabled")
+        );
         assert_eq!(one(key_of(A), None, None), Err("feature_disabled"));
     }
 }

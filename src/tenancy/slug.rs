@@ -77,7 +77,15 @@ mod tests {
 
     #[test]
     fn refuses_bad_slugs() {
-        for s in ["ab", "", "Acme", "acme_corp", "acme corp", "ächt", &"a".repeat(64)] {
+        for s in [
+            "ab",
+            "",
+            "Acme",
+            "acme_corp",
+            "acme corp",
+            "ächt",
+            &"a".repeat(64),
+        ] {
             assert!(Slug::parse(s).is_err(), "{s}");
         }
         assert!(Slug::parse("00000000-0000-0000-0000-000000000000").is_err());

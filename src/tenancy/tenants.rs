@@ -75,7 +75,10 @@ impl TenantPatch {
     ) -> Result<Self, ApiError> {
         let bad = ApiError::InvalidRequest;
         Ok(TenantPatch {
-            name: name.map(|n| parse_name(n, "name")).transpose().map_err(bad)?,
+            name: name
+                .map(|n| parse_name(n, "name"))
+                .transpose()
+                .map_err(bad)?,
             slug: slug.map(Slug::parse).transpose().map_err(bad)?,
             plan: plan.map(Plan::parse).transpose().map_err(bad)?,
         })
@@ -116,7 +119,13 @@ impl AppState {
             c.execute(
                 "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
-                params![id.to_string(), new.name, slug.as_str(), new.plan.as_str(), now],
+                params![
+                    id.to_string(),
+                    new.name,
+                    slug.as_str(),
+                    new.plan.as_str(),
+                    now
+                ],
             )
             .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
             let t = load(c, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
@@ -152,11 +161,16 @@ impl AppState {
             .await
     }
 
-    pub async fn update_tenant(&self, id_or_slug: &str, patch: TenantPatch) -> Result<Tenant, ApiError> {
+    pub async fn update_tenant(
+        &self,
+        id_or_slug: &str,
+        patch: TenantPatch,
+    ) -> Result<Tenant, ApiError> {
         let id = self.find_tenant(id_or_slug)?.id;
         self.write(move |st, c| {
             let tx = c.transaction()?;
-            let mut t = load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+            let mut t =
+                load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
             if let Some(n) = patch.name {
                 t.name = n;
             }
@@ -168,7 +182,13 @@ impl AppState {
             }
             tx.execute(
                 "UPDATE tenants SET name = ?2, slug = ?3, plan = ?4, updated_at = ?5 WHERE id = ?1",
-                params![id.to_string(), t.name, t.slug.as_str(), t.plan.as_str(), st.now()],
+                params![
+                    id.to_string(),
+                    t.name,
+                    t.slug.as_str(),
+                    t.plan.as_str(),
+                    st.now()
+                ],
             )
             .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
             let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
@@ -180,10 +200,16 @@ impl AppState {
     }
 
     /// Deactivates (soft delete) or reactivates; setting the status it already has changes nothing.
-    pub async fn set_tenant_status(&self, id_or_slug: &str, status: Status) -> Result<Tenant, ApiError> {
+    pub async fn set_tenant_status(
+        &self,
+        id_or_slug: &str,
+        status: Status,
+    ) -> Result<Tenant, ApiError> {
         let id = self.find_tenant(id_or_slug)?.id;
         if id == DEFAULT_TENANT_ID && status == Status::Inactive {
-            return Err(ApiError::Conflict("the default tenant cannot be deactivated".into()));
+            return Err(ApiError::Conflict(
+                "the default tenant cannot be deactivated".into(),
+            ));
         }
         self.write(move |st, c| {
             let now = st.now();
@@ -201,10 +227,16 @@ impl AppState {
     }
 
     /// Hard delete of an inactive tenant and, by cascade, everything it owns.
-    pub async fn delete_tenant(&self, id_or_slug: &str, confirm: Option<&str>) -> Result<(), ApiError> {
+    pub async fn delete_tenant(
+        &self,
+        id_or_slug: &str,
+        confirm: Option<&str>,
+    ) -> Result<(), ApiError> {
         let t = self.find_tenant(id_or_slug)?;
         if t.id == DEFAULT_TENANT_ID {
-            return Err(ApiError::Conflict("the default tenant cannot be deleted".into()));
+            return Err(ApiError::Conflict(
+                "the default tenant cannot be deleted".into(),
+            ));
         }
         if confirm != Some(t.slug.as_str()) {
             return Err(ApiError::InvalidRequest(
@@ -236,9 +268,13 @@ impl AppState {
 /// The derived slug, or the same with `-2`, `-3`, ... when taken.
 fn free_slug(c: &Connection, base: Slug) -> Result<Slug, ApiError> {
     let taken = |s: &Slug| -> Result<bool, ApiError> {
-        Ok(c.query_row("SELECT 1 FROM tenants WHERE slug = ?1", [s.as_str()], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(c.query_row(
+            "SELECT 1 FROM tenants WHERE slug = ?1",
+            [s.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
     };
     if !taken(&base)? {
         return Ok(base);
@@ -249,5 +285,7 @@ fn free_slug(c: &Connection, base: Slug) -> Result<Slug, ApiError> {
             return Ok(s);
         }
     }
-    Err(ApiError::Conflict("no free slug could be derived from this name; give one".into()))
+    Err(ApiError::Conflict(
+        "no free slug could be derived from this name; give one".into(),
+    ))
 }

@@ -1,0 +1,240 @@
+//! `spawn_app`: the real application on port 0 with a fresh SQLite file in a temp dir, a manual
+//! clock, and helpers that speak HTTP to it the way a client would.
+use chrono::Utc;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tempfile::TempDir;
+use tenantry::clock::ManualClock;
+use tenantry::config::{Config, Secret};
+use tenantry::startup::Application;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+    pub config: Config,
+    pub generated_admin_token: Option<String>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the contract's error format and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "unexpected answer: {}",
+            self.body
+        );
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without message: {}",
+            self.body
+        );
+    }
+}
+
+pub fn config(dir: &TempDir, env: &[(&str, &str)]) -> Config {
+    let mut map: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.insert("TENANTRY_BIND".into(), "127.0.0.1:0".into());
+    map.insert(
+        "TENANTRY_DATA_DIR".into(),
+        dir.path().to_string_lossy().into_owned(),
+    );
+    let mut c = Config::from_map(&map).expect("test config is valid");
+    c.workers = 2;
+    c
+}
+
+/// Multi-tenant mode, admin token `ADMIN`.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(&[("ENABLE_MULTI_TENANT", "true")]).await
+}
+
+/// The OSS default: single-tenant mode.
+pub async fn spawn_single_tenant() -> TestApp {
+    spawn_with(&[]).await
+}
+
+pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut c = config(&dir, env);
+    if c.admin_token.is_none() {
+        c.admin_token = Some(Secret::new(ADMIN));
+    }
+    start(dir, c).await
+}
+
+pub async fn start(dir: TempDir, config: Config) -> TestApp {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = Application::build_with_clock(config.clone(), clock.clone()).expect("app builds");
+    let address = app.base_url();
+    let handle = app.handle();
+    let generated_admin_token = app.generated_admin_token.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        clock,
+        dir,
+        config,
+        generated_admin_token,
+        handle,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        start(self.dir, self.config).await
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.request(method, path, token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(m, format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request reaches the server");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "non-JSON body with {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call("PUT", path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call("DELETE", path, Some(token), None).await
+    }
+
+    /// Creates a tenant as admin and returns it.
+    pub async fn create_tenant(&self, slug: &str) -> Value {
+        let r = self
+            .post("/api/tenants", ADMIN, json!({"name": slug, "slug": slug}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    pub async fn put_member(&self, slug: &str, user: &str, role: &str) {
+        let r = self
+            .put(
+                &format!("/api/tenant/{slug}/members/{user}"),
+                ADMIN,
+                json!({"role": role}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Creates a key as admin for the tenant with this slug and returns the `tk_` key.
+    pub async fn create_key(&self, slug: &str, role: &str) -> String {
+        self.create_key_with(slug, json!({"name": format!("{role} key"), "role": role}))
+            .await["key"]
+            .as_str()
+            .expect("key in create response")
+            .to_string()
+    }
+
+    pub async fn create_key_with(&self, slug: &str, body: Value) -> Value {
+        let r = self
+            .post(&format!("/api/tenant/{slug}/keys"), ADMIN, body)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    /// Walks a paginated list to its end with the given page size.
+    pub async fn walk(&self, path: &str, token: &str, limit: u32) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        loop {
+            let mut p = format!("{path}{sep}limit={limit}");
+            if let Some(c) = &cursor {
+                p.push_str(&format!("&cursor={c}"));
+            }
+            let r = self.get(&p, token).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let page = r.body["items"].as_array().expect("items").clone();
+            assert!(page.len() <= limit as usize);
+            items.extend(page);
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return items,
+            }
+        }
+    }
+}
