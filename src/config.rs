@@ -55,6 +55,8 @@ fn flag(env: &HashMap<String, String>, name: &str, default: bool) -> Result<bool
     }
 }
 
+const PROVIDER_KEY_PREFIX: &str = "TENANTRY_PROVIDER_KEY_";
+
 /// A secret from the environment: never printed by `Debug`.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -80,6 +82,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub admin_token: Option<Secret>,
     pub flags: Flags,
+    /// `ENCRYPTION_KEY`; when unset, a generated key file in the data dir is used.
+    pub encryption_key: Option<Secret>,
+    /// `ENCRYPTION_KEY_OLD`, read only by `rotate-encryption-key`.
+    pub encryption_key_old: Option<Secret>,
+    /// The instance's provider keys, by variable name (`TENANTRY_PROVIDER_KEY_OPENAI`).
+    pub provider_keys: HashMap<String, Secret>,
+    /// scrypt parameters for a newly installed key (tests lower them; stored with the salt).
+    pub kdf: crate::crypto::KdfParams,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
 }
@@ -103,8 +113,21 @@ impl Config {
             data_dir: PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".into())),
             admin_token,
             flags: Flags::from_env(env)?,
+            encryption_key: get("ENCRYPTION_KEY").map(Secret::new),
+            encryption_key_old: get("ENCRYPTION_KEY_OLD").map(Secret::new),
+            provider_keys: env
+                .iter()
+                .filter(|(k, v)| k.starts_with(PROVIDER_KEY_PREFIX) && !v.trim().is_empty())
+                .map(|(k, v)| (k.clone(), Secret::new(v.trim())))
+                .collect(),
+            kdf: crate::crypto::KdfParams::default(),
             workers: 0,
         })
+    }
+
+    /// The instance's own key for a provider, from `TENANTRY_PROVIDER_KEY_<PROVIDER>`.
+    pub fn provider_key(&self, env_var: &str) -> Option<&Secret> {
+        self.provider_keys.get(env_var)
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -25,6 +25,10 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    ByoKeyMissing(String),
+    #[error("{0}")]
+    HostedKeyMissing(String),
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -48,6 +52,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::ByoKeyMissing(_) => "byo_key_missing",
+            ApiError::HostedKeyMissing(_) => "hosted_key_missing",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotReady => "not_ready",
@@ -94,7 +100,9 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ByoKeyMissing(_) | ApiError::HostedKeyMissing(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,

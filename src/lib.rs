@@ -3,11 +3,16 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
+pub mod encryption;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod pagination;
+pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod tenancy;
 pub mod time;
+pub mod usage;

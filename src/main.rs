@@ -24,6 +24,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Re-encrypt every stored provider key from ENCRYPTION_KEY_OLD to ENCRYPTION_KEY (server stopped).
+    RotateEncryptionKey,
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = Config::from_env().and_then(|config| match cli.command {
         None | Some(Command::Serve) => serve(config),
         Some(Command::Migrate) => migrate(config),
+        Some(Command::RotateEncryptionKey) => rotate(config),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,6 +66,9 @@ fn serve(config: Config) -> Result<(), String> {
         let url = app.base_url();
         say(&format!("serving {url} (data in {})", data_dir.display()));
         say(&format!("health {url}/health, API {url}/api/..."));
+        for notice in &app.notices {
+            say(notice);
+        }
         match &app.generated_admin_token {
             Some(token) => {
                 say(&format!(
@@ -78,6 +84,21 @@ fn serve(config: Config) -> Result<(), String> {
         }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+fn rotate(config: Config) -> Result<(), String> {
+    let _lock = tenantry::db::lock::acquire(&config.data_dir, std::time::Duration::ZERO)?;
+    let path = config.db_path();
+    if !path.exists() {
+        return Err(format!("no database at {}", path.display()));
+    }
+    let db = tenantry::db::Db::open(&path)?;
+    let mut c = db.conn().map_err(|e| e.to_string())?;
+    let n = tenantry::encryption::rotate(&config, &mut c)?;
+    say(&format!(
+        "re-encrypted {n} provider keys; start the server with the new ENCRYPTION_KEY"
+    ));
+    Ok(())
 }
 
 fn migrate(config: Config) -> Result<(), String> {

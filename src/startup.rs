@@ -4,8 +4,10 @@ use crate::auth::{AdminToken, KeyCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
+use crate::encryption;
 use crate::http;
-use crate::state::AppState;
+use crate::settings::SettingsCache;
+use crate::state::{AppState, Loaded};
 use crate::tenancy::TenantCache;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
@@ -19,6 +21,8 @@ pub struct Application {
     state: AppState,
     /// The admin token, when this start generated it: the one time it is shown.
     pub generated_admin_token: Option<String>,
+    /// Warnings for the operator (e.g. a generated encryption key file).
+    pub notices: Vec<String>,
 }
 
 impl Application {
@@ -27,15 +31,26 @@ impl Application {
     }
 
     pub fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Application, String> {
+        // Held for as long as any part of the server runs; released by the OS on exit or crash.
+        let lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::from_secs(5))?;
         let db = Db::open(&config.db_path())?;
-        let (tenants, keys, (admin, generated)) = {
-            let c = db.conn().map_err(|e| e.to_string())?;
+        let mut notices = Vec::new();
+        let (loaded, generated) = {
+            let mut c = db.conn().map_err(|e| e.to_string())?;
+            let (master_key, notice) = encryption::master_key(&config, &mut c)?;
+            notices.extend(notice);
             let load = |e: rusqlite::Error| format!("cannot load state from the database: {e}");
-            (
-                TenantCache::load(&c).map_err(load)?,
-                KeyCache::load(&c).map_err(load)?,
-                AdminToken::setup(&c, config.admin_token.as_ref()).map_err(load)?,
-            )
+            let (admin, generated) =
+                AdminToken::setup(&c, config.admin_token.as_ref()).map_err(load)?;
+            let loaded = Loaded {
+                tenants: TenantCache::load(&c).map_err(load)?,
+                keys: KeyCache::load(&c).map_err(load)?,
+                settings: SettingsCache::load(&c).map_err(load)?,
+                admin,
+                master_key,
+                lock,
+            };
+            (loaded, generated)
         };
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -44,7 +59,7 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let state = AppState::new(Arc::new(config), db, tenants, keys, admin, clock);
+        let state = AppState::new(Arc::new(config), db, loaded, clock);
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -68,6 +83,7 @@ impl Application {
             server,
             state,
             generated_admin_token: generated,
+            notices,
         })
     }
 

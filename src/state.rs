@@ -4,12 +4,25 @@
 use crate::auth::{Caller, KeyCache};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::MasterKey;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::settings::SettingsCache;
 use crate::tenancy::TenantCache;
 use crate::time::{to_micros, Micros};
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
+
+/// What start-up loads from the database before serving.
+pub struct Loaded {
+    pub tenants: TenantCache,
+    pub keys: KeyCache,
+    pub admin: crate::auth::AdminToken,
+    pub settings: SettingsCache,
+    pub master_key: MasterKey,
+    /// The data directory's lock (see `db::lock`).
+    pub lock: std::fs::File,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,28 +31,28 @@ pub struct AppState {
     pub tenants: Arc<TenantCache>,
     pub keys: Arc<KeyCache>,
     pub admin: Arc<crate::auth::AdminToken>,
+    pub settings: Arc<SettingsCache>,
+    /// Seals and opens provider keys; derived once at start.
+    pub master_key: Arc<MasterKey>,
     pub clock: Arc<dyn Clock>,
+    _lock: Arc<std::fs::File>,
     /// Serialises writes to tenants, members and keys, so each write and the cache update that
     /// follows it happen as one step: two concurrent writers cannot leave the cache stale.
     write_lock: Arc<Mutex<()>>,
 }
 
 impl AppState {
-    pub fn new(
-        config: Arc<Config>,
-        db: Db,
-        tenants: TenantCache,
-        keys: KeyCache,
-        admin: crate::auth::AdminToken,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(config: Arc<Config>, db: Db, parts: Loaded, clock: Arc<dyn Clock>) -> Self {
         AppState {
             config,
             db,
-            tenants: Arc::new(tenants),
-            keys: Arc::new(keys),
-            admin: Arc::new(admin),
+            tenants: Arc::new(parts.tenants),
+            keys: Arc::new(parts.keys),
+            admin: Arc::new(parts.admin),
+            settings: Arc::new(parts.settings),
+            master_key: Arc::new(parts.master_key),
             clock,
+            _lock: Arc::new(parts.lock),
             write_lock: Arc::new(Mutex::new(())),
         }
     }

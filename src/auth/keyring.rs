@@ -4,12 +4,14 @@ use super::keys::{generate, CachedKey};
 use super::{Action, Role};
 use crate::db::sql::parse_uuid_column;
 use crate::error::ApiError;
+use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use crate::tenancy::members::{role_of, UserId};
 use crate::tenancy::TenantCtx;
 use crate::time::Micros;
 use rusqlite::{params, OptionalExtension};
+use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
@@ -116,7 +118,8 @@ impl AppState {
                 expires_at: new.expires_at,
                 revoked_at: None,
             };
-            c.execute(
+            let tx = c.transaction()?;
+            tx.execute(
                 "INSERT INTO api_keys (id, tenant_id, name, role, user_id, key_hash, prefix,
                                        created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -132,6 +135,20 @@ impl AppState {
                     key.expires_at
                 ],
             )?;
+            let actor = ctx.caller().describe();
+            let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
+                              "user_id": key.user_id, "prefix": key.prefix, "actor": actor});
+            let msg = format!(
+                "{} key {} created by {actor}",
+                key.role.as_str(),
+                key.prefix
+            );
+            events::record(
+                &tx,
+                key.created_at,
+                NewEvent::of(Kind::KeyCreated, ctx.id(), msg, data),
+            )?;
+            tx.commit()?;
             st.keys.insert(
                 hash,
                 CachedKey {
@@ -183,19 +200,32 @@ impl AppState {
         let id = Uuid::parse_str(key_id).map_err(|_| not_found())?;
         let ctx = ctx.clone();
         self.write(move |st, c| {
-            let hash: Vec<u8> = c
+            let tx = c.transaction()?;
+            let (hash, prefix): (Vec<u8>, String) = tx
                 .query_row(
-                    "SELECT key_hash FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
+                    "SELECT key_hash, prefix FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
                     params![id.to_string(), ctx.db_id()],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?
                 .ok_or_else(not_found)?;
-            c.execute(
+            let now = st.now();
+            let revoked = tx.execute(
                 "UPDATE api_keys SET revoked_at = ?3
                  WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
-                params![id.to_string(), ctx.db_id(), st.now()],
+                params![id.to_string(), ctx.db_id(), now],
             )?;
+            if revoked == 1 {
+                let actor = ctx.caller().describe();
+                let data = json!({"key_id": id, "prefix": prefix, "actor": actor});
+                let msg = format!("key {prefix} revoked by {actor}");
+                events::record(
+                    &tx,
+                    now,
+                    NewEvent::of(Kind::KeyRevoked, ctx.id(), msg, data),
+                )?;
+            }
+            tx.commit()?;
             st.keys.remove(&hash);
             Ok(())
         })

@@ -1,11 +1,13 @@
 //! The HTTP surface: one file per route area, each with `configure`; this file wires them and
 //! the framework's extractor errors into the contract's error format.
+pub mod events;
 pub mod extract;
 pub mod features;
 pub mod health;
 pub mod keys;
 pub mod members;
 pub mod middleware;
+pub mod settings;
 pub mod tenants;
 pub mod views;
 
@@ -61,6 +63,8 @@ pub fn path_config() -> web::PathConfig {
 fn tenant_scoped(cfg: &mut web::ServiceConfig) {
     members::configure(cfg);
     keys::configure(cfg);
+    settings::configure(cfg);
+    events::configure(cfg);
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -31,6 +31,8 @@ struct CreateBody {
     name: String,
     slug: Option<String>,
     plan: Option<String>,
+    template: Option<String>,
+    settings: Option<serde_json::Value>,
 }
 
 async fn create(
@@ -39,7 +41,13 @@ async fn create(
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let new = NewTenant::parse(&b.name, b.slug.as_deref(), b.plan.as_deref())?;
+    let new = NewTenant::parse(
+        &b.name,
+        b.slug.as_deref(),
+        b.plan.as_deref(),
+        b.template.as_deref(),
+        b.settings.as_ref(),
+    )?;
     let t = st.create_tenant(new).await?;
     Ok(HttpResponse::Created().json(TenantView::from(&t)))
 }

@@ -3,10 +3,12 @@
 use super::TenantCtx;
 use crate::auth::{Action, Role};
 use crate::error::ApiError;
+use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::json;
 
 /// The application's own user identifier: 1 to 255 printable characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +60,31 @@ fn owners(c: &Connection, ctx: &TenantCtx) -> Result<i64, ApiError> {
         [ctx.db_id()],
         |r| r.get(0),
     )?)
+}
+
+/// `member.changed`: added, re-roled or removed (`role: null`).
+fn member_event(
+    c: &Connection,
+    ctx: &TenantCtx,
+    at: Micros,
+    user_id: &str,
+    previous: Option<Role>,
+    role: Option<Role>,
+) -> Result<(), ApiError> {
+    let actor = ctx.caller().describe();
+    let data = json!({"user_id": user_id, "previous_role": previous.map(Role::as_str),
+                      "role": role.map(Role::as_str), "actor": actor});
+    let what = match role {
+        Some(r) => format!("is now {}", r.as_str()),
+        None => "was removed".into(),
+    };
+    let msg = format!("member {} {what}", crate::error::clip(user_id));
+    events::record(
+        c,
+        at,
+        NewEvent::of(Kind::MemberChanged, ctx.id(), msg, data),
+    )?;
+    Ok(())
 }
 
 const LAST_OWNER: &str = "this is the tenant's last owner; make another member owner first";
@@ -120,6 +147,7 @@ impl AppState {
                 params![ctx.db_id(), user.as_str()],
                 |r| r.get(0),
             )?;
+            member_event(&tx, &ctx, now, user.as_str(), current, Some(role))?;
             tx.commit()?;
             st.keys.member_changed(ctx.id(), user.as_str(), Some(role));
             Ok(Member {
@@ -136,17 +164,18 @@ impl AppState {
         let ctx = ctx.clone();
         self.write(move |st, c| {
             let tx = c.transaction()?;
-            match role_of(&tx, &ctx, user.as_str())? {
+            let current = match role_of(&tx, &ctx, user.as_str())? {
                 None => return Err(ApiError::NotFound("no such member".into())),
                 Some(Role::Owner) if owners(&tx, &ctx)? <= 1 => {
                     return Err(ApiError::Conflict(LAST_OWNER.into()))
                 }
-                Some(_) => {}
-            }
+                Some(r) => r,
+            };
             tx.execute(
                 "DELETE FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
                 params![ctx.db_id(), user.as_str()],
             )?;
+            member_event(&tx, &ctx, st.now(), user.as_str(), Some(current), None)?;
             tx.commit()?;
             st.keys.member_changed(ctx.id(), user.as_str(), None);
             Ok(())

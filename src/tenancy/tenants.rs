@@ -3,10 +3,14 @@
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
 use crate::db::sql::{conflict_on_unique, parse_uuid_column};
 use crate::error::ApiError;
+use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
+use crate::settings::store::write_version;
+use crate::settings::Settings;
 use crate::state::AppState;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -41,21 +45,37 @@ pub struct NewTenant {
     pub name: String,
     pub slug: Option<Slug>,
     pub plan: Plan,
+    /// Version 1 of its settings: the template's (or the defaults), then the given partial.
+    pub settings: Settings,
 }
 
 impl NewTenant {
-    pub fn parse(name: &str, slug: Option<&str>, plan: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(
+        name: &str,
+        slug: Option<&str>,
+        plan: Option<&str>,
+        template: Option<&str>,
+        settings: Option<&serde_json::Value>,
+    ) -> Result<Self, ApiError> {
+        let bad = ApiError::InvalidRequest;
+        let (base, template_plan) = match template {
+            None => (Settings::default(), Plan::Basic),
+            Some(t) => Settings::template(t)
+                .ok_or_else(|| bad("template must be trial, startup or enterprise".into()))?,
+        };
+        let settings = match settings {
+            Some(patch) => base.patched(patch)?,
+            None => base,
+        };
         Ok(NewTenant {
-            name: parse_name(name, "name").map_err(ApiError::InvalidRequest)?,
-            slug: slug
-                .map(Slug::parse)
-                .transpose()
-                .map_err(ApiError::InvalidRequest)?,
+            name: parse_name(name, "name").map_err(bad)?,
+            slug: slug.map(Slug::parse).transpose().map_err(bad)?,
             plan: plan
                 .map(Plan::parse)
                 .transpose()
-                .map_err(ApiError::InvalidRequest)?
-                .unwrap_or(Plan::Basic),
+                .map_err(bad)?
+                .unwrap_or(template_plan),
+            settings,
         })
     }
 }
@@ -110,13 +130,14 @@ impl AppState {
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, ApiError> {
         self.require_multi_tenant()?;
         self.write(move |st, c| {
+            let tx = c.transaction()?;
             let now = st.now();
             let id = Uuid::new_v4();
             let slug = match new.slug {
                 Some(s) => s,
-                None => free_slug(c, Slug::derive(&new.name))?,
+                None => free_slug(&tx, Slug::derive(&new.name))?,
             };
-            c.execute(
+            tx.execute(
                 "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
                 params![
@@ -128,8 +149,12 @@ impl AppState {
                 ],
             )
             .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
-            let t = load(c, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+            let settings = write_version(&tx, id, 1, &new.settings, "admin", now)?;
+            let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+            lifecycle_event(&tx, now, Kind::TenantCreated, &t)?;
+            tx.commit()?;
             st.tenants.put(t.clone());
+            st.settings.put(id, settings);
             Ok(t)
         })
         .await
@@ -192,6 +217,7 @@ impl AppState {
             )
             .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
             let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+            lifecycle_event(&tx, st.now(), Kind::TenantUpdated, &t)?;
             tx.commit()?;
             st.tenants.put(t.clone());
             Ok(t)
@@ -212,14 +238,23 @@ impl AppState {
             ));
         }
         self.write(move |st, c| {
+            let tx = c.transaction()?;
             let now = st.now();
             let deactivated_at = (status == Status::Inactive).then_some(now);
-            c.execute(
+            let changed = tx.execute(
                 "UPDATE tenants SET status = ?2, deactivated_at = ?3, updated_at = ?4
                  WHERE id = ?1 AND status <> ?2",
                 params![id.to_string(), status.as_str(), deactivated_at, now],
             )?;
-            let t = load(c, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+            let t = load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+            if changed == 1 {
+                let kind = match status {
+                    Status::Inactive => Kind::TenantDeactivated,
+                    Status::Active => Kind::TenantReactivated,
+                };
+                lifecycle_event(&tx, now, kind, &t)?;
+            }
+            tx.commit()?;
             st.tenants.put(t.clone());
             Ok(t)
         })
@@ -259,10 +294,24 @@ impl AppState {
             }
             st.tenants.remove(id);
             st.keys.remove_tenant(id);
+            st.settings.remove(id);
             Ok(())
         })
         .await
     }
+}
+
+/// Tenant lifecycle changes are made by the admin; the event carries the tenant as it now is.
+fn lifecycle_event(c: &Connection, at: Micros, kind: Kind, t: &Tenant) -> Result<(), ApiError> {
+    let data = json!({"slug": t.slug.as_str(), "name": t.name, "plan": t.plan.as_str(),
+                      "status": t.status.as_str(), "actor": "admin"});
+    let msg = format!(
+        "tenant {} {}",
+        t.slug,
+        kind.event_type().trim_start_matches("tenant.")
+    );
+    events::record(c, at, NewEvent::of(kind, t.id, msg, data))?;
+    Ok(())
 }
 
 /// The derived slug, or the same with `-2`, `-3`, ... when taken.

@@ -82,6 +82,8 @@ pub async fn spawn_single_tenant() -> TestApp {
 pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut c = config(&dir, env);
+    // A low scrypt cost keeps each test server's start fast; production uses the default.
+    c.kdf = tenantry::crypto::KdfParams::parse("scrypt:10:8:1").expect("valid params");
     if c.admin_token.is_none() {
         c.admin_token = Some(Secret::new(ADMIN));
     }
@@ -109,8 +111,14 @@ pub async fn start(dir: TempDir, config: Config) -> TestApp {
 impl TestApp {
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart(self) -> TestApp {
+        let (dir, config) = self.stop().await;
+        start(dir, config).await
+    }
+
+    /// Stops the server, handing back its data directory and configuration.
+    pub async fn stop(self) -> (TempDir, Config) {
         self.handle.stop(true).await;
-        start(self.dir, self.config).await
+        (self.dir, self.config)
     }
 
     pub async fn call(

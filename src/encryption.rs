@@ -1,0 +1,198 @@
+//! The instance's master key for provider keys: from `ENCRYPTION_KEY`, or from a generated
+//! `encryption.key` (mode 0600) in the data dir. Derived with scrypt once at start from a
+//! per-instance salt kept in `meta`; a stored check value refuses a wrong key at start-up.
+use crate::config::{Config, Secret};
+use crate::crypto::{self, KdfParams, MasterKey};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const SALT: &str = "encryption_salt";
+const PARAMS: &str = "encryption_kdf";
+const CHECK: &str = "encryption_check";
+
+pub fn key_file(config: &Config) -> PathBuf {
+    config.data_dir.join("encryption.key")
+}
+
+fn meta(c: &Connection, key: &str) -> Result<Option<String>, String> {
+    c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(|e| format!("cannot read {key}: {e}"))
+}
+
+fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), String> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )
+    .map(drop)
+    .map_err(|e| format!("cannot write {key}: {e}"))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "the stored encryption salt is damaged".to_string())
+        })
+        .collect()
+}
+
+/// Reads the key file, or creates it with a fresh secret (mode 0600). Returns the secret and
+/// whether it was created now.
+fn file_secret(path: &Path) -> Result<(Secret, bool), String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => return Ok((Secret::new(s.trim()), false)),
+        Ok(_) => {
+            return Err(format!(
+                "{} is empty; restore it or set ENCRYPTION_KEY",
+                path.display()
+            ))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot read {}: {e}", path.display()))
+        }
+        Err(_) => {}
+    }
+    let secret = crypto::generate_secret();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(secret.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((Secret::new(secret), true))
+}
+
+/// The master key for this instance, and a warning to print when the key file was generated.
+pub fn master_key(
+    config: &Config,
+    c: &mut Connection,
+) -> Result<(MasterKey, Option<String>), String> {
+    let (secret, notice) = match &config.encryption_key {
+        Some(s) => (s.clone(), None),
+        None => {
+            let path = key_file(config);
+            let (s, created) = file_secret(&path)?;
+            let notice = created.then(|| {
+                format!(
+                    "warning: ENCRYPTION_KEY is not set; generated one into {} (mode 0600). \
+                     Back it up: provider keys cannot be read without it",
+                    path.display()
+                )
+            });
+            (s, notice)
+        }
+    };
+    match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
+        (Some(salt), Some(p), Some(check)) => {
+            let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
+            let key = MasterKey::derive(secret.expose(), &unhex(&salt)?, &params)
+                .map_err(|e| e.to_string())?;
+            if !key.verify_check(&check) {
+                return Err(format!(
+                    "{} does not match the key this database was encrypted with; set the right \
+                     one, or change keys with `tenantry rotate-encryption-key`",
+                    if config.encryption_key.is_some() {
+                        "ENCRYPTION_KEY"
+                    } else {
+                        "the key file"
+                    }
+                ));
+            }
+            Ok((key, notice))
+        }
+        _ => {
+            let key = install(c, secret.expose(), &config.kdf)?;
+            Ok((key, notice))
+        }
+    }
+}
+
+/// Derives a key from `secret` with a fresh salt and records salt, parameters and check value.
+fn install(c: &mut Connection, secret: &str, params: &KdfParams) -> Result<MasterKey, String> {
+    let tx = c.transaction().map_err(|e| e.to_string())?;
+    let key = install_in(&tx, secret, params)?;
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+fn install_in(tx: &Transaction<'_>, secret: &str, params: &KdfParams) -> Result<MasterKey, String> {
+    let salt = crypto::random_salt();
+    let key = MasterKey::derive(secret, &salt, params).map_err(|e| e.to_string())?;
+    set_meta(tx, SALT, &hex(&salt))?;
+    set_meta(tx, PARAMS, &params.to_string())?;
+    set_meta(tx, CHECK, &key.check_value())?;
+    Ok(key)
+}
+
+/// Re-encrypts every provider key from `ENCRYPTION_KEY_OLD` to `ENCRYPTION_KEY` in one
+/// transaction; on any failure nothing changes. Returns how many keys were re-encrypted.
+pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
+    let old = config
+        .encryption_key_old
+        .as_ref()
+        .ok_or("ENCRYPTION_KEY_OLD must hold the current key")?;
+    let new = config
+        .encryption_key
+        .as_ref()
+        .ok_or("ENCRYPTION_KEY must hold the new key")?;
+    if old.expose() == new.expose() {
+        return Err("ENCRYPTION_KEY and ENCRYPTION_KEY_OLD are the same".into());
+    }
+    let (salt, p, check) = match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
+        (Some(s), Some(p), Some(ch)) => (s, p, ch),
+        _ => {
+            return Err(
+                "this database has no encryption key yet; start the server once first".into(),
+            )
+        }
+    };
+    let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
+    let old_key =
+        MasterKey::derive(old.expose(), &unhex(&salt)?, &params).map_err(|e| e.to_string())?;
+    if !old_key.verify_check(&check) {
+        return Err("ENCRYPTION_KEY_OLD is not the key this database was encrypted with".into());
+    }
+    let tx = c.transaction().map_err(|e| e.to_string())?;
+    let new_key = install_in(&tx, new.expose(), &config.kdf)?;
+    let rows: Vec<(String, String, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare("SELECT tenant_id, provider, ciphertext FROM provider_keys")
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| e.to_string())?;
+        rows
+    };
+    for (tenant, provider, sealed) in &rows {
+        let tid = uuid::Uuid::parse_str(tenant).map_err(|e| e.to_string())?;
+        let plain = crypto::open(&old_key, sealed, tid, provider)
+            .map_err(|e| format!("the {provider} key of tenant {tenant} does not open: {e}"))?;
+        let resealed =
+            crypto::seal(&new_key, plain.expose(), tid, provider).map_err(|e| e.to_string())?;
+        tx.execute(
+            "UPDATE provider_keys SET ciphertext = ?3 WHERE tenant_id = ?1 AND provider = ?2",
+            params![tenant, provider, resealed],
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(rows.len())
+}

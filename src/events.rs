@@ -1,0 +1,236 @@
+//! Structured operational events of a tenant (lifecycle, security, billing, system), recorded in
+//! the same transaction as the change they describe, and listed newest first. Never a secret in
+//! `data`: callers pass ids, names and roles, not keys.
+use crate::error::ApiError;
+use crate::pagination::{Page, PageRequest};
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use crate::time::Micros;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Debug => "debug",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Severity, ApiError> {
+        Ok(match s {
+            "debug" => Severity::Debug,
+            "info" => Severity::Info,
+            "warning" => Severity::Warning,
+            "error" => Severity::Error,
+            "critical" => Severity::Critical,
+            _ => {
+                return Err(ApiError::InvalidRequest(
+                    "severity must be debug, info, warning, error or critical".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// What happened; each kind has one category and one severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    TenantCreated,
+    TenantUpdated,
+    TenantDeactivated,
+    TenantReactivated,
+    KeyCreated,
+    KeyRevoked,
+    MemberChanged,
+    SettingsChanged,
+    SettingsRolledBack,
+    ProviderKeySet,
+    ProviderKeyRemoved,
+}
+
+impl Kind {
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Kind::TenantCreated => "tenant.created",
+            Kind::TenantUpdated => "tenant.updated",
+            Kind::TenantDeactivated => "tenant.deactivated",
+            Kind::TenantReactivated => "tenant.reactivated",
+            Kind::KeyCreated => "key.created",
+            Kind::KeyRevoked => "key.revoked",
+            Kind::MemberChanged => "member.changed",
+            Kind::SettingsChanged => "settings.changed",
+            Kind::SettingsRolledBack => "settings.rolled_back",
+            Kind::ProviderKeySet => "provider_key.set",
+            Kind::ProviderKeyRemoved => "provider_key.removed",
+        }
+    }
+
+    pub fn category(self) -> &'static str {
+        match self {
+            Kind::TenantCreated
+            | Kind::TenantUpdated
+            | Kind::TenantDeactivated
+            | Kind::TenantReactivated
+            | Kind::SettingsChanged
+            | Kind::SettingsRolledBack => "api.lifecycle",
+            Kind::KeyCreated
+            | Kind::KeyRevoked
+            | Kind::MemberChanged
+            | Kind::ProviderKeySet
+            | Kind::ProviderKeyRemoved => "security",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Kind::TenantDeactivated | Kind::KeyRevoked | Kind::ProviderKeyRemoved => {
+                Severity::Warning
+            }
+            _ => Severity::Info,
+        }
+    }
+}
+
+/// One event to write.
+pub struct NewEvent<'a> {
+    pub tenant_id: Uuid,
+    pub category: &'a str,
+    pub event_type: &'a str,
+    pub severity: Severity,
+    pub message: String,
+    pub data: Value,
+    /// When set, a second event with the same key for the tenant is silently not written.
+    pub once_key: Option<String>,
+}
+
+impl<'a> NewEvent<'a> {
+    pub fn of(kind: Kind, tenant_id: Uuid, message: String, data: Value) -> NewEvent<'static> {
+        NewEvent {
+            tenant_id,
+            category: kind.category(),
+            event_type: kind.event_type(),
+            severity: kind.severity(),
+            message,
+            data,
+            once_key: None,
+        }
+    }
+}
+
+/// Writes an event inside the caller's transaction. Returns false when `once_key` had already
+/// been used for this tenant.
+pub fn record(c: &Connection, at: Micros, e: NewEvent<'_>) -> Result<bool, ApiError> {
+    let n = c.execute(
+        "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
+                             created_at, once_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING",
+        params![
+            Uuid::new_v4().to_string(),
+            e.tenant_id.to_string(),
+            e.category,
+            e.event_type,
+            e.severity.as_str(),
+            e.message,
+            e.data.to_string(),
+            at,
+            e.once_key
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub tenant_id: String,
+    pub category: String,
+    pub event_type: String,
+    pub severity: String,
+    pub message: String,
+    pub data: Value,
+    pub created_at: String,
+    #[serde(skip)]
+    key: (Micros, i64),
+}
+
+#[derive(Default)]
+pub struct EventFilter {
+    pub category: Option<String>,
+    pub severity: Option<Severity>,
+    pub from: Option<Micros>,
+    pub to: Option<Micros>,
+}
+
+impl AppState {
+    /// The tenant's events, newest first.
+    pub async fn list_events(
+        &self,
+        ctx: &TenantCtx,
+        filter: EventFilter,
+        page: PageRequest<(Micros, i64)>,
+    ) -> Result<Page<Event>, ApiError> {
+        ctx.require(crate::auth::Action::Read)?;
+        let ctx = ctx.clone();
+        self.db
+            .run(move |c| {
+                let (before_t, before_seq) = page.after.unwrap_or((i64::MAX, i64::MAX));
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, tenant_id, category, event_type, severity, message, data,
+                            created_at, seq
+                     FROM events
+                     WHERE tenant_id = ?1 AND (created_at, seq) < (?2, ?3)
+                       AND (?4 IS NULL OR category = ?4) AND (?5 IS NULL OR severity = ?5)
+                       AND (?6 IS NULL OR created_at >= ?6) AND (?7 IS NULL OR created_at < ?7)
+                     ORDER BY created_at DESC, seq DESC LIMIT ?8",
+                )?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            ctx.db_id(),
+                            before_t,
+                            before_seq,
+                            filter.category,
+                            filter.severity.map(Severity::as_str),
+                            filter.from,
+                            filter.to,
+                            page.fetch()
+                        ],
+                        |r| {
+                            let data: String = r.get(6)?;
+                            let created: Micros = r.get(7)?;
+                            Ok(Event {
+                                id: r.get(0)?,
+                                tenant_id: r.get(1)?,
+                                category: r.get(2)?,
+                                event_type: r.get(3)?,
+                                severity: r.get(4)?,
+                                message: r.get(5)?,
+                                data: serde_json::from_str(&data).unwrap_or(Value::Null),
+                                created_at: crate::time::rfc3339(created),
+                                key: (created, r.get(8)?),
+                            })
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page.limit, |e| e.key))
+            })
+            .await
+    }
+}

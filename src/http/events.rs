@@ -1,0 +1,45 @@
+//! `GET /api/events`: the tenant's operational events, newest first (viewer).
+use crate::error::ApiError;
+use crate::events::{EventFilter, Severity};
+use crate::pagination::PageRequest;
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use crate::time::parse_rfc3339;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/events").get(list));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    category: Option<String>,
+    severity: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub fn time_param(v: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    v.map(|s| parse_rfc3339(s).map_err(|e| ApiError::InvalidRequest(format!("{name}: {e}"))))
+        .transpose()
+}
+
+async fn list(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let filter = EventFilter {
+        category: q.category,
+        severity: q.severity.as_deref().map(Severity::parse).transpose()?,
+        from: time_param(q.from.as_deref(), "from")?,
+        to: time_param(q.to.as_deref(), "to")?,
+    };
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    Ok(HttpResponse::Ok().json(st.list_events(&ctx, filter, page).await?))
+}

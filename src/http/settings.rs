@@ -1,0 +1,138 @@
+//! `/api/settings` (read: viewer, write: owner), provider keys, and `/api/credentials`.
+use crate::error::ApiError;
+use crate::pagination::{PageQuery, PageRequest};
+use crate::settings::cache::Current;
+use crate::settings::provider_keys::{parse_api_key, Provider};
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use crate::time::rfc3339;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/settings").get(get).patch(patch))
+        .service(web::resource("/settings/history").get(history))
+        .service(web::resource("/settings/rollback").post(rollback))
+        .service(
+            web::resource("/settings/provider-keys/{provider}")
+                .put(put_provider_key)
+                .delete(delete_provider_key),
+        )
+        .service(web::resource("/credentials/{provider}").get(credentials));
+}
+
+/// The settings as the contract shows them: content, version, masked provider keys, updated_at.
+async fn view(st: &AppState, ctx: &TenantCtx, current: &Current) -> Result<Value, ApiError> {
+    let keys = st.masked_provider_keys(ctx).await?;
+    let mut updated = current.changed_at;
+    let mut provider_keys = Map::new();
+    for k in keys {
+        updated = updated.max(k.updated_at);
+        provider_keys.insert(
+            k.provider,
+            json!({"masked": k.masked, "updated_at": rfc3339(k.updated_at)}),
+        );
+    }
+    let mut v = json!(current.settings);
+    v["version"] = json!(current.version);
+    v["provider_keys"] = Value::Object(provider_keys);
+    v["updated_at"] = json!(rfc3339(updated));
+    Ok(v)
+}
+
+async fn current_view(st: &AppState, ctx: &TenantCtx) -> Result<HttpResponse, ApiError> {
+    let current = st.settings.get(ctx.id());
+    Ok(HttpResponse::Ok().json(view(st, ctx, &current).await?))
+}
+
+async fn get(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    current_view(&st, &ctx).await
+}
+
+async fn patch(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let next = st.patch_settings(&ctx, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view(&st, &ctx, &next).await?))
+}
+
+async fn history(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let page = st.settings_history(&ctx, page).await?;
+    Ok(HttpResponse::Ok().json(page.map(|h| {
+        json!({"version": h.version, "settings": h.settings, "changed_by": h.changed_by,
+               "changed_at": rfc3339(h.changed_at)})
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    version: i64,
+}
+
+async fn rollback(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    body: web::Json<RollbackBody>,
+) -> Result<HttpResponse, ApiError> {
+    let next = st.rollback_settings(&ctx, body.version).await?;
+    Ok(HttpResponse::Ok().json(view(&st, &ctx, &next).await?))
+}
+
+#[derive(Deserialize)]
+struct ProviderPath {
+    provider: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderKeyBody {
+    api_key: String,
+}
+
+async fn put_provider_key(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<ProviderPath>,
+    body: web::Json<ProviderKeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = Provider::parse(&p.provider)?;
+    let key = parse_api_key(body.into_inner().api_key)?;
+    st.set_provider_key(&ctx, provider, key).await?;
+    current_view(&st, &ctx).await
+}
+
+async fn delete_provider_key(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<ProviderPath>,
+) -> Result<HttpResponse, ApiError> {
+    st.remove_provider_key(&ctx, Provider::parse(&p.provider)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn credentials(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<ProviderPath>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = Provider::parse(&p.provider)?;
+    let cred = st.credential(&ctx, provider.clone()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "provider": provider.as_str(),
+            "api_key": cred.api_key.expose(),
+            "source": cred.source.as_str(),
+        })))
+}

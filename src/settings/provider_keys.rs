@@ -1,0 +1,239 @@
+//! A tenant's own provider keys (BYO): sealed with the instance's master key, bound to tenant and
+//! provider, shown only masked; and `credentials`, which hands the application the key to use
+//! for a call: the tenant's own in `byo_key` mode, the instance's in `hosted` mode.
+use super::ExecutionMode;
+use crate::auth::Action;
+use crate::crypto::{self, SecretString};
+use crate::error::ApiError;
+use crate::events::{self, Kind, NewEvent};
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use crate::time::Micros;
+use rusqlite::params;
+use serde_json::json;
+
+/// A provider name: 1 to 32 of `a-z 0-9 _ -`, e.g. `openai`, `azure-openai`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider(String);
+
+impl Provider {
+    pub fn parse(s: &str) -> Result<Provider, ApiError> {
+        let ok = (1..=32).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if ok {
+            Ok(Provider(s.to_string()))
+        } else {
+            Err(ApiError::InvalidRequest(
+                "provider must be 1 to 32 of a-z, 0-9, _ and -".into(),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The environment variable holding the instance's key: `TENANTRY_PROVIDER_KEY_OPENAI`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "TENANTRY_PROVIDER_KEY_{}",
+            self.0.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+}
+
+/// A provider key as sent: 8 to 4096 visible characters.
+pub fn parse_api_key(s: String) -> Result<SecretString, ApiError> {
+    let t = s.trim();
+    let n = t.chars().count();
+    if !(8..=4096).contains(&n) || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ApiError::InvalidRequest(
+            "api_key must be 8 to 4096 characters without spaces or control characters".into(),
+        ));
+    }
+    Ok(SecretString::new(t.to_string()))
+}
+
+#[derive(Clone, Debug)]
+pub struct MaskedKey {
+    pub provider: String,
+    pub masked: String,
+    pub updated_at: Micros,
+}
+
+/// Where a credential came from.
+pub struct Credential {
+    pub api_key: SecretString,
+    pub source: ExecutionMode,
+}
+
+impl AppState {
+    pub async fn masked_provider_keys(&self, ctx: &TenantCtx) -> Result<Vec<MaskedKey>, ApiError> {
+        ctx.require(Action::Read)?;
+        let tenant = ctx.db_id();
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT provider, masked, updated_at FROM provider_keys
+                     WHERE tenant_id = ?1 ORDER BY provider",
+                )?;
+                let rows = stmt
+                    .query_map([tenant], |r| {
+                        Ok(MaskedKey {
+                            provider: r.get(0)?,
+                            masked: r.get(1)?,
+                            updated_at: r.get(2)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    pub async fn set_provider_key(
+        &self,
+        ctx: &TenantCtx,
+        provider: Provider,
+        key: SecretString,
+    ) -> Result<(), ApiError> {
+        ctx.require(Action::Manage)?;
+        let sealed = crypto::seal(&self.master_key, key.expose(), ctx.id(), provider.as_str())
+            .map_err(ApiError::internal)?;
+        let masked = crypto::mask(key.expose());
+        drop(key);
+        let (tenant, actor) = (ctx.id(), ctx.caller().describe());
+        self.write(move |st, c| {
+            let tx = c.transaction()?;
+            let now = st.now();
+            tx.execute(
+                "INSERT INTO provider_keys (tenant_id, provider, ciphertext, masked, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant_id, provider) DO UPDATE SET ciphertext = excluded.ciphertext,
+                     masked = excluded.masked, updated_at = excluded.updated_at",
+                params![tenant.to_string(), provider.as_str(), sealed, masked, now],
+            )?;
+            let data = json!({"provider": provider.as_str(), "masked": masked, "actor": actor});
+            let msg = format!("{} key set by {actor}", provider.as_str());
+            events::record(
+                &tx,
+                now,
+                NewEvent::of(Kind::ProviderKeySet, tenant, msg, data),
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remove_provider_key(
+        &self,
+        ctx: &TenantCtx,
+        provider: Provider,
+    ) -> Result<(), ApiError> {
+        ctx.require(Action::Manage)?;
+        let (tenant, actor) = (ctx.id(), ctx.caller().describe());
+        self.write(move |st, c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                "DELETE FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
+                params![tenant.to_string(), provider.as_str()],
+            )?;
+            if n == 0 {
+                return Err(ApiError::NotFound(format!(
+                    "no {} key is set for this tenant",
+                    provider.as_str()
+                )));
+            }
+            let data = json!({"provider": provider.as_str(), "actor": actor});
+            let msg = format!("{} key removed by {actor}", provider.as_str());
+            events::record(
+                &tx,
+                st.now(),
+                NewEvent::of(Kind::ProviderKeyRemoved, tenant, msg, data),
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The key the application should use for `provider` on this tenant's behalf.
+    pub async fn credential(
+        &self,
+        ctx: &TenantCtx,
+        provider: Provider,
+    ) -> Result<Credential, ApiError> {
+        ctx.require(Action::ReadCredentials)?;
+        match self.settings.get(ctx.id()).settings.execution_mode {
+            ExecutionMode::Hosted => {
+                let key = self
+                    .config
+                    .provider_key(&provider.env_var())
+                    .ok_or_else(|| {
+                        ApiError::HostedKeyMissing(format!(
+                            "this instance has no {} key: set {}",
+                            provider.as_str(),
+                            provider.env_var()
+                        ))
+                    })?;
+                Ok(Credential {
+                    api_key: SecretString::new(key.expose().to_string()),
+                    source: ExecutionMode::Hosted,
+                })
+            }
+            ExecutionMode::ByoKey => {
+                let (tenant, p) = (ctx.id(), provider.clone());
+                let sealed: Option<Vec<u8>> = self
+                    .db
+                    .run(move |c| {
+                        use rusqlite::OptionalExtension;
+                        Ok(c.query_row(
+                            "SELECT ciphertext FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
+                            params![tenant.to_string(), p.as_str()],
+                            |r| r.get(0),
+                        )
+                        .optional()?)
+                    })
+                    .await?;
+                let sealed = sealed.ok_or_else(|| {
+                    ApiError::ByoKeyMissing(format!(
+                        "the tenant is in byo_key mode and has no {} key",
+                        provider.as_str()
+                    ))
+                })?;
+                let api_key = crypto::open(&self.master_key, &sealed, tenant, provider.as_str())
+                    .map_err(|e| ApiError::internal(format!("provider key does not open: {e}")))?;
+                Ok(Credential {
+                    api_key,
+                    source: ExecutionMode::ByoKey,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_and_env_vars() {
+        assert_eq!(
+            Provider::parse("azure-openai").unwrap().env_var(),
+            "TENANTRY_PROVIDER_KEY_AZURE_OPENAI"
+        );
+        for bad in ["", "OpenAI", "open ai", "x/y", &"a".repeat(33)] {
+            assert!(Provider::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_keys_are_bounded_and_visible() {
+        assert!(parse_api_key("sk-abcdefgh1234".into()).is_ok());
+        assert!(parse_api_key("short".into()).is_err());
+        assert!(parse_api_key("sk-abc def1234".into()).is_err());
+        assert!(parse_api_key("sk-abc\u{0}def1234".into()).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! The master key: generated key file, refusal of a wrong key at start, and rotation.
+use crate::helpers::{config, start, ADMIN};
+use serde_json::json;
+use std::process::Command;
+use tenantry::config::Secret;
+use tenantry::startup::Application;
+
+fn low_kdf(c: &mut tenantry::config::Config) {
+    c.kdf = tenantry::crypto::KdfParams::parse("scrypt:10:8:1").unwrap();
+    c.admin_token = Some(Secret::new(ADMIN));
+}
+
+#[tokio::test]
+async fn without_encryption_key_a_private_key_file_is_generated_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir, &[("ENABLE_MULTI_TENANT", "true")]);
+    low_kdf(&mut c);
+    let app = start(dir, c).await;
+    let path = app.dir.path().join("encryption.key");
+    let meta = std::fs::metadata(&path).expect("key file generated");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let secret = std::fs::read_to_string(&path).unwrap();
+    assert!(secret.trim().len() >= 40);
+    app.put(
+        "/api/settings/provider-keys/openai",
+        ADMIN,
+        json!({"api_key": "sk-file-key-123456"}),
+    )
+    .await;
+    app.call(
+        "PATCH",
+        "/api/settings",
+        Some(ADMIN),
+        Some(json!({"execution_mode": "byo_key"})),
+    )
+    .await;
+    let app = app.restart().await;
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        secret,
+        "reused, not regenerated"
+    );
+    assert_eq!(
+        app.get("/api/credentials/openai", ADMIN).await.body["api_key"],
+        "sk-file-key-123456"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_encryption_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir, &[("ENCRYPTION_KEY", "the-right-key-0123456789")]);
+    low_kdf(&mut c);
+    let (dir, mut c) = start(dir, c).await.stop().await;
+    c.encryption_key = Some(Secret::new("a-wrong-key-0123456789"));
+    let err = Application::build(c).err().expect("refused");
+    drop(dir);
+    assert!(err.contains("ENCRYPTION_KEY does not match"), "{err}");
+    assert!(!err.contains("a-wrong-key"), "the key itself is not echoed");
+}
+
+fn tenantry(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tenantry"));
+    c.env("TENANTRY_DATA_DIR", dir)
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("ENCRYPTION_KEY_OLD");
+    c
+}
+
+#[tokio::test]
+async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(
+        &dir,
+        &[
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENCRYPTION_KEY", "old-key-0123456789"),
+        ],
+    );
+    low_kdf(&mut c);
+    let app = start(dir, c.clone()).await;
+    app.create_tenant("acme").await;
+    for (slug, key) in [
+        ("default", "sk-default-123456"),
+        ("acme", "sk-acme-12345678"),
+    ] {
+        app.put(
+            &format!("/api/tenant/{slug}/settings/provider-keys/openai"),
+            ADMIN,
+            json!({"api_key": key}),
+        )
+        .await;
+        app.call(
+            "PATCH",
+            &format!("/api/tenant/{slug}/settings"),
+            Some(ADMIN),
+            Some(json!({"execution_mode": "byo_key"})),
+        )
+        .await;
+    }
+    // Rotation refuses to run beside a server.
+    let path = app.dir.path().to_path_buf();
+    let out = tenantry(&path)
+        .arg("rotate-encryption-key")
+        .env("ENCRYPTION_KEY_OLD", "old-key-0123456789")
+        .env("ENCRYPTION_KEY", "new-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("running"));
+    let (dir, _) = app.stop().await;
+
+    // A wrong old key changes nothing.
+    let out = tenantry(&path)
+        .arg("rotate-encryption-key")
+        .env("ENCRYPTION_KEY_OLD", "not-the-old-key-123")
+        .env("ENCRYPTION_KEY", "new-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("ENCRYPTION_KEY_OLD"), "{err}");
+
+    let out = tenantry(&path)
+        .arg("rotate-encryption-key")
+        .env("ENCRYPTION_KEY_OLD", "old-key-0123456789")
+        .env("ENCRYPTION_KEY", "new-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 provider keys"));
+
+    // The old key no longer starts the server; the new one does and opens both keys.
+    let mut old = c.clone();
+    old.data_dir = path.clone();
+    assert!(Application::build(old.clone()).is_err());
+    let mut new = old;
+    new.encryption_key = Some(Secret::new("new-key-0123456789"));
+    let app = start(dir, new).await;
+    assert_eq!(
+        app.get("/api/credentials/openai", ADMIN).await.body["api_key"],
+        "sk-default-123456"
+    );
+    assert_eq!(
+        app.get("/api/tenant/acme/credentials/openai", ADMIN)
+            .await
+            .body["api_key"],
+        "sk-acme-12345678"
+    );
+}

@@ -1,0 +1,224 @@
+//! Provider keys (stored encrypted, shown masked) and `/api/credentials`.
+use crate::helpers::{spawn_app, spawn_with, ADMIN};
+use serde_json::json;
+
+const SECRET: &str = "sk-proj-canary-0123456789abcdefWXYZ";
+
+#[tokio::test]
+async fn a_provider_key_is_stored_encrypted_and_shown_masked() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    let r = app
+        .put(
+            "/api/settings/provider-keys/openai",
+            &owner,
+            json!({"api_key": SECRET}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let masked = r.body["provider_keys"]["openai"]["masked"]
+        .as_str()
+        .unwrap();
+    assert_eq!(masked, "sk-...WXYZ");
+    assert!(r.body["provider_keys"]["openai"]["updated_at"].is_string());
+    assert!(!r.body.to_string().contains("canary"));
+    let viewer = app.create_key("acme", "viewer").await;
+    let r = app.get("/api/settings", &viewer).await;
+    assert_eq!(r.body["provider_keys"]["openai"]["masked"], "sk-...WXYZ");
+    // Neither the database file nor its WAL holds the key.
+    for f in ["tenantry.db", "tenantry.db-wal"] {
+        let bytes = std::fs::read(app.dir.path().join(f)).unwrap_or_default();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{f}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn byo_key_mode_hands_out_the_tenants_own_key_to_service_keys_and_admin_only() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    let service = app.create_key("acme", "service").await;
+    app.call(
+        "PATCH",
+        "/api/settings",
+        Some(&owner),
+        Some(json!({"execution_mode": "byo_key"})),
+    )
+    .await;
+    app.get("/api/credentials/openai", &service)
+        .await
+        .assert_error(409, "byo_key_missing");
+    app.put(
+        "/api/settings/provider-keys/openai",
+        &owner,
+        json!({"api_key": SECRET}),
+    )
+    .await;
+    let r = app.get("/api/credentials/openai", &service).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({"provider": "openai", "api_key": SECRET, "source": "byo_key"})
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = app.get("/api/tenant/acme/credentials/openai", ADMIN).await;
+    assert_eq!(r.body["api_key"], SECRET);
+    for role in ["owner", "member", "viewer"] {
+        let k = app.create_key("acme", role).await;
+        app.get("/api/credentials/openai", &k)
+            .await
+            .assert_error(403, "forbidden");
+    }
+    // Removal takes effect at once.
+    assert_eq!(
+        app.delete("/api/settings/provider-keys/openai", &owner)
+            .await
+            .status,
+        204
+    );
+    app.get("/api/credentials/openai", &service)
+        .await
+        .assert_error(409, "byo_key_missing");
+    app.delete("/api/settings/provider-keys/openai", &owner)
+        .await
+        .assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn hosted_mode_hands_out_the_instances_key() {
+    let app = spawn_with(&[
+        ("ENABLE_MULTI_TENANT", "true"),
+        ("TENANTRY_PROVIDER_KEY_OPENAI", "sk-instance-key-123456"),
+        (
+            "TENANTRY_PROVIDER_KEY_AZURE_OPENAI",
+            "az-instance-key-123456",
+        ),
+    ])
+    .await;
+    app.create_tenant("acme").await;
+    let service = app.create_key("acme", "service").await;
+    let r = app.get("/api/credentials/openai", &service).await;
+    assert_eq!(
+        r.body,
+        json!({"provider": "openai", "api_key": "sk-instance-key-123456", "source": "hosted"})
+    );
+    assert_eq!(
+        app.get("/api/credentials/azure-openai", &service)
+            .await
+            .body["api_key"],
+        "az-instance-key-123456"
+    );
+    app.get("/api/credentials/anthropic", &service)
+        .await
+        .assert_error(409, "hosted_key_missing");
+    // A tenant's own key is not used in hosted mode.
+    app.put(
+        "/api/tenant/acme/settings/provider-keys/anthropic",
+        ADMIN,
+        json!({"api_key": SECRET}),
+    )
+    .await;
+    app.get("/api/credentials/anthropic", &service)
+        .await
+        .assert_error(409, "hosted_key_missing");
+}
+
+#[tokio::test]
+async fn provider_keys_of_one_tenant_never_open_for_another() {
+    let app = spawn_app().await;
+    app.create_tenant("tenant-a").await;
+    let b = app.create_tenant("tenant-b").await;
+    for slug in ["tenant-a", "tenant-b"] {
+        app.call(
+            "PATCH",
+            &format!("/api/tenant/{slug}/settings"),
+            Some(ADMIN),
+            Some(json!({"execution_mode": "byo_key"})),
+        )
+        .await;
+    }
+    app.put(
+        "/api/tenant/tenant-b/settings/provider-keys/openai",
+        ADMIN,
+        json!({"api_key": SECRET}),
+    )
+    .await;
+    let a_service = app.create_key("tenant-a", "service").await;
+    let a_owner = app.create_key("tenant-a", "owner").await;
+    app.get("/api/credentials/openai", &a_service)
+        .await
+        .assert_error(409, "byo_key_missing");
+    let r = app
+        .send(
+            app.request("GET", "/api/credentials/openai", Some(&a_service))
+                .header("X-Tenant-ID", b["id"].as_str().unwrap()),
+        )
+        .await;
+    r.assert_error(403, "forbidden");
+    app.get("/api/tenant/tenant-b/credentials/openai", &a_service)
+        .await
+        .assert_error(403, "forbidden");
+    app.get("/api/tenant/tenant-b/settings", &a_owner)
+        .await
+        .assert_error(403, "forbidden");
+    app.delete(
+        "/api/tenant/tenant-b/settings/provider-keys/openai",
+        &a_owner,
+    )
+    .await
+    .assert_error(403, "forbidden");
+    let a = app.get("/api/settings", &a_owner).await;
+    assert_eq!(a.body["provider_keys"], json!({}));
+
+    // A ciphertext copied into another tenant's row does not open there.
+    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
+    let a_id = app.get("/api/tenants/tenant-a", ADMIN).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    db.execute(
+        "INSERT INTO provider_keys (tenant_id, provider, ciphertext, masked, updated_at)
+         SELECT ?1, provider, ciphertext, masked, updated_at FROM provider_keys WHERE tenant_id = ?2",
+        [&a_id, b["id"].as_str().unwrap()],
+    )
+    .unwrap();
+    let r = app.get("/api/credentials/openai", &a_service).await;
+    assert_eq!(
+        r.status, 500,
+        "a moved ciphertext must fail to open, not hand out B's key"
+    );
+    assert!(!r.body.to_string().contains("canary"));
+}
+
+#[tokio::test]
+async fn bad_provider_names_and_keys_are_400() {
+    let app = spawn_app().await;
+    for (provider, key) in [
+        ("OpenAI", SECRET),
+        ("open%20ai", SECRET),
+        ("openai", "short"),
+        ("openai", "has space in it"),
+    ] {
+        app.put(
+            &format!("/api/settings/provider-keys/{provider}"),
+            ADMIN,
+            json!({"api_key": key}),
+        )
+        .await
+        .assert_error(400, "invalid_request");
+    }
+    app.put(
+        "/api/settings/provider-keys/openai",
+        ADMIN,
+        json!({"key": SECRET}),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.get("/api/credentials/Open_AI", ADMIN)
+        .await
+        .assert_error(400, "invalid_request");
+}
