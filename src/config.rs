@@ -23,7 +23,48 @@ impl Default for Flags {
     }
 }
 
+/// The features a flag turns on; `Flags::require` is their one guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    MultiTenant,
+    UsageTracking,
+    HostedQueue,
+    Billing,
+}
+
+impl Feature {
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Feature::MultiTenant => "ENABLE_MULTI_TENANT",
+            Feature::UsageTracking => "ENABLE_USAGE_TRACKING",
+            Feature::HostedQueue => "ENABLE_HOSTED_QUEUE",
+            Feature::Billing => "ENABLE_BILLING",
+        }
+    }
+}
+
 impl Flags {
+    pub fn enabled(&self, f: Feature) -> bool {
+        match f {
+            Feature::MultiTenant => self.multi_tenant,
+            Feature::UsageTracking => self.usage_tracking,
+            Feature::HostedQueue => self.hosted_queue,
+            Feature::Billing => self.billing,
+        }
+    }
+
+    /// 403 `feature_disabled` unless the feature is on: the one guard for every flag.
+    pub fn require(&self, f: Feature) -> Result<(), crate::error::ApiError> {
+        if self.enabled(f) {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::FeatureDisabled(format!(
+                "this feature is disabled on this instance (set {}=true to enable it)",
+                f.env_var()
+            )))
+        }
+    }
+
     pub fn edition(&self) -> &'static str {
         if self.multi_tenant || self.hosted_queue || self.billing {
             "hosted"

@@ -41,7 +41,7 @@ fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
         header,
         slug: req.match_info().get("slug"),
     };
-    let ctx = resolve(caller, naming, &st.tenants, st.config.flags.multi_tenant)?;
+    let ctx = resolve(caller, naming, &st.tenants, &st.config.flags)?;
     req.extensions_mut().insert(ResolvedTenant(ctx.id()));
     Ok(ctx)
 }

@@ -4,6 +4,7 @@
 //! without having gone through resolution.
 use super::{Tenant, TenantCache, DEFAULT_TENANT_ID};
 use crate::auth::{Action, Caller};
+use crate::config::{Feature, Flags};
 use crate::error::ApiError;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -63,23 +64,20 @@ pub fn resolve(
     caller: Caller,
     naming: Naming<'_>,
     tenants: &TenantCache,
-    multi_tenant: bool,
+    flags: &Flags,
 ) -> Result<TenantCtx, ApiError> {
     let key_tenant = match &caller {
         Caller::Key(k) => Some(k.tenant_id),
         Caller::Admin => None,
     };
-    let disabled = || {
-        ApiError::FeatureDisabled(
-            "multi-tenancy is disabled: only the default tenant is served".into(),
-        )
-    };
+    // Naming any tenant but the default one needs multi-tenancy.
+    let other_tenant = || flags.require(Feature::MultiTenant);
     let foreign = || ApiError::Forbidden("this key belongs to another tenant".into());
 
     let tenant = if let Some(raw) = naming.header {
         let id = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::InvalidTenantId)?;
-        if !multi_tenant && id != DEFAULT_TENANT_ID {
-            return Err(disabled());
+        if id != DEFAULT_TENANT_ID {
+            other_tenant()?;
         }
         if key_tenant.is_some_and(|k| k != id) {
             return Err(foreign());
@@ -87,8 +85,8 @@ pub fn resolve(
         tenants.get(id)
     } else if let Some(slug) = naming.slug {
         let default_slug = tenants.get(DEFAULT_TENANT_ID).map(|t| t.slug.clone());
-        if !multi_tenant && default_slug.as_ref().map(|s| s.as_str()) != Some(slug) {
-            return Err(disabled());
+        if default_slug.as_ref().map(|s| s.as_str()) != Some(slug) {
+            other_tenant()?;
         }
         if let Some(k) = key_tenant {
             // Compare with the key's own tenant, so a key learns nothing about other slugs.
@@ -99,8 +97,8 @@ pub fn resolve(
         tenants.get_by_slug(slug)
     } else {
         let id = key_tenant.unwrap_or(DEFAULT_TENANT_ID);
-        if !multi_tenant && id != DEFAULT_TENANT_ID {
-            return Err(disabled());
+        if id != DEFAULT_TENANT_ID {
+            other_tenant()?;
         }
         tenants.get(id)
     };
@@ -144,7 +142,11 @@ mod tests {
     }
 
     fn run(caller: Caller, header: Option<&str>, slug: Option<&str>) -> Result<Uuid, &'static str> {
-        resolve(caller, Naming { header, slug }, &cache(), true)
+        let flags = Flags {
+            multi_tenant: true,
+            ..Flags::default()
+        };
+        resolve(caller, Naming { header, slug }, &cache(), &flags)
             .map(|c| c.id())
             .map_err(|e| e.code())
     }
@@ -187,7 +189,7 @@ mod tests {
     fn single_tenant_mode_serves_only_the_default() {
         let c = cache();
         let one = |caller, header, slug| {
-            resolve(caller, Naming { header, slug }, &c, false)
+            resolve(caller, Naming { header, slug }, &c, &Flags::default())
                 .map(|c| c.id())
                 .map_err(|e| e.code())
         };

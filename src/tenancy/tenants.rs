@@ -1,6 +1,7 @@
 //! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
+use crate::config::Feature;
 use crate::db::sql::{conflict_on_unique, parse_uuid_column};
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
@@ -117,18 +118,8 @@ impl AppState {
         found.ok_or_else(|| ApiError::NotFound("no tenant with this id or slug".into()))
     }
 
-    fn require_multi_tenant(&self) -> Result<(), ApiError> {
-        if self.config.flags.multi_tenant {
-            Ok(())
-        } else {
-            Err(ApiError::FeatureDisabled(
-                "multi-tenancy is disabled; set ENABLE_MULTI_TENANT=true to create tenants".into(),
-            ))
-        }
-    }
-
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, ApiError> {
-        self.require_multi_tenant()?;
+        self.config.flags.require(Feature::MultiTenant)?;
         self.write(move |st, c| {
             let tx = c.transaction()?;
             let now = st.now();
