@@ -131,6 +131,9 @@ pub struct Config {
     pub provider_keys: HashMap<String, Secret>,
     /// scrypt parameters for a newly installed key (tests lower them; stored with the salt).
     pub kdf: crate::crypto::KdfParams,
+    /// `TENANTRY_SYNC=full`: fsync every commit (survives power loss); `normal` (the default)
+    /// survives a process crash.
+    pub sync_full: bool,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
 }
@@ -162,6 +165,18 @@ impl Config {
                 .map(|(k, v)| (k.clone(), Secret::new(v.trim())))
                 .collect(),
             kdf: crate::crypto::KdfParams::default(),
+            sync_full: match get("TENANTRY_SYNC")
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("normal") => false,
+                Some("full") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "TENANTRY_SYNC must be normal or full, not `{other}`"
+                    ))
+                }
+            },
             workers: 0,
         })
     }

@@ -9,6 +9,7 @@ pub mod encryption;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod limits;
 pub mod pagination;
 pub mod settings;
 pub mod startup;

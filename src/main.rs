@@ -92,7 +92,7 @@ fn rotate(config: Config) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("no database at {}", path.display()));
     }
-    let db = tenantry::db::Db::open(&path)?;
+    let db = tenantry::db::Db::open(&path, config.sync_full)?;
     let mut c = db.conn().map_err(|e| e.to_string())?;
     let n = tenantry::encryption::rotate(&config, &mut c)?;
     say(&format!(
@@ -103,7 +103,7 @@ fn rotate(config: Config) -> Result<(), String> {
 
 fn migrate(config: Config) -> Result<(), String> {
     let path = config.db_path();
-    tenantry::db::Db::open(&path)?;
+    tenantry::db::Db::open(&path, config.sync_full)?;
     say(&format!(
         "{} is at schema version {}",
         path.display(),

@@ -9,6 +9,7 @@ use crate::http;
 use crate::settings::SettingsCache;
 use crate::state::{AppState, Loaded};
 use crate::tenancy::TenantCache;
+use crate::usage::pricing::PricingTable;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
@@ -33,7 +34,7 @@ impl Application {
     pub fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Application, String> {
         // Held for as long as any part of the server runs; released by the OS on exit or crash.
         let lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::from_secs(5))?;
-        let db = Db::open(&config.db_path())?;
+        let db = Db::open(&config.db_path(), config.sync_full)?;
         let mut notices = Vec::new();
         let (loaded, generated) = {
             let mut c = db.conn().map_err(|e| e.to_string())?;
@@ -46,6 +47,7 @@ impl Application {
                 tenants: TenantCache::load(&c).map_err(load)?,
                 keys: KeyCache::load(&c).map_err(load)?,
                 settings: SettingsCache::load(&c).map_err(load)?,
+                pricing: PricingTable::load(&c).map_err(load)?,
                 admin,
                 master_key,
                 lock,
@@ -59,7 +61,7 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let state = AppState::new(Arc::new(config), db, loaded, clock);
+        let state = AppState::new(Arc::new(config), db, loaded, clock)?;
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()

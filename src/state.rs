@@ -10,6 +10,9 @@ use crate::error::ApiError;
 use crate::settings::SettingsCache;
 use crate::tenancy::TenantCache;
 use crate::time::{to_micros, Micros};
+use crate::usage::counters::Counters;
+use crate::usage::pricing::PricingTable;
+use crate::usage::writer::Writer;
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +23,7 @@ pub struct Loaded {
     pub admin: crate::auth::AdminToken,
     pub settings: SettingsCache,
     pub master_key: MasterKey,
+    pub pricing: PricingTable,
     /// The data directory's lock (see `db::lock`).
     pub lock: std::fs::File,
 }
@@ -34,6 +38,9 @@ pub struct AppState {
     pub settings: Arc<SettingsCache>,
     /// Seals and opens provider keys; derived once at start.
     pub master_key: Arc<MasterKey>,
+    pub pricing: Arc<PricingTable>,
+    pub counters: Arc<Counters>,
+    pub writer: Writer,
     pub clock: Arc<dyn Clock>,
     _lock: Arc<std::fs::File>,
     /// Serialises writes to tenants, members and keys, so each write and the cache update that
@@ -42,8 +49,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, db: Db, parts: Loaded, clock: Arc<dyn Clock>) -> Self {
-        AppState {
+    pub fn new(
+        config: Arc<Config>,
+        db: Db,
+        parts: Loaded,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::start(db.dedicated()?, counters.clone());
+        Ok(AppState {
             config,
             db,
             tenants: Arc::new(parts.tenants),
@@ -51,10 +65,13 @@ impl AppState {
             admin: Arc::new(parts.admin),
             settings: Arc::new(parts.settings),
             master_key: Arc::new(parts.master_key),
+            pricing: Arc::new(parts.pricing),
+            counters,
+            writer,
             clock,
             _lock: Arc::new(parts.lock),
             write_lock: Arc::new(Mutex::new(())),
-        }
+        })
     }
 
     pub fn now(&self) -> Micros {

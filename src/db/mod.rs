@@ -15,22 +15,28 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    path: std::path::PathBuf,
+    sync_full: bool,
 }
 
 /// Pragmas every connection gets. WAL lets readers run beside the writer; `synchronous=NORMAL`
 /// in WAL mode keeps every committed transaction across a process crash (`kill -9`).
-fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
+fn init_connection(c: &mut Connection, sync_full: bool) -> rusqlite::Result<()> {
     c.execute_batch(
         "PRAGMA foreign_keys = ON;
-         PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 5000;
          PRAGMA temp_store = MEMORY;",
+    )?;
+    c.pragma_update(
+        None,
+        "synchronous",
+        if sync_full { "FULL" } else { "NORMAL" },
     )
 }
 
 impl Db {
     /// Opens (creating if needed) the database file and applies pending migrations.
-    pub fn open(path: &Path) -> Result<Db, String> {
+    pub fn open(path: &Path, sync_full: bool) -> Result<Db, String> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
@@ -42,18 +48,30 @@ impl Db {
             c.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| format!("cannot enable WAL on {}: {e}", path.display()))?;
         }
-        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(move |c: &mut Connection| init_connection(c, sync_full));
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-        let db = Db { pool };
+        let db = Db {
+            pool,
+            path: path.to_path_buf(),
+            sync_full,
+        };
         {
             let mut c = db.pool.get().map_err(|e| e.to_string())?;
             migrate::apply(&mut c)?;
         }
         Ok(db)
+    }
+
+    /// A connection of its own, outside the pool, for the usage writer thread.
+    pub fn dedicated(&self) -> Result<Connection, String> {
+        let mut c = Connection::open(&self.path).map_err(|e| e.to_string())?;
+        init_connection(&mut c, self.sync_full).map_err(|e| e.to_string())?;
+        Ok(c)
     }
 
     pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, ApiError> {

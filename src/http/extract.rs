@@ -55,6 +55,18 @@ impl FromRequest for TenantCtx {
     }
 }
 
+/// Any valid token, for endpoints that are not tenant-scoped.
+pub struct AnyCaller;
+
+impl FromRequest for AnyCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller(req).map(|_| AnyCaller))
+    }
+}
+
 /// A request made with the admin token; a tenant key gets 403.
 pub struct AdminCaller;
 

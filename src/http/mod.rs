@@ -7,8 +7,10 @@ pub mod health;
 pub mod keys;
 pub mod members;
 pub mod middleware;
+pub mod pricing;
 pub mod settings;
 pub mod tenants;
+pub mod usage;
 pub mod views;
 
 use crate::error::{redact_serde_message, ApiError};
@@ -65,6 +67,7 @@ fn tenant_scoped(cfg: &mut web::ServiceConfig) {
     keys::configure(cfg);
     settings::configure(cfg);
     events::configure(cfg);
+    usage::configure(cfg);
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -74,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api")
                 .configure(features::configure)
                 .configure(tenants::configure)
+                .configure(pricing::configure)
                 .configure(tenant_scoped),
         );
 }

@@ -286,6 +286,7 @@ impl AppState {
             st.tenants.remove(id);
             st.keys.remove_tenant(id);
             st.settings.remove(id);
+            st.counters.remove(id);
             Ok(())
         })
         .await

@@ -1,2 +1,9 @@
-//! Metered usage: exact money, pricing, and (with the usage issue) ingest, rollups and stats.
+//! Metered usage: exact money, pricing, validated events, the group-commit writer, daily
+//! rollups with in-memory day and month windows, and the reads built on them.
+pub mod counters;
+pub mod event;
 pub mod money;
+pub mod pricing;
+pub mod rollup;
+pub mod service;
+pub mod writer;

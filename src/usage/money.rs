@@ -204,6 +204,11 @@ impl MarkupPercent {
         number(&format_scaled(i128::from(self.0), PERCENT_SCALE))
     }
 
+    /// Ten-thousandths of a percent, as stored with each event.
+    pub fn units(self) -> i64 {
+        self.0
+    }
+
     /// `cost × (1 + percent/100)`, exactly, rounded half to even to the nano-USD.
     pub fn apply(self, cost: Nanousd) -> Nanousd {
         let den = 100 * 10_000i128;

@@ -1,0 +1,54 @@
+//! `/api/pricing`: the price list (any valid token) and the admin's overrides.
+use super::extract::{AdminCaller, AnyCaller};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::usage::money::Nanousd;
+use crate::usage::pricing::Price;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{Number, Value};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/pricing").get(list))
+        .service(web::resource("/pricing/{model}").put(put));
+}
+
+async fn list(_: AnyCaller, st: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(st.price_list())
+}
+
+#[derive(Deserialize)]
+struct ModelPath {
+    model: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceBody {
+    input_usd_per_million: Number,
+    output_usd_per_million: Number,
+}
+
+async fn put(
+    _: AdminCaller,
+    st: web::Data<AppState>,
+    p: web::Path<ModelPath>,
+    body: web::Json<PriceBody>,
+) -> Result<HttpResponse, ApiError> {
+    let model = p.into_inner().model;
+    let n = model.chars().count();
+    if n == 0 || n > 200 || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ApiError::InvalidRequest(
+            "model must be 1 to 200 characters without spaces".into(),
+        ));
+    }
+    let money = |v: &Number, field: &str| {
+        Nanousd::from_json_number(v).map_err(|e| ApiError::InvalidRequest(format!("{field} {e}")))
+    };
+    let price = Price {
+        input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,
+        output_per_million: money(&body.output_usd_per_million, "output_usd_per_million")?,
+    };
+    let v: Value = st.set_price(model, price).await?;
+    Ok(HttpResponse::Ok().json(v))
+}

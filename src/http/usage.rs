@@ -1,0 +1,169 @@
+//! `/api/usage/...` and `/api/agents/...`: ingest (member or service), reads (viewer), agent
+//! preferences (member writes).
+use super::events::time_param;
+use crate::error::ApiError;
+use crate::pagination::PageRequest;
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use crate::usage::service::{Days, EventFilter, GroupBy};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const LIMIT_STATUS: HeaderName = HeaderName::from_static("x-usage-limit-status");
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/usage/events").post(ingest).get(list))
+        .service(web::resource("/usage/stats").get(stats))
+        .service(web::resource("/usage/limits").get(limits))
+        .service(web::resource("/usage/summary").get(summary))
+        .service(web::resource("/agents/usage").get(agents))
+        .service(
+            web::resource("/agents/{agent_name}/preferences")
+                .get(get_preferences)
+                .put(put_preferences),
+        );
+}
+
+fn with_status(mut res: HttpResponse, level: &str) -> HttpResponse {
+    res.headers_mut().insert(
+        LIMIT_STATUS,
+        HeaderValue::from_static(match level {
+            "exceeded" => "exceeded",
+            "warning" => "warning",
+            _ => "ok",
+        }),
+    );
+    res
+}
+
+async fn ingest(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let o = st.ingest(&ctx, body.into_inner()).await?;
+    let events: Vec<Value> = o
+        .events
+        .iter()
+        .map(|e| {
+            json!({"id": e.id, "event_id": e.event_id, "estimated_cost_usd": e.estimated,
+                   "billed_cost_usd": e.billed, "duplicate": e.duplicate})
+        })
+        .collect();
+    let level = o.limits.level.as_str();
+    let res = HttpResponse::Created().json(json!({
+        "accepted": o.accepted,
+        "duplicates": o.duplicates,
+        "events": events,
+        "limits": o.limits.json(),
+    }));
+    Ok(with_status(res, level))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    from: Option<String>,
+    to: Option<String>,
+    model: Option<String>,
+    pipeline_stage: Option<String>,
+    agent_name: Option<String>,
+    user_id: Option<String>,
+    job_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let filter = EventFilter {
+        from: time_param(q.from.as_deref(), "from")?,
+        to: time_param(q.to.as_deref(), "to")?,
+        model: q.model,
+        pipeline_stage: q.pipeline_stage,
+        agent_name: q.agent_name,
+        user_id: q.user_id,
+        job_id: q.job_id,
+    };
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    Ok(HttpResponse::Ok().json(st.list_usage_events(&ctx, filter, page).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+async fn stats(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let days = Days::parse(
+        time_param(q.from.as_deref(), "from")?,
+        time_param(q.to.as_deref(), "to")?,
+        st.now(),
+    )?;
+    let group = q.group_by.as_deref().map(GroupBy::parse).transpose()?;
+    Ok(HttpResponse::Ok().json(st.usage_stats(&ctx, days, group).await?))
+}
+
+async fn limits(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = st.limits_status(&ctx).await?;
+    let level = s.level.as_str();
+    Ok(with_status(HttpResponse::Ok().json(s.json()), level))
+}
+
+async fn summary(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let v = st.usage_summary(&ctx).await?;
+    let level = v["limits"]["status"].as_str().unwrap_or("ok").to_string();
+    Ok(with_status(HttpResponse::Ok().json(v), &level))
+}
+
+async fn agents(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(st.agents_usage(&ctx).await?))
+}
+
+#[derive(Deserialize)]
+struct AgentPath {
+    agent_name: String,
+}
+
+fn agent_name(p: &AgentPath) -> Result<String, ApiError> {
+    let n = p.agent_name.chars().count();
+    if n == 0 || n > 255 || p.agent_name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidRequest(
+            "agent_name must be 1 to 255 printable characters".into(),
+        ));
+    }
+    Ok(p.agent_name.clone())
+}
+
+async fn get_preferences(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<AgentPath>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(st.agent_preferences(&ctx, agent_name(&p)?).await?))
+}
+
+async fn put_preferences(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    p: web::Path<AgentPath>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let v = st
+        .set_agent_preferences(&ctx, agent_name(&p)?, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(v))
+}

@@ -1,0 +1,69 @@
+//! Each tenant's usage totals for the current UTC day and month, in memory, so limit checks on
+//! ingest and `/api/usage/limits` never sum rows. Only the ingest writer changes them, after its
+//! transaction commits; a window for another day or month is stale and read from the rollups.
+use super::rollup::{self, Totals};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Windows {
+    pub day: i64,
+    pub today: Totals,
+    /// First day of the month.
+    pub month: i64,
+    pub this_month: Totals,
+}
+
+impl Windows {
+    /// Reads the windows holding `day` from the rollups (one row and at most 31).
+    pub fn load(c: &Connection, tenant: &str, day: i64) -> rusqlite::Result<Windows> {
+        let (first, next) = rollup::month_span(day);
+        Ok(Windows {
+            day,
+            today: rollup::total(c, tenant, day, day + 1)?,
+            month: first,
+            this_month: rollup::total(c, tenant, first, next)?,
+        })
+    }
+
+    /// Adds an event's amounts when it falls in these windows.
+    pub fn add(&mut self, event_day: i64, t: &Totals) {
+        if event_day == self.day {
+            self.today.add(t);
+        }
+        if rollup::month_span(event_day).0 == self.month {
+            self.this_month.add(t);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Counters(RwLock<HashMap<Uuid, Windows>>);
+
+impl Counters {
+    /// The tenant's windows for `day`, when held and current.
+    pub fn get(&self, tenant: Uuid, day: i64) -> Option<Windows> {
+        self.0
+            .read()
+            .expect("counters lock is never poisoned")
+            .get(&tenant)
+            .filter(|w| w.day == day)
+            .copied()
+    }
+
+    pub(crate) fn put(&self, tenant: Uuid, w: Windows) {
+        self.0
+            .write()
+            .expect("counters lock is never poisoned")
+            .insert(tenant, w);
+    }
+
+    pub(crate) fn remove(&self, tenant: Uuid) {
+        self.0
+            .write()
+            .expect("counters lock is never poisoned")
+            .remove(&tenant);
+    }
+}

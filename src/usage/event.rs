@@ -1,0 +1,227 @@
+//! A usage event as sent, validated once at the edge. A batch is all-or-nothing: the first bad
+//! event rejects the request, naming its index.
+use super::money::Nanousd;
+use crate::error::ApiError;
+use crate::time::{parse_rfc3339, Micros};
+use serde_json::{Map, Value};
+
+pub const MAX_BATCH: usize = 1000;
+const MAX_TOKENS: u64 = 1_000_000_000_000;
+const MAX_METADATA: usize = 16 * 1024;
+/// Clocks drift; an event may carry a time up to a day ahead of ours, not more.
+const MAX_FUTURE: Micros = 24 * 3600 * 1_000_000;
+
+#[derive(Clone, Debug)]
+pub struct UsageEvent {
+    pub event_id: Option<String>,
+    pub ts: Micros,
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: Option<Nanousd>,
+    pub pipeline_stage: Option<String>,
+    pub agent_name: Option<String>,
+    pub job_id: Option<String>,
+    pub user_id: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub metadata: Option<String>,
+}
+
+/// A label: 1 to 255 printable characters.
+fn label(v: &Value, field: &str) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            let n = s.chars().count();
+            if n == 0 || n > 255 || s.chars().any(char::is_control) {
+                Err(format!("{field} must be 1 to 255 printable characters"))
+            } else {
+                Ok(Some(s.clone()))
+            }
+        }
+        _ => Err(format!("{field} must be a string")),
+    }
+}
+
+fn count(v: &Value, field: &str, max: u64) -> Result<u64, String> {
+    match v.as_u64() {
+        Some(n) if n <= max => Ok(n),
+        _ => Err(format!("{field} must be a whole number from 0 to {max}")),
+    }
+}
+
+impl UsageEvent {
+    pub fn parse(v: &Value, now: Micros) -> Result<UsageEvent, String> {
+        let obj: &Map<String, Value> = v.as_object().ok_or("an event must be a JSON object")?;
+        let mut e = UsageEvent {
+            event_id: None,
+            ts: now,
+            model: String::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost: None,
+            pipeline_stage: None,
+            agent_name: None,
+            job_id: None,
+            user_id: None,
+            duration_ms: None,
+            metadata: None,
+        };
+        let (mut has_model, mut has_in, mut has_out) = (false, false, false);
+        for (k, v) in obj {
+            match k.as_str() {
+                "event_id" => e.event_id = label(v, k)?,
+                "timestamp" => {
+                    let s = v.as_str().ok_or("timestamp must be an RFC 3339 string")?;
+                    e.ts = parse_rfc3339(s)?;
+                    if e.ts < 0 || e.ts > now + MAX_FUTURE {
+                        return Err("timestamp must be after 1970 and at most a day ahead".into());
+                    }
+                }
+                "model" => {
+                    let m = label(v, k)?.ok_or("model is required")?;
+                    if m.chars().any(char::is_whitespace) {
+                        return Err("model may not contain spaces".into());
+                    }
+                    e.model = m;
+                    has_model = true;
+                }
+                "input_tokens" => {
+                    e.input_tokens = count(v, k, MAX_TOKENS)?;
+                    has_in = true;
+                }
+                "output_tokens" => {
+                    e.output_tokens = count(v, k, MAX_TOKENS)?;
+                    has_out = true;
+                }
+                "cost_usd" => {
+                    e.cost = match v {
+                        Value::Null => None,
+                        Value::Number(n) => Some(
+                            Nanousd::from_json_number(n)
+                                .map_err(|err| format!("cost_usd {err}"))?,
+                        ),
+                        _ => return Err("cost_usd must be a number".into()),
+                    }
+                }
+                "pipeline_stage" => e.pipeline_stage = label(v, k)?,
+                "agent_name" => e.agent_name = label(v, k)?,
+                "job_id" => e.job_id = label(v, k)?,
+                "user_id" => e.user_id = label(v, k)?,
+                "duration_ms" => {
+                    e.duration_ms = match v {
+                        Value::Null => None,
+                        v => Some(count(v, k, 10_000_000_000)?),
+                    }
+                }
+                "metadata" => {
+                    e.metadata = match v {
+                        Value::Null => None,
+                        Value::Object(_) => {
+                            let text = v.to_string();
+                            if text.len() > MAX_METADATA {
+                                return Err(format!(
+                                    "metadata may hold at most {MAX_METADATA} bytes"
+                                ));
+                            }
+                            Some(text)
+                        }
+                        _ => return Err("metadata must be an object".into()),
+                    }
+                }
+                other => return Err(format!("unknown field `{}`", crate::error::clip(other))),
+            }
+        }
+        match (has_model, has_in, has_out) {
+            (false, _, _) => Err("model is required".into()),
+            (_, false, _) => Err("input_tokens is required".into()),
+            (_, _, false) => Err("output_tokens is required".into()),
+            _ => Ok(e),
+        }
+    }
+
+    /// One event, or `{"events": [...]}` of 1 to 1000.
+    pub fn parse_body(body: &Value, now: Micros) -> Result<Vec<UsageEvent>, ApiError> {
+        let bad = ApiError::InvalidRequest;
+        let obj = body
+            .as_object()
+            .ok_or_else(|| bad("the body must be an event or {\"events\": [...]}".into()))?;
+        let Some(list) = obj.get("events") else {
+            return UsageEvent::parse(body, now).map(|e| vec![e]).map_err(bad);
+        };
+        if obj.len() != 1 {
+            return Err(bad("a batch body holds only `events`".into()));
+        }
+        let list = list
+            .as_array()
+            .ok_or_else(|| bad("events must be a list".into()))?;
+        if list.is_empty() || list.len() > MAX_BATCH {
+            return Err(bad(format!(
+                "a batch holds 1 to {MAX_BATCH} events, not {}",
+                list.len()
+            )));
+        }
+        list.iter()
+            .enumerate()
+            .map(|(i, v)| UsageEvent::parse(v, now).map_err(|e| bad(format!("events[{i}]: {e}"))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: Micros = 1_790_000_000_000_000;
+
+    fn one(v: Value) -> Result<UsageEvent, String> {
+        UsageEvent::parse(&v, NOW)
+    }
+
+    #[test]
+    fn a_minimal_event_gets_defaults() {
+        let e = one(json!({"model": "gpt-4o", "input_tokens": 10, "output_tokens": 2})).unwrap();
+        assert_eq!((e.ts, e.cost, e.event_id), (NOW, None, None));
+    }
+
+    #[test]
+    fn bad_events_are_named() {
+        for v in [
+            json!({"input_tokens": 1, "output_tokens": 1}),
+            json!({"model": "m", "output_tokens": 1}),
+            json!({"model": "m", "input_tokens": -1, "output_tokens": 1}),
+            json!({"model": "m", "input_tokens": 1.5, "output_tokens": 1}),
+            json!({"model": "m", "input_tokens": 1e20, "output_tokens": 1}),
+            json!({"model": "m", "input_tokens": "1", "output_tokens": 1}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": -0.1}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 1e300}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "timestamp": "now"}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "timestamp": "2999-01-01T00:00:00Z"}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "event_id": ""}),
+            json!({"model": "a b", "input_tokens": 1, "output_tokens": 1}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "metadata": [1]}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "colour": "red"}),
+        ] {
+            assert!(one(v.clone()).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_batch_names_the_bad_index_and_keeps_its_bounds() {
+        let good = json!({"model": "m", "input_tokens": 1, "output_tokens": 1});
+        let body = json!({"events": [good, good, {"model": "m"}]});
+        let err = UsageEvent::parse_body(&body, NOW).unwrap_err().to_string();
+        assert!(err.starts_with("events[2]"), "{err}");
+        assert!(UsageEvent::parse_body(&json!({"events": []}), NOW).is_err());
+        let many: Vec<Value> = (0..1001).map(|_| good.clone()).collect();
+        assert!(UsageEvent::parse_body(&json!({"events": many}), NOW).is_err());
+        let ok: Vec<Value> = (0..1000).map(|_| good.clone()).collect();
+        assert_eq!(
+            UsageEvent::parse_body(&json!({"events": ok}), NOW)
+                .unwrap()
+                .len(),
+            1000
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Model prices in nano-USD per million tokens: built-in list prices, overridden by the operator
+//! (`PUT /api/pricing/{model}`, kept in `pricing_overrides`). Held in memory; a lookup falls back
+//! from a dated variant (`gpt-4o-mini-2024-07-18`) to its base model (`gpt-4o-mini`).
+use super::money::{div_round_half_even, Nanousd};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Price {
+    pub input_per_million: Nanousd,
+    pub output_per_million: Nanousd,
+}
+
+/// USD per million tokens, written as whole micro-dollars so no float is involved.
+const fn micro(input: i64, output: i64) -> Price {
+    Price {
+        input_per_million: Nanousd(input * 1000),
+        output_per_million: Nanousd(output * 1000),
+    }
+}
+
+/// List prices (standard tier, no caching or batch discounts) as known when written; operators
+/// correct or extend them with `PUT /api/pricing/{model}`.
+pub const BUILTIN: &[(&str, Price)] = &[
+    // OpenAI
+    ("gpt-4o", micro(2_500_000, 10_000_000)),
+    ("gpt-4o-mini", micro(150_000, 600_000)),
+    ("gpt-4.1", micro(2_000_000, 8_000_000)),
+    ("gpt-4.1-mini", micro(400_000, 1_600_000)),
+    ("gpt-4.1-nano", micro(100_000, 400_000)),
+    ("gpt-5", micro(1_250_000, 10_000_000)),
+    ("gpt-5-mini", micro(250_000, 2_000_000)),
+    ("gpt-5-nano", micro(50_000, 400_000)),
+    ("o1", micro(15_000_000, 60_000_000)),
+    ("o3", micro(2_000_000, 8_000_000)),
+    ("o3-mini", micro(1_100_000, 4_400_000)),
+    ("o4-mini", micro(1_100_000, 4_400_000)),
+    // Anthropic
+    ("claude-3-haiku", micro(250_000, 1_250_000)),
+    ("claude-3-5-haiku", micro(800_000, 4_000_000)),
+    ("claude-3-5-sonnet", micro(3_000_000, 15_000_000)),
+    ("claude-3-7-sonnet", micro(3_000_000, 15_000_000)),
+    ("claude-haiku-4-5", micro(1_000_000, 5_000_000)),
+    ("claude-sonnet-4", micro(3_000_000, 15_000_000)),
+    ("claude-sonnet-4-5", micro(3_000_000, 15_000_000)),
+    ("claude-opus-4", micro(15_000_000, 75_000_000)),
+    ("claude-opus-4-1", micro(15_000_000, 75_000_000)),
+    // Google
+    ("gemini-1.5-flash", micro(75_000, 300_000)),
+    ("gemini-1.5-pro", micro(1_250_000, 5_000_000)),
+    ("gemini-2.0-flash", micro(100_000, 400_000)),
+    ("gemini-2.0-flash-lite", micro(75_000, 300_000)),
+    ("gemini-2.5-flash", micro(300_000, 2_500_000)),
+    ("gemini-2.5-flash-lite", micro(100_000, 400_000)),
+    ("gemini-2.5-pro", micro(1_250_000, 10_000_000)),
+    // Mistral
+    ("mistral-large-latest", micro(2_000_000, 6_000_000)),
+    ("mistral-medium-latest", micro(400_000, 2_000_000)),
+    ("mistral-small-latest", micro(100_000, 300_000)),
+    ("codestral-latest", micro(300_000, 900_000)),
+    ("ministral-8b-latest", micro(100_000, 100_000)),
+];
+
+/// The cost of a call: tokens × price per million, summed exactly, rounded half to even once.
+pub fn cost(input_tokens: u64, output_tokens: u64, p: Price) -> Nanousd {
+    let num = i128::from(input_tokens) * i128::from(p.input_per_million.0)
+        + i128::from(output_tokens) * i128::from(p.output_per_million.0);
+    Nanousd(div_round_half_even(num, 1_000_000).min(i128::from(i64::MAX)) as i64)
+}
+
+/// Exact name first, then the name cut back at each `-` from the right, so the longest known
+/// base wins and `gpt-4oX` never matches `gpt-4o`.
+pub fn lookup<'a>(table: &'a HashMap<String, Price>, model: &str) -> Option<(&'a str, Price)> {
+    let mut name = model;
+    loop {
+        if let Some((k, p)) = table.get_key_value(name) {
+            return Some((k.as_str(), *p));
+        }
+        name = &name[..name.rfind('-')?];
+    }
+}
+
+/// The effective table: built-in prices with the operator's overrides on top.
+pub struct PricingTable(RwLock<Arc<HashMap<String, Price>>>);
+
+impl PricingTable {
+    pub fn load(c: &Connection) -> rusqlite::Result<PricingTable> {
+        let mut map: HashMap<String, Price> =
+            BUILTIN.iter().map(|(m, p)| (m.to_string(), *p)).collect();
+        let mut stmt = c.prepare(
+            "SELECT model, input_usd_per_million_nanos, output_usd_per_million_nanos FROM pricing_overrides",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))? {
+            let (model, i, o) = row?;
+            map.insert(
+                model,
+                Price {
+                    input_per_million: Nanousd(i),
+                    output_per_million: Nanousd(o),
+                },
+            );
+        }
+        Ok(PricingTable(RwLock::new(Arc::new(map))))
+    }
+
+    pub fn snapshot(&self) -> Arc<HashMap<String, Price>> {
+        self.0
+            .read()
+            .expect("pricing lock is never poisoned")
+            .clone()
+    }
+
+    /// Stores an override; the caller holds the state's write lock, so the swap cannot race.
+    pub fn set(&self, c: &Connection, model: &str, price: Price, at: i64) -> rusqlite::Result<()> {
+        c.execute(
+            "INSERT INTO pricing_overrides (model, input_usd_per_million_nanos,
+                 output_usd_per_million_nanos, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (model) DO UPDATE SET
+                 input_usd_per_million_nanos = excluded.input_usd_per_million_nanos,
+                 output_usd_per_million_nanos = excluded.output_usd_per_million_nanos,
+                 updated_at = excluded.updated_at",
+            params![
+                model,
+                price.input_per_million.0,
+                price.output_per_million.0,
+                at
+            ],
+        )?;
+        let mut guard = self.0.write().expect("pricing lock is never poisoned");
+        let mut next = (**guard).clone();
+        next.insert(model.to_string(), price);
+        *guard = Arc::new(next);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> HashMap<String, Price> {
+        BUILTIN.iter().map(|(m, p)| (m.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn a_fraction_of_a_cent_per_token_is_exact() {
+        let p = Price {
+            input_per_million: Nanousd(150_000_000),
+            output_per_million: Nanousd::ZERO,
+        };
+        assert_eq!(cost(1, 0, p), Nanousd(150)); // $0.15/M on 1 token = $0.00000015
+        let p = Price {
+            input_per_million: Nanousd(37_500_000),
+            output_per_million: Nanousd::ZERO,
+        };
+        assert_eq!(cost(1, 0, p), Nanousd(38)); // 37.5 nano, half to even
+        assert_eq!(cost(3, 0, p), Nanousd(112)); // 112.5 -> 112
+        assert_eq!(
+            cost(1_000_000, 1_000_000, micro(2_500_000, 10_000_000)),
+            Nanousd(12_500_000_000)
+        );
+    }
+
+    #[test]
+    fn dated_variants_fall_back_to_the_longest_base() {
+        let t = table();
+        assert_eq!(
+            lookup(&t, "gpt-4o-mini-2024-07-18").unwrap().0,
+            "gpt-4o-mini"
+        );
+        assert_eq!(lookup(&t, "gpt-4o-2024-08-06").unwrap().0, "gpt-4o");
+        assert_eq!(
+            lookup(&t, "claude-sonnet-4-5-20250929").unwrap().0,
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(lookup(&t, "gpt-4o").unwrap().0, "gpt-4o");
+        assert!(lookup(&t, "gpt-4oX").is_none());
+        assert!(lookup(&t, "llama-3").is_none());
+        assert!(lookup(&t, "").is_none());
+    }
+
+    #[test]
+    fn builtin_names_are_unique_and_priced() {
+        assert_eq!(table().len(), BUILTIN.len());
+        assert!(BUILTIN
+            .iter()
+            .all(|(_, p)| p.input_per_million.0 > 0 && p.output_per_million.0 > 0));
+    }
+}

@@ -1,0 +1,183 @@
+//! Totals and the daily rollups: UTC day and month arithmetic, adding an event's amounts to its
+//! rollup rows, and reading sums back. Stats and limits read these, never the raw events.
+use super::money::Nanousd;
+use crate::time::Micros;
+use chrono::{Datelike, NaiveDate};
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+
+pub const DAY_MICROS: i64 = 86_400_000_000;
+/// The rollup dimensions besides the total (`""`); each holds one row per value, `""` for none.
+pub const DIMS: [&str; 4] = ["model", "pipeline_stage", "agent_name", "user_id"];
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub events: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub estimated: Nanousd,
+    pub billed: Nanousd,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.events += o.events;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.estimated = self.estimated.saturating_add(o.estimated);
+        self.billed = self.billed.saturating_add(o.billed);
+    }
+
+    pub fn tokens(&self) -> i64 {
+        self.input_tokens + self.output_tokens
+    }
+
+    /// The contract's totals object.
+    pub fn json(&self) -> Value {
+        json!({
+            "events": self.events,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.tokens(),
+            "estimated_cost_usd": self.estimated,
+            "billed_cost_usd": self.billed,
+        })
+    }
+}
+
+pub fn day_of(ts: Micros) -> i64 {
+    ts.div_euclid(DAY_MICROS)
+}
+
+pub fn date_of_day(day: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+fn day_of_date(d: NaiveDate) -> i64 {
+    d.signed_duration_since(NaiveDate::default()).num_days()
+}
+
+/// The first day of the month holding `day`, and the first day of the next month.
+pub fn month_span(day: i64) -> (i64, i64) {
+    let d = date_of_day(day);
+    let first = d.with_day(1).unwrap_or(d);
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    }
+    .unwrap_or(first);
+    (day_of_date(first), day_of_date(next))
+}
+
+pub fn month_label(day: i64) -> String {
+    date_of_day(day).format("%Y-%m").to_string()
+}
+
+pub fn day_label(day: i64) -> String {
+    date_of_day(day).format("%Y-%m-%d").to_string()
+}
+
+/// Adds `t` to one rollup row; called for every dimension of every accepted event's group.
+pub fn upsert(
+    c: &Connection,
+    tenant: &str,
+    day: i64,
+    dim: &str,
+    key: &str,
+    t: &Totals,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens, output_tokens,
+                                    estimated_nanos, billed_nanos)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (tenant_id, dim, day, key) DO UPDATE SET
+             events = events + excluded.events,
+             input_tokens = input_tokens + excluded.input_tokens,
+             output_tokens = output_tokens + excluded.output_tokens,
+             estimated_nanos = estimated_nanos + excluded.estimated_nanos,
+             billed_nanos = billed_nanos + excluded.billed_nanos",
+    )?
+    .execute(params![
+        tenant,
+        day,
+        dim,
+        key,
+        t.events,
+        t.input_tokens,
+        t.output_tokens,
+        t.estimated.0,
+        t.billed.0
+    ])?;
+    Ok(())
+}
+
+fn totals_row(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Totals> {
+    Ok(Totals {
+        events: r.get::<_, Option<i64>>(from)?.unwrap_or(0),
+        input_tokens: r.get::<_, Option<i64>>(from + 1)?.unwrap_or(0),
+        output_tokens: r.get::<_, Option<i64>>(from + 2)?.unwrap_or(0),
+        estimated: Nanousd(r.get::<_, Option<i64>>(from + 3)?.unwrap_or(0)),
+        billed: Nanousd(r.get::<_, Option<i64>>(from + 4)?.unwrap_or(0)),
+    })
+}
+
+/// The total over days `[from, to)`.
+pub fn total(c: &Connection, tenant: &str, from: i64, to: i64) -> rusqlite::Result<Totals> {
+    c.prepare_cached(
+        "SELECT sum(events), sum(input_tokens), sum(output_tokens), sum(estimated_nanos),
+                sum(billed_nanos)
+         FROM usage_rollups WHERE tenant_id = ?1 AND dim = '' AND day >= ?2 AND day < ?3",
+    )?
+    .query_row(params![tenant, from, to], |r| totals_row(r, 0))
+}
+
+/// Per-key sums of one dimension over days `[from, to)`; `dim = ""` with `by_day` gives days.
+pub fn groups(
+    c: &Connection,
+    tenant: &str,
+    dim: &str,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<Vec<(String, Totals)>> {
+    let sql = if dim.is_empty() {
+        "SELECT CAST(day AS TEXT), sum(events), sum(input_tokens), sum(output_tokens),
+                sum(estimated_nanos), sum(billed_nanos)
+         FROM usage_rollups WHERE tenant_id = ?1 AND dim = ?2 AND day >= ?3 AND day < ?4
+         GROUP BY day ORDER BY day"
+    } else {
+        "SELECT key, sum(events), sum(input_tokens), sum(output_tokens),
+                sum(estimated_nanos), sum(billed_nanos)
+         FROM usage_rollups WHERE tenant_id = ?1 AND dim = ?2 AND day >= ?3 AND day < ?4
+         GROUP BY key ORDER BY sum(estimated_nanos) DESC, key"
+    };
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![tenant, dim, from, to], |r| {
+        Ok((r.get::<_, String>(0)?, totals_row(r, 1)?))
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_months_are_utc_calendar_ones() {
+        let ts = crate::time::parse_rfc3339("2026-11-23T23:59:59Z").unwrap();
+        let day = day_of(ts);
+        assert_eq!(day_label(day), "2026-11-23");
+        assert_eq!(day_of(ts + 1_000_000), day + 1);
+        assert_eq!(day_of(-1), -1, "before the epoch rounds down");
+        let (first, next) = month_span(day);
+        assert_eq!(
+            (day_label(first), day_label(next)),
+            ("2026-11-01".into(), "2026-12-01".into())
+        );
+        let dec = day_of(crate::time::parse_rfc3339("2026-12-31T12:00:00Z").unwrap());
+        assert_eq!(day_label(month_span(dec).1), "2027-01-01");
+        assert_eq!(month_label(dec), "2026-12");
+    }
+}

@@ -1,0 +1,417 @@
+//! The usage operations on a tenant: ingest through the writer, and reads that answer from the
+//! rollups and the in-memory windows (never by scanning raw events), plus the events list,
+//! agent preferences and pricing.
+use super::event::UsageEvent;
+use super::money::Nanousd;
+use super::pricing::{lookup, Price};
+use super::rollup::{self, day_of, Totals};
+use super::writer::{windows, Outcome, Priced};
+use crate::auth::Action;
+use crate::config::Feature;
+use crate::error::ApiError;
+use crate::limits;
+use crate::pagination::{Page, PageRequest};
+use crate::state::AppState;
+use crate::tenancy::TenantCtx;
+use crate::time::{rfc3339, Micros};
+use rusqlite::params;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// How `/api/usage/stats` groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Day,
+    Month,
+    Dim(&'static str),
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Result<GroupBy, ApiError> {
+        Ok(match s {
+            "day" => GroupBy::Day,
+            "month" => GroupBy::Month,
+            "model" => GroupBy::Dim("model"),
+            "pipeline_stage" => GroupBy::Dim("pipeline_stage"),
+            "agent_name" => GroupBy::Dim("agent_name"),
+            "user_id" => GroupBy::Dim("user_id"),
+            _ => {
+                return Err(ApiError::InvalidRequest(
+                    "group_by must be day, month, model, pipeline_stage, agent_name or user_id"
+                        .into(),
+                ))
+            }
+        })
+    }
+}
+
+/// A whole-day window `[from, to)` in days since the epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct Days {
+    pub from: i64,
+    pub to: i64,
+}
+
+impl Days {
+    /// Stats cover whole UTC days: `from` rounds down to its day, `to` up to the next midnight
+    /// (a `to` at midnight is exclusive). Without `from`, the current month; without `to`, today.
+    pub fn parse(from: Option<Micros>, to: Option<Micros>, now: Micros) -> Result<Days, ApiError> {
+        let today = day_of(now);
+        let from = from
+            .map(day_of)
+            .unwrap_or_else(|| rollup::month_span(today).0);
+        let to = to.map(|t| day_of(t - 1) + 1).unwrap_or(today + 1);
+        if to < from {
+            return Err(ApiError::InvalidRequest("`to` is before `from`".into()));
+        }
+        if to - from > 366 * 100 {
+            return Err(ApiError::InvalidRequest(
+                "the window may span at most 100 years".into(),
+            ));
+        }
+        Ok(Days { from, to })
+    }
+}
+
+pub struct EventFilter {
+    pub from: Option<Micros>,
+    pub to: Option<Micros>,
+    pub model: Option<String>,
+    pub pipeline_stage: Option<String>,
+    pub agent_name: Option<String>,
+    pub user_id: Option<String>,
+    pub job_id: Option<String>,
+}
+
+impl AppState {
+    fn usage_enabled(&self) -> Result<(), ApiError> {
+        self.config.flags.require(Feature::UsageTracking)
+    }
+
+    pub async fn ingest(&self, ctx: &TenantCtx, body: Value) -> Result<Outcome, ApiError> {
+        self.usage_enabled()?;
+        ctx.require(Action::Ingest)?;
+        let now = self.now();
+        let events = UsageEvent::parse_body(&body, now)?;
+        let settings = Arc::new(self.settings.get(ctx.id()).settings.clone());
+        let prices = self.pricing.snapshot();
+        let priced = events
+            .into_iter()
+            .map(|e| {
+                let price = lookup(&prices, &e.model).map(|(_, p)| p);
+                Priced::new(e, &settings, price)
+            })
+            .collect();
+        let outcome = self
+            .writer
+            .submit((ctx.id(), settings, priced, now))
+            .await?;
+        Ok(outcome)
+    }
+
+    /// The tenant's limits status now, from the in-memory windows.
+    pub async fn limits_status(&self, ctx: &TenantCtx) -> Result<limits::Status, ApiError> {
+        self.usage_enabled()?;
+        ctx.require(Action::Read)?;
+        let (tenant, day, counters) = (ctx.id(), day_of(self.now()), self.counters.clone());
+        let settings = self.settings.get(tenant);
+        if let Some(w) = counters.get(tenant, day) {
+            return Ok(limits::evaluate(
+                &settings.settings,
+                &w.today,
+                &w.this_month,
+            ));
+        }
+        let w = self
+            .db
+            .run(move |c| Ok(windows(c, &counters, tenant, day)?))
+            .await?;
+        Ok(limits::evaluate(
+            &settings.settings,
+            &w.today,
+            &w.this_month,
+        ))
+    }
+
+    pub async fn usage_stats(
+        &self,
+        ctx: &TenantCtx,
+        days: Days,
+        group: Option<GroupBy>,
+    ) -> Result<Value, ApiError> {
+        self.usage_enabled()?;
+        ctx.require(Action::Read)?;
+        let tenant = ctx.db_id();
+        self.db
+            .run(move |c| {
+                let totals = rollup::total(c, &tenant, days.from, days.to)?;
+                let groups: Vec<Value> = match group {
+                    None => Vec::new(),
+                    Some(GroupBy::Day) => rollup::groups(c, &tenant, "", days.from, days.to)?
+                        .into_iter()
+                        .map(|(d, t)| {
+                            group_json(Value::from(rollup::day_label(d.parse().unwrap_or(0))), &t)
+                        })
+                        .collect(),
+                    Some(GroupBy::Month) => {
+                        let mut months: Vec<(String, Totals)> = Vec::new();
+                        for (d, t) in rollup::groups(c, &tenant, "", days.from, days.to)? {
+                            let label = rollup::month_label(d.parse().unwrap_or(0));
+                            match months.last_mut() {
+                                Some((l, acc)) if *l == label => acc.add(&t),
+                                _ => months.push((label, t)),
+                            }
+                        }
+                        months
+                            .into_iter()
+                            .map(|(l, t)| group_json(Value::from(l), &t))
+                            .collect()
+                    }
+                    Some(GroupBy::Dim(dim)) => rollup::groups(c, &tenant, dim, days.from, days.to)?
+                        .into_iter()
+                        .map(|(k, t)| {
+                            group_json(
+                                if k.is_empty() {
+                                    Value::Null
+                                } else {
+                                    Value::from(k)
+                                },
+                                &t,
+                            )
+                        })
+                        .collect(),
+                };
+                Ok(json!({
+                    "from": rfc3339(days.from * rollup::DAY_MICROS),
+                    "to": rfc3339(days.to * rollup::DAY_MICROS),
+                    "totals": totals.json(),
+                    "groups": groups,
+                }))
+            })
+            .await
+    }
+
+    pub async fn usage_summary(&self, ctx: &TenantCtx) -> Result<Value, ApiError> {
+        let limits = self.limits_status(ctx).await?;
+        let (tenant, today) = (ctx.db_id(), day_of(self.now()));
+        let (first, next) = rollup::month_span(today);
+        let (day_totals, month_totals, models, agents) = self
+            .db
+            .run(move |c| {
+                Ok((
+                    rollup::total(c, &tenant, today, today + 1)?,
+                    rollup::total(c, &tenant, first, next)?,
+                    rollup::groups(c, &tenant, "model", first, next)?,
+                    rollup::groups(c, &tenant, "agent_name", first, next)?,
+                ))
+            })
+            .await?;
+        let top = |rows: Vec<(String, Totals)>, field: &str| -> Vec<Value> {
+            rows.into_iter()
+                .filter(|(k, _)| !k.is_empty())
+                .take(5)
+                .map(|(k, t)| {
+                    let mut v = t.json();
+                    v[field] = json!(k);
+                    v
+                })
+                .collect()
+        };
+        Ok(json!({
+            "today": day_totals.json(),
+            "month": month_totals.json(),
+            "limits": limits.json(),
+            "top_models": top(models, "model"),
+            "top_agents": top(agents, "agent_name"),
+        }))
+    }
+
+    /// Every agent's usage over all time, most used (by events) first.
+    pub async fn agents_usage(&self, ctx: &TenantCtx) -> Result<Value, ApiError> {
+        self.usage_enabled()?;
+        ctx.require(Action::Read)?;
+        let tenant = ctx.db_id();
+        let mut rows = self
+            .db
+            .run(move |c| {
+                Ok(rollup::groups(
+                    c,
+                    &tenant,
+                    "agent_name",
+                    i64::MIN,
+                    i64::MAX,
+                )?)
+            })
+            .await?;
+        rows.retain(|(k, _)| !k.is_empty());
+        rows.sort_by(|a, b| b.1.events.cmp(&a.1.events).then_with(|| a.0.cmp(&b.0)));
+        let agents: Vec<Value> = rows
+            .iter()
+            .map(|(k, t)| {
+                json!({"agent_name": k, "events": t.events, "total_tokens": t.tokens(),
+                       "estimated_cost_usd": t.estimated})
+            })
+            .collect();
+        Ok(json!({"agents": agents, "most_used_agent": rows.first().map(|r| r.0.clone())}))
+    }
+
+    pub async fn list_usage_events(
+        &self,
+        ctx: &TenantCtx,
+        f: EventFilter,
+        page: PageRequest<(Micros, i64)>,
+    ) -> Result<Page<Value>, ApiError> {
+        self.usage_enabled()?;
+        ctx.require(Action::Read)?;
+        let tenant = ctx.db_id();
+        self.db
+            .run(move |c| {
+                let (before_ts, before_seq) = page.after.unwrap_or((i64::MAX, i64::MAX));
+                let mut stmt = c.prepare_cached(
+                    "SELECT seq, id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
+                            estimated_nanos, billed_nanos, input_price, output_price, cost_source,
+                            execution_mode, markup, pipeline_stage, agent_name, job_id, user_id,
+                            duration_ms, metadata, created_at
+                     FROM usage_events INDEXED BY usage_events_by_time
+                     WHERE tenant_id = ?1 AND (ts, seq) < (?2, ?3)
+                       AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)
+                       AND (?6 IS NULL OR model = ?6) AND (?7 IS NULL OR pipeline_stage = ?7)
+                       AND (?8 IS NULL OR agent_name = ?8) AND (?9 IS NULL OR user_id = ?9)
+                       AND (?10 IS NULL OR job_id = ?10)
+                     ORDER BY ts DESC, seq DESC LIMIT ?11",
+                )?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            tenant, before_ts, before_seq, f.from, f.to, f.model, f.pipeline_stage,
+                            f.agent_name, f.user_id, f.job_id, page.fetch()
+                        ],
+                        |r| {
+                            let ts: Micros = r.get(4)?;
+                            let seq: i64 = r.get(0)?;
+                            let (input, output): (i64, i64) = (r.get(6)?, r.get(7)?);
+                            let price = |i: usize| -> rusqlite::Result<Value> {
+                                Ok(r.get::<_, Option<i64>>(i)?.map_or(Value::Null, |n| json!(Nanousd(n))))
+                            };
+                            let metadata: Option<String> = r.get(20)?;
+                            let v = json!({
+                                "id": r.get::<_, String>(1)?,
+                                "tenant_id": r.get::<_, String>(2)?,
+                                "event_id": r.get::<_, Option<String>>(3)?,
+                                "timestamp": rfc3339(ts),
+                                "model": r.get::<_, String>(5)?,
+                                "input_tokens": input,
+                                "output_tokens": output,
+                                "total_tokens": input + output,
+                                "estimated_cost_usd": Nanousd(r.get(8)?),
+                                "billed_cost_usd": Nanousd(r.get(9)?),
+                                "input_usd_per_million": price(10)?,
+                                "output_usd_per_million": price(11)?,
+                                "cost_source": r.get::<_, String>(12)?,
+                                "execution_mode": r.get::<_, String>(13)?,
+                                "pipeline_stage": r.get::<_, Option<String>>(15)?,
+                                "agent_name": r.get::<_, Option<String>>(16)?,
+                                "job_id": r.get::<_, Option<String>>(17)?,
+                                "user_id": r.get::<_, Option<String>>(18)?,
+                                "duration_ms": r.get::<_, Option<i64>>(19)?,
+                                "metadata": metadata.and_then(|m| serde_json::from_str::<Value>(&m).ok()),
+                                "created_at": rfc3339(r.get(21)?),
+                            });
+                            Ok(((ts, seq), v))
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page.limit, |r| r.0).map(|r| r.1))
+            })
+            .await
+    }
+
+    pub async fn agent_preferences(
+        &self,
+        ctx: &TenantCtx,
+        agent: String,
+    ) -> Result<Value, ApiError> {
+        ctx.require(Action::Read)?;
+        let tenant = ctx.db_id();
+        let body: Option<String> = self
+            .db
+            .run(move |c| {
+                use rusqlite::OptionalExtension;
+                Ok(c.query_row(
+                    "SELECT body FROM agent_preferences WHERE tenant_id = ?1 AND agent_name = ?2",
+                    params![tenant, agent],
+                    |r| r.get(0),
+                )
+                .optional()?)
+            })
+            .await?;
+        Ok(body
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_else(|| json!({})))
+    }
+
+    pub async fn set_agent_preferences(
+        &self,
+        ctx: &TenantCtx,
+        agent: String,
+        prefs: Value,
+    ) -> Result<Value, ApiError> {
+        ctx.require(Action::SetPreferences)?;
+        if !prefs.is_object() {
+            return Err(ApiError::InvalidRequest(
+                "preferences must be a JSON object".into(),
+            ));
+        }
+        let text = prefs.to_string();
+        if text.len() > 64 * 1024 {
+            return Err(ApiError::InvalidRequest(
+                "preferences may hold at most 64 KiB".into(),
+            ));
+        }
+        let (tenant, now) = (ctx.db_id(), self.now());
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO agent_preferences (tenant_id, agent_name, body, updated_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant_id, agent_name) DO UPDATE SET body = excluded.body,
+                         updated_at = excluded.updated_at",
+                    params![tenant, agent, text, now],
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(prefs)
+    }
+
+    pub fn price_list(&self) -> Value {
+        let table = self.pricing.snapshot();
+        let mut items: Vec<(&String, &Price)> = table.iter().collect();
+        items.sort_by(|a, b| a.0.cmp(b.0));
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|(m, p)| {
+                json!({"model": m, "input_usd_per_million": p.input_per_million,
+                       "output_usd_per_million": p.output_per_million})
+            })
+            .collect();
+        json!({"items": items})
+    }
+
+    pub async fn set_price(&self, model: String, price: Price) -> Result<Value, ApiError> {
+        self.write(move |st, c| {
+            st.pricing.set(c, &model, price, st.now())?;
+            Ok(
+                json!({"model": model, "input_usd_per_million": price.input_per_million,
+                      "output_usd_per_million": price.output_per_million}),
+            )
+        })
+        .await
+    }
+}
+
+fn group_json(key: Value, t: &Totals) -> Value {
+    let mut v = t.json();
+    v["key"] = key;
+    v
+}
