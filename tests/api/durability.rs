@@ -1,0 +1,103 @@
+//! Acknowledged usage events survive `kill -9` of the server in the middle of ingest.
+use serde_json::json;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "durability-admin-token-0123";
+
+#[tokio::test]
+async fn every_acknowledged_event_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .env("TENANTRY_DATA_DIR", dir.path())
+        .env("TENANTRY_BIND", "127.0.0.1:0")
+        .env("TENANTRY_ADMIN_TOKEN", ADMIN)
+        .env("ENCRYPTION_KEY", "durability-test-key")
+        .env("TENANTRY_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .find_map(|l| {
+            l.ok()?
+                .strip_prefix("tenantry: serving ")?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .expect("server starts");
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for batch in 0.. {
+                let ids: Vec<String> = (0..20).map(|i| format!("w{worker}-b{batch}-e{i}")).collect();
+                let events: Vec<_> = ids
+                    .iter()
+                    .map(|id| json!({"event_id": id, "model": "gpt-4o", "input_tokens": 5, "output_tokens": 5}))
+                    .collect();
+                let res = client
+                    .post(format!("{url}/api/usage/events"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({"events": events}))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status() == 201 => acked.lock().unwrap().extend(ids),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 2000 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 2000,
+        "only {} events were acknowledged before the kill",
+        acked.len()
+    );
+
+    let db = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let mut stmt = db.prepare("SELECT event_id FROM usage_events").unwrap();
+    let stored: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let lost: Vec<_> = acked.difference(&stored).take(5).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost: {lost:?} (of {})",
+        acked.len()
+    );
+    // The rollups agree with the events.
+    let rolled: i64 = db
+        .query_row(
+            "SELECT sum(events) FROM usage_rollups WHERE dim = ''",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rolled as usize, stored.len());
+}
