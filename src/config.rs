@@ -149,6 +149,12 @@ impl Config {
             Some(t) if t.len() < 16 => {
                 return Err("TENANTRY_ADMIN_TOKEN must be at least 16 characters".into())
             }
+            // Tokens starting `tk_` are tenant keys; an admin token must never look like one.
+            Some(t) if t.starts_with("tk_") => {
+                return Err(
+                    "TENANTRY_ADMIN_TOKEN may not start with tk_ (the tenant key prefix)".into(),
+                )
+            }
             Some(t) => Some(Secret::new(t)),
             None => None,
         };

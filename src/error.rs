@@ -31,6 +31,8 @@ pub enum ApiError {
     HostedKeyMissing(String),
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
+    #[error("too many requests; retry after {0} seconds")]
+    RateLimited(u64),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the database is not answering")]
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::ByoKeyMissing(_) => "byo_key_missing",
             ApiError::HostedKeyMissing(_) => "hosted_key_missing",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotReady => "not_ready",
             ApiError::Internal(_) => "internal",
@@ -74,6 +77,7 @@ impl ApiError {
             404 => ApiError::NotFound("no such route".into()),
             405 => ApiError::MethodNotAllowed("this method is not allowed on this path".into()),
             413 => ApiError::PayloadTooLarge,
+            429 => ApiError::RateLimited(1),
             415 => ApiError::UnsupportedMediaType("the body must be application/json".into()),
             503 => ApiError::NotReady,
             s if (400..500).contains(&s) => {
@@ -104,6 +108,7 @@ impl ResponseError for ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,6 +122,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::RateLimited(secs) = self {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         res.json(ErrorBody {
             error: self.code(),

@@ -50,12 +50,16 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "tenantry: {line}");
 }
 
+/// One line per request (see `http::middleware`); `TENANTRY_LOG_FORMAT=json` for log shippers.
 fn init_logging() {
     let filter = std::env::var("TENANTRY_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match std::env::var("TENANTRY_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
 }
 
 fn serve(config: Config) -> Result<(), String> {

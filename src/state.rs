@@ -1,12 +1,16 @@
 //! The state every request shares: configuration, the pool, the in-memory caches of tenants and
 //! keys, the admin verifier and the clock. Domain modules add their operations to it in `impl`
 //! blocks of their own, so each cache is changed only next to the write that makes it stale.
+use crate::auth::guard::AdminGuard;
 use crate::auth::{Caller, KeyCache};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::limits::metrics::Metrics;
+use crate::limits::rate::RateLimits;
+use crate::limits::stats::RequestStats;
 use crate::settings::SettingsCache;
 use crate::tenancy::TenantCache;
 use crate::time::{to_micros, Micros};
@@ -14,6 +18,7 @@ use crate::usage::counters::Counters;
 use crate::usage::pricing::PricingTable;
 use crate::usage::writer::Writer;
 use rusqlite::Connection;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// What start-up loads from the database before serving.
@@ -41,6 +46,10 @@ pub struct AppState {
     pub pricing: Arc<PricingTable>,
     pub counters: Arc<Counters>,
     pub writer: Writer,
+    pub rate: Arc<RateLimits>,
+    pub request_stats: Arc<RequestStats>,
+    pub metrics: Arc<Metrics>,
+    admin_guard: Arc<AdminGuard>,
     pub clock: Arc<dyn Clock>,
     _lock: Arc<std::fs::File>,
     /// Serialises writes to tenants, members and keys, so each write and the cache update that
@@ -56,7 +65,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let counters = Arc::new(Counters::default());
-        let writer = Writer::start(db.dedicated()?, counters.clone());
+        let writer = Writer::start(db.dedicated()?, db.dedicated()?, counters.clone());
         Ok(AppState {
             config,
             db,
@@ -68,6 +77,10 @@ impl AppState {
             pricing: Arc::new(parts.pricing),
             counters,
             writer,
+            rate: Arc::new(RateLimits::new(clock.clone())),
+            request_stats: Arc::default(),
+            metrics: Arc::default(),
+            admin_guard: Arc::default(),
             clock,
             _lock: Arc::new(parts.lock),
             write_lock: Arc::new(Mutex::new(())),
@@ -93,8 +106,13 @@ impl AppState {
             .await
     }
 
-    /// The caller behind an `Authorization` header value, from memory only.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    /// The caller behind an `Authorization` header value, from memory only. A token that is
+    /// not a tenant key is an admin-token attempt, throttled per client address.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
         let token = authorization
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -103,14 +121,18 @@ impl AppState {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
+        let now = self.now();
         if token.starts_with(crate::auth::keys::KEY_PREFIX) {
-            if let Ok(caller) = self.keys.authenticate(token, self.now()) {
-                return Ok(caller);
-            }
+            return self.keys.authenticate(token, now);
         }
+        let addr = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.admin_guard
+            .check(addr, now)
+            .map_err(ApiError::RateLimited)?;
         if self.admin.verify(token) {
             return Ok(Caller::Admin);
         }
+        self.admin_guard.failed(addr, now);
         Err(ApiError::Unauthorized)
     }
 }

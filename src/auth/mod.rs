@@ -1,6 +1,7 @@
 //! Who is calling: the admin token or a tenant API key, with the role that decides what the
 //! caller may do. `Caller::may` is the one table of permissions.
 pub mod admin;
+pub mod guard;
 pub mod keyring;
 pub mod keys;
 

@@ -2,7 +2,9 @@
 //! it acts on (`TenantCtx`). Putting them first in a handler's arguments makes 401 and tenant
 //! errors come before body errors.
 use crate::auth::Caller;
+use crate::config::Feature;
 use crate::error::ApiError;
+use crate::limits::rate::{plan_rate, Decision};
 use crate::state::AppState;
 use crate::tenancy::resolve::{resolve, Naming};
 use crate::tenancy::TenantCtx;
@@ -11,6 +13,24 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use std::future::{ready, Ready};
 use uuid::Uuid;
+
+/// The rate-limit decision of a tenant-scoped request, for its `X-RateLimit-*` headers.
+#[derive(Clone, Copy)]
+pub struct RateInfo(pub Decision);
+
+/// The admin is never limited; a tenant key is, by its tenant's `rate_limit_per_minute` or,
+/// in multi-tenant mode, by its plan. Single-tenant mode limits nothing unless told to.
+fn rate_decision(st: &AppState, ctx: &TenantCtx) -> Decision {
+    if ctx.caller().is_admin() {
+        return Decision::Unlimited;
+    }
+    let per_minute = st.settings.get(ctx.id()).settings.rate_limit_per_minute;
+    match (per_minute, st.config.flags.enabled(Feature::MultiTenant)) {
+        (Some(n), _) => st.rate.check(ctx.id(), n),
+        (None, true) => st.rate.check(ctx.id(), plan_rate(ctx.tenant().plan)),
+        (None, false) => Decision::Unlimited,
+    }
+}
 
 /// The tenant a request was resolved to, for the response's `X-Tenant-ID`.
 #[derive(Clone, Copy)]
@@ -27,7 +47,7 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state(req)?.authenticate(auth)
+    state(req)?.authenticate(auth, req.peer_addr().map(|a| a.ip()))
 }
 
 fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
@@ -43,6 +63,18 @@ fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
     };
     let ctx = resolve(caller, naming, &st.tenants, &st.config.flags)?;
     req.extensions_mut().insert(ResolvedTenant(ctx.id()));
+    let decision = rate_decision(st, &ctx);
+    req.extensions_mut().insert(RateInfo(decision));
+    if let Decision::Denied {
+        retry_after_secs, ..
+    } = decision
+    {
+        st.metrics
+            .rate_limited
+            .with_label_values(&[&ctx.id().to_string()])
+            .inc();
+        return Err(ApiError::RateLimited(retry_after_secs));
+    }
     Ok(ctx)
 }
 

@@ -1,8 +1,9 @@
 //! The envelope every response passes through: `X-Request-Id` (echoed or new), `X-Tenant-ID` of
 //! the resolved tenant, framework errors rewritten into the contract's error body, and one log
 //! line per request.
-use super::extract::ResolvedTenant;
+use super::extract::{RateInfo, ResolvedTenant};
 use crate::error::ApiError;
+use crate::limits::rate::Decision;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -12,6 +13,20 @@ use std::time::Instant;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+const RATE_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+
+/// Sent on every response, errors and the admin page included.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("content-security-policy", "default-src 'self'"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+];
+
+fn number(n: u32) -> HeaderValue {
+    HeaderValue::from(n)
+}
 
 /// A client's request id is echoed when it is short and printable; otherwise a new one is made.
 fn request_id(req: &ServiceRequest) -> HeaderValue {
@@ -50,11 +65,53 @@ pub async fn envelope(
         res = ServiceResponse::new(res.request().clone(), normalized);
     }
     let tenant = res.request().extensions().get::<ResolvedTenant>().copied();
+    let rate = res.request().extensions().get::<RateInfo>().copied();
+    let route = res.request().match_pattern();
+    let method = res.request().method().to_string();
     let headers = res.headers_mut();
     headers.insert(REQUEST_ID, id.clone());
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     if let Some(ResolvedTenant(t)) = tenant {
         if let Ok(v) = HeaderValue::from_str(&t.to_string()) {
             headers.insert(TENANT_ID, v);
+        }
+    }
+    if let Some(RateInfo(d)) = rate {
+        let (limit, remaining) = match d {
+            Decision::Unlimited => (
+                HeaderValue::from_static("unlimited"),
+                HeaderValue::from_static("unlimited"),
+            ),
+            Decision::Allowed { limit, remaining } => (number(limit), number(remaining)),
+            Decision::Denied { limit, .. } => (number(limit), number(0)),
+        };
+        headers.insert(RATE_LIMIT, limit);
+        headers.insert(RATE_REMAINING, remaining);
+    }
+    let status = res.status();
+    let elapsed = started.elapsed();
+    if let Some(st) = res
+        .request()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+    {
+        let tenant_label = tenant.map(|t| t.0.to_string()).unwrap_or_default();
+        st.metrics
+            .requests
+            .with_label_values(&[tenant_label.as_str(), status.as_str()])
+            .inc();
+        st.metrics
+            .duration
+            .with_label_values(&[method.as_str(), route.as_deref().unwrap_or("(unmatched)")])
+            .observe(elapsed.as_secs_f64());
+        if let Some(ResolvedTenant(t)) = tenant {
+            let denied = status == actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+            st.request_stats
+                .record(t, denied, elapsed.as_micros() as u64);
         }
     }
     tracing::info!(

@@ -7,6 +7,7 @@ pub mod health;
 pub mod keys;
 pub mod members;
 pub mod middleware;
+pub mod ops;
 pub mod pricing;
 pub mod settings;
 pub mod tenants;
@@ -72,6 +73,7 @@ fn tenant_scoped(cfg: &mut web::ServiceConfig) {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    ops::configure(cfg);
     cfg.service(web::scope("/api/tenant/{slug}").configure(tenant_scoped))
         .service(
             web::scope("/api")

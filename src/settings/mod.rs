@@ -51,6 +51,8 @@ pub struct Settings {
     pub limits: Limits,
     pub warn_at_percent: u8,
     pub markup_percent: MarkupPercent,
+    /// Requests a minute for this tenant; `None` for its plan's rate.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             limits: Limits::default(),
             warn_at_percent: 80,
             markup_percent: MarkupPercent::ZERO,
+            rate_limit_per_minute: None,
         }
     }
 }
@@ -148,6 +151,19 @@ impl Settings {
                         Value::Number(n) => MarkupPercent::from_json_number(n)
                             .map_err(|e| bad(format!("markup_percent: {e}")))?,
                         _ => return Err(bad("markup_percent must be a number from 0 to 1000")),
+                    }
+                }
+                "rate_limit_per_minute" => {
+                    s.rate_limit_per_minute = match v {
+                        Value::Null => None,
+                        v => match v.as_u64() {
+                            Some(n @ 1..=1_000_000) => Some(n as u32),
+                            _ => {
+                                return Err(bad(
+                                    "rate_limit_per_minute must be a whole number from 1 to 1000000, or null",
+                                ))
+                            }
+                        },
                     }
                 }
                 "version" | "provider_keys" | "updated_at" => {

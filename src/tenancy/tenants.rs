@@ -287,6 +287,7 @@ impl AppState {
             st.keys.remove_tenant(id);
             st.settings.remove(id);
             st.counters.remove(id);
+            st.request_stats.forget(id);
             Ok(())
         })
         .await

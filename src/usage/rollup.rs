@@ -28,6 +28,14 @@ impl Totals {
         self.billed = self.billed.saturating_add(o.billed);
     }
 
+    pub fn sub(&mut self, o: &Totals) {
+        self.events -= o.events;
+        self.input_tokens -= o.input_tokens;
+        self.output_tokens -= o.output_tokens;
+        self.estimated = Nanousd(self.estimated.0 - o.estimated.0);
+        self.billed = Nanousd(self.billed.0 - o.billed.0);
+    }
+
     pub fn tokens(&self) -> i64 {
         self.input_tokens + self.output_tokens
     }

@@ -106,6 +106,18 @@ impl AppState {
             .writer
             .submit((ctx.id(), settings, priced, now))
             .await?;
+        let (tenant, added) = (ctx.id().to_string(), &outcome.added);
+        let m = &self.metrics;
+        m.tokens
+            .with_label_values(&[tenant.as_str(), "input"])
+            .inc_by(added.input_tokens as u64);
+        m.tokens
+            .with_label_values(&[tenant.as_str(), "output"])
+            .inc_by(added.output_tokens as u64);
+        // Metrics are floating point by nature; the exact figures are in /api/usage/stats.
+        m.cost_usd
+            .with_label_values(&[tenant.as_str()])
+            .inc_by(added.estimated.0 as f64 / 1e9);
         Ok(outcome)
     }
 

@@ -21,9 +21,11 @@ use uuid::Uuid;
 /// A commit takes at most this many events; more wait for the next one.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
 
-/// An event with its cost worked out from the settings and prices at ingest.
+/// An event with its id, day and cost worked out at ingest, on the request's own thread.
 #[derive(Clone, Debug)]
 pub struct Priced {
+    pub id: String,
+    pub day: i64,
     pub event: UsageEvent,
     pub estimated: Nanousd,
     pub billed: Nanousd,
@@ -48,6 +50,8 @@ impl Priced {
             ExecutionMode::ByoKey => Nanousd::ZERO,
         };
         Priced {
+            id: Uuid::new_v4().to_string(),
+            day: day_of(event.ts),
             event,
             estimated,
             billed,
@@ -56,7 +60,19 @@ impl Priced {
         }
     }
 
-    fn totals(&self) -> Totals {
+    /// The rollup rows this event adds to: the total and one per dimension.
+    pub fn rollup_keys(&self) -> [(&'static str, &str); 5] {
+        let e = &self.event;
+        [
+            ("", ""),
+            (DIMS[0], e.model.as_str()),
+            (DIMS[1], e.pipeline_stage.as_deref().unwrap_or("")),
+            (DIMS[2], e.agent_name.as_deref().unwrap_or("")),
+            (DIMS[3], e.user_id.as_deref().unwrap_or("")),
+        ]
+    }
+
+    pub fn totals(&self) -> Totals {
         Totals {
             events: 1,
             input_tokens: self.event.input_tokens as i64,
@@ -67,10 +83,31 @@ impl Priced {
     }
 }
 
+/// A job's rollup deltas, keyed by (day, dimension, key), assuming every event is accepted.
+pub type Rollups = HashMap<(i64, &'static str, String), Totals>;
+
+/// Sums a request's events by rollup row, before it reaches the writer.
+pub fn aggregate(events: &[Priced]) -> Rollups {
+    let mut r = Rollups::new();
+    for p in events {
+        let t = p.totals();
+        for (dim, key) in p.rollup_keys() {
+            match r.get_mut(&(p.day, dim, key.to_string())) {
+                Some(acc) => acc.add(&t),
+                None => {
+                    r.insert((p.day, dim, key.to_string()), t);
+                }
+            }
+        }
+    }
+    r
+}
+
 pub struct Job {
     pub tenant: Uuid,
     pub settings: Arc<Settings>,
     pub events: Vec<Priced>,
+    pub rollups: Rollups,
     /// "Now" for limit windows and `created_at`.
     pub now: Micros,
     pub reply: tokio::sync::oneshot::Sender<Result<Outcome, ApiError>>,
@@ -101,9 +138,38 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection.
-    pub fn start(mut conn: Connection, counters: Arc<Counters>) -> Writer {
+    /// Starts the writer thread on its own connection, and a checkpointer on another: copying
+    /// the WAL back into the database then happens beside the writer, not inside its commits.
+    pub fn start(
+        mut conn: Connection,
+        checkpointer: Connection,
+        counters: Arc<Counters>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let still = running.clone();
+        // A 64 MiB page cache keeps the hot index pages of large tenants in memory. The
+        // checkpointer thread copies the WAL back as it grows; the writer's own checkpoint at
+        // 8000 pages (about 32 MiB) is the backstop that keeps the WAL from growing without end,
+        // and the WAL file is truncated back to 64 MiB afterwards.
+        if let Err(e) = conn.execute_batch(
+            "PRAGMA wal_autocheckpoint = 8000; PRAGMA cache_size = -65536;
+             PRAGMA journal_size_limit = 67108864;",
+        ) {
+            tracing::warn!(error = %e, "writer pragmas");
+        }
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || {
+                while still.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::warn!(error = %e, "wal checkpoint");
+                    }
+                }
+                let _ = checkpointer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            })
+            .expect("the checkpoint thread starts");
         std::thread::Builder::new()
             .name("usage-writer".into())
             .spawn(move || {
@@ -121,6 +187,7 @@ impl Writer {
                     }
                     commit_group(&mut conn, jobs, &counters);
                 }
+                running.store(false, std::sync::atomic::Ordering::Relaxed);
             })
             .expect("the writer thread starts");
         Writer { tx }
@@ -131,12 +198,14 @@ impl Writer {
         job_events: (Uuid, Arc<Settings>, Vec<Priced>, Micros),
     ) -> Result<Outcome, ApiError> {
         let (tenant, settings, events, now) = job_events;
+        let rollups = aggregate(&events);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
             .send(Job {
                 tenant,
                 settings,
                 events,
+                rollups,
                 now,
                 reply,
             })
@@ -147,77 +216,90 @@ impl Writer {
     }
 }
 
-type RollupKey = (Uuid, i64, &'static str, String);
-
+/// Commits all jobs in one transaction. Should that fail (it takes a disk error, not bad input:
+/// events were validated before), each job is retried alone so only its own request fails.
 fn commit_group(conn: &mut Connection, jobs: Vec<Job>, counters: &Counters) {
-    let mut results: Vec<Option<Result<Outcome, ApiError>>> = Vec::with_capacity(jobs.len());
-    let mut windows: HashMap<Uuid, Windows> = HashMap::new();
-    let mut rollups: HashMap<RollupKey, Totals> = HashMap::new();
-    let outcome = (|| -> Result<(), ApiError> {
-        let tx = conn.transaction()?;
-        for job in &jobs {
-            let day = day_of(job.now);
-            let w = match windows.get(&job.tenant) {
-                Some(w) if w.day == day => *w,
-                _ => match counters.get(job.tenant, day) {
-                    Some(w) => w,
-                    None => Windows::load(&tx, &job.tenant.to_string(), day)?,
-                },
-            };
-            tx.execute_batch("SAVEPOINT job")?;
-            let mut job_w = w;
-            let mut job_rollups: HashMap<RollupKey, Totals> = HashMap::new();
-            match apply_job(&tx, job, &mut job_w, &mut job_rollups) {
-                Ok(o) => {
-                    tx.execute_batch("RELEASE job")?;
-                    windows.insert(job.tenant, job_w);
-                    for (k, t) in job_rollups {
-                        rollups.entry(k).or_default().add(&t);
-                    }
-                    results.push(Some(Ok(o)));
+    if jobs.len() > 1 {
+        match commit(conn, &jobs, counters) {
+            Ok(results) => return reply_all(jobs, results.into_iter().map(Ok).collect()),
+            Err(_) => {
+                for job in jobs {
+                    commit_group(conn, vec![job], counters);
                 }
-                Err(e) => {
-                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
-                    results.push(Some(Err(e)));
-                }
-            }
-        }
-        for ((tenant, day, dim, key), t) in &rollups {
-            rollup::upsert(&tx, &tenant.to_string(), *day, dim, key, t)?;
-        }
-        tx.commit()?;
-        Ok(())
-    })();
-    match outcome {
-        Ok(()) => {
-            for (tenant, w) in windows {
-                counters.put(tenant, w);
-            }
-            for (job, r) in jobs.into_iter().zip(results) {
-                let _ = job
-                    .reply
-                    .send(r.unwrap_or_else(|| Err(ApiError::internal("no result"))));
-            }
-        }
-        Err(e) => {
-            // Nothing was committed; the windows may have been read mid-transaction, so forget
-            // them and let the next request read the rollups again.
-            for job in jobs {
-                counters.remove(job.tenant);
-                let _ = job
-                    .reply
-                    .send(Err(ApiError::internal(format!("usage commit failed: {e}"))));
+                return;
             }
         }
     }
+    let results = match commit(conn, &jobs, counters) {
+        Ok(r) => r.into_iter().map(Ok).collect(),
+        Err(e) => jobs
+            .iter()
+            .map(|_| Err(ApiError::internal(format!("usage commit failed: {e}"))))
+            .collect(),
+    };
+    reply_all(jobs, results)
 }
 
+fn reply_all(jobs: Vec<Job>, results: Vec<Result<Outcome, ApiError>>) {
+    for (job, r) in jobs.into_iter().zip(results) {
+        let _ = job.reply.send(r);
+    }
+}
+
+fn commit(
+    conn: &mut Connection,
+    jobs: &[Job],
+    counters: &Counters,
+) -> Result<Vec<Outcome>, ApiError> {
+    let mut windows: HashMap<Uuid, Windows> = HashMap::new();
+    let mut rollups: HashMap<(Uuid, i64, &'static str, &str), Totals> = HashMap::new();
+    let mut out = Vec::with_capacity(jobs.len());
+    let tx = conn.transaction()?;
+    for job in jobs {
+        let day = day_of(job.now);
+        let mut w = match windows.get(&job.tenant) {
+            Some(w) if w.day == day => *w,
+            _ => match counters.get(job.tenant, day) {
+                Some(w) => w,
+                None => Windows::load(&tx, &job.tenant.to_string(), day)?,
+            },
+        };
+        let (o, duplicates) = apply_job(&tx, job, &mut w)?;
+        windows.insert(job.tenant, w);
+        for ((d, dim, key), t) in &job.rollups {
+            rollups
+                .entry((job.tenant, *d, dim, key.as_str()))
+                .or_default()
+                .add(t);
+        }
+        // Duplicates were counted in the job's deltas; take them out again.
+        for p in duplicates.iter().map(|&i| &job.events[i]) {
+            for (dim, key) in p.rollup_keys() {
+                if let Some(t) = rollups.get_mut(&(job.tenant, p.day, dim, key)) {
+                    t.sub(&p.totals());
+                }
+            }
+        }
+        out.push(o);
+    }
+    for ((tenant, day, dim, key), t) in &rollups {
+        if t.events != 0 {
+            rollup::upsert(&tx, &tenant.to_string(), *day, dim, key, t)?;
+        }
+    }
+    tx.commit()?;
+    for (tenant, w) in windows {
+        counters.put(tenant, w);
+    }
+    Ok(out)
+}
+
+/// Inserts a job's events; returns its outcome and the indexes of its duplicates.
 fn apply_job(
     c: &Connection,
     job: &Job,
     w: &mut Windows,
-    rollups: &mut HashMap<RollupKey, Totals>,
-) -> Result<Outcome, ApiError> {
+) -> Result<(Outcome, Vec<usize>), ApiError> {
     let tenant = job.tenant.to_string();
     let mode = job.settings.execution_mode.as_str();
     let markup = job.settings.markup_percent.units();
@@ -240,11 +322,11 @@ fn apply_job(
         limits: limits::evaluate(&job.settings, &Totals::default(), &Totals::default()),
         added: Totals::default(),
     };
-    for p in &job.events {
+    let mut duplicates = Vec::new();
+    for (i, p) in job.events.iter().enumerate() {
         let e = &p.event;
-        let id = Uuid::new_v4().to_string();
         let n = insert.execute(params![
-            id,
+            p.id,
             tenant,
             e.event_id,
             e.ts,
@@ -272,6 +354,7 @@ fn apply_job(
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?;
             out.duplicates += 1;
+            duplicates.push(i);
             out.events.push(Recorded {
                 id,
                 event_id: e.event_id.clone(),
@@ -284,30 +367,12 @@ fn apply_job(
         out.accepted += 1;
         let t = p.totals();
         out.added.add(&t);
-        let day = day_of(e.ts);
-        w.add(day, &t);
-        rollups
-            .entry((job.tenant, day, "", String::new()))
-            .or_default()
-            .add(&t);
-        let keys = [
-            Some(&e.model),
-            e.pipeline_stage.as_ref(),
-            e.agent_name.as_ref(),
-            e.user_id.as_ref(),
-        ];
-        for (dim, key) in DIMS.iter().zip(keys) {
-            let key = key.cloned().unwrap_or_default();
-            rollups
-                .entry((job.tenant, day, dim, key))
-                .or_default()
-                .add(&t);
-        }
+        w.add(p.day, &t);
         if p.source == "unknown_model" {
             unknown_model_event(c, job, &e.model)?;
         }
         out.events.push(Recorded {
-            id,
+            id: p.id.clone(),
             event_id: e.event_id.clone(),
             estimated: p.estimated,
             billed: p.billed,
@@ -316,7 +381,7 @@ fn apply_job(
     }
     out.limits = limits::evaluate(&job.settings, &w.today, &w.this_month);
     crossing_events(c, job, w, &out.limits)?;
-    Ok(out)
+    Ok((out, duplicates))
 }
 
 fn unknown_model_event(c: &Connection, job: &Job, model: &str) -> Result<(), ApiError> {

@@ -1,0 +1,373 @@
+//! Load generator for docs/BENCHMARKS.md: keep-alive HTTP/1.1 clients on plain threads (no
+//! client library, so the measuring side stays small), plus the two baselines the numbers are
+//! compared with: a bare actix handler and raw rusqlite inserts.
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "loadgen",
+    about = "Load generator and baselines for tenantry's benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// POST usage events: `--batch 1` sends single events, larger sends {"events": [...]}.
+    Ingest {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Stop after this many requests in all (0: run for --seconds).
+        #[arg(long, default_value_t = 0)]
+        requests: u64,
+        /// Spread events over this many past days (for seeding history).
+        #[arg(long, default_value_t = 0)]
+        spread_days: u64,
+        /// Tag event ids so runs never collide.
+        #[arg(long, default_value = "run")]
+        tag: String,
+    },
+    /// GET a path repeatedly and report latency.
+    Get {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// A bare actix-web server answering POST and GET with a small JSON body (the baseline).
+    BareActix {
+        #[arg(long, default_value = "127.0.0.1:18090")]
+        bind: String,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Raw rusqlite inserts into a fresh WAL file: one row per transaction, and 1000 per.
+    RawSqlite {
+        #[arg(long, default_value_t = 20_000)]
+        rows: u64,
+        #[arg(long, default_value = "normal")]
+        sync: String,
+    },
+}
+
+fn main() {
+    match Cli::parse().cmd {
+        Cmd::Ingest {
+            url,
+            token,
+            clients,
+            seconds,
+            batch,
+            requests,
+            spread_days,
+            tag,
+        } => {
+            let target = Target::parse(&url);
+            let make = move |client: usize, n: u64| {
+                let events: Vec<String> = (0..batch)
+                    .map(|i| {
+                        let ts = if spread_days > 0 {
+                            let secs = 1_767_225_600 + (n * batch as u64 + i as u64) % (spread_days * 86_400);
+                            format!(",\"timestamp\":\"{}\"", chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            r#"{{"event_id":"{tag}-{client}-{n}-{i}","model":"{}","input_tokens":{},"output_tokens":{},"agent_name":"agent-{}","pipeline_stage":"stage-{}","user_id":"user-{}"{ts}}}"#,
+                            ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-flash"][i % 4],
+                            100 + i % 900,
+                            50 + n % 400,
+                            client % 8,
+                            i % 3,
+                            n % 50
+                        )
+                    })
+                    .collect();
+                if batch == 1 {
+                    events.into_iter().next().unwrap_or_default()
+                } else {
+                    format!("{{\"events\":[{}]}}", events.join(","))
+                }
+            };
+            let r = run(
+                &target,
+                &token,
+                clients,
+                seconds,
+                requests,
+                "POST",
+                "/api/usage/events",
+                Arc::new(make),
+            );
+            r.print("ingest", batch);
+        }
+        Cmd::Get {
+            url,
+            token,
+            clients,
+            seconds,
+        } => {
+            let target = Target::parse(&url);
+            let path = target.path.clone();
+            let r = run(
+                &target,
+                &token,
+                clients,
+                seconds,
+                0,
+                "GET",
+                &path,
+                Arc::new(|_, _| String::new()),
+            );
+            r.print("get", 1);
+        }
+        Cmd::BareActix { bind, workers } => bare_actix(&bind, workers),
+        Cmd::RawSqlite { rows, sync } => raw_sqlite(rows, &sync),
+    }
+}
+
+struct Target {
+    addr: String,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Target {
+        let rest = url.strip_prefix("http://").expect("an http:// url");
+        let (addr, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        Target {
+            addr: addr.to_string(),
+            path: path.to_string(),
+        }
+    }
+}
+
+struct Report {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Report {
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+
+    fn print(&self, what: &str, batch: usize) {
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "{what}: {} requests ({} errors) in {:.2}s = {:.0} req/s, {:.0} events/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.requests,
+            self.errors,
+            secs,
+            self.requests as f64 / secs,
+            (self.requests * batch as u64) as f64 / secs,
+            self.pct(0.50),
+            self.pct(0.99),
+            self.pct(1.0),
+        );
+    }
+}
+
+type BodyFn = Arc<dyn Fn(usize, u64) -> String + Send + Sync>;
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    t: &Target,
+    token: &str,
+    clients: usize,
+    seconds: u64,
+    max_requests: u64,
+    method: &str,
+    path: &str,
+    body: BodyFn,
+) -> Report {
+    let stop = Arc::new(AtomicBool::new(false));
+    let per_client = if max_requests > 0 {
+        max_requests.div_ceil(clients as u64)
+    } else {
+        u64::MAX
+    };
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (addr, token, method, path, body, stop) = (
+                t.addr.clone(),
+                token.to_string(),
+                method.to_string(),
+                path.to_string(),
+                body.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                let mut conn = Conn::open(&addr);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) && n < per_client {
+                    let b = body(c, n);
+                    let t0 = Instant::now();
+                    match conn.request(&method, &path, &token, &b) {
+                        Some(status) if status < 300 => lat.push(t0.elapsed().as_micros() as u64),
+                        Some(_) => errors += 1,
+                        None => {
+                            errors += 1;
+                            conn = Conn::open(&addr);
+                        }
+                    }
+                    n += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    if max_requests == 0 {
+        std::thread::sleep(Duration::from_secs(seconds));
+        stop.store(true, Ordering::Relaxed);
+    }
+    let mut report = Report {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for h in handles {
+        let (lat, errors) = h.join().expect("client thread");
+        report.requests += lat.len() as u64;
+        report.errors += errors;
+        report.latencies_us.extend(lat);
+    }
+    report.elapsed = started.elapsed();
+    report.latencies_us.sort_unstable();
+    report
+}
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    addr: String,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).ok();
+        Conn {
+            reader: BufReader::new(s.try_clone().expect("clone socket")),
+            writer: s,
+            addr: addr.to_string(),
+        }
+    }
+
+    /// Sends one request and reads the whole response; `None` on a broken connection.
+    fn request(&mut self, method: &str, path: &str, token: &str, body: &str) -> Option<u16> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        self.writer.write_all(head.as_bytes()).ok()?;
+        self.writer.write_all(body.as_bytes()).ok()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).ok()?;
+        let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).ok()?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.reader.read_exact(&mut buf).ok()?;
+        Some(status)
+    }
+}
+
+fn bare_actix(bind: &str, workers: usize) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let bind = bind.to_string();
+    actix_web::rt::System::new().block_on(async move {
+        println!("bare actix on http://{bind}");
+        HttpServer::new(|| {
+            // Reads the whole body, as any real handler must, then answers a small JSON.
+            App::new()
+                .app_data(web::PayloadConfig::new(1 << 20))
+                .default_service(web::to(|body: web::Bytes| async move {
+                    HttpResponse::Created()
+                        .json(serde_json::json!({"accepted": 1, "bytes": body.len()}))
+                }))
+        })
+        .workers(workers)
+        .bind(&bind)
+        .expect("bind")
+        .run()
+        .await
+        .expect("serve")
+    });
+}
+
+fn raw_sqlite(rows: u64, sync: &str) {
+    let dir = std::env::temp_dir().join(format!("tenantry-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let c = rusqlite::Connection::open(dir.join("raw.db")).expect("open");
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};
+         CREATE TABLE e (seq INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, event_id TEXT, ts INTEGER,
+             model TEXT, input_tokens INTEGER, output_tokens INTEGER, cost INTEGER);
+         CREATE UNIQUE INDEX e_id ON e (tenant_id, event_id);"
+    ))
+    .expect("schema");
+    let insert = |c: &rusqlite::Connection, i: u64| {
+        c.prepare_cached("INSERT INTO e (tenant_id, event_id, ts, model, input_tokens, output_tokens, cost) VALUES ('t', ?1, ?2, 'gpt-4o', 100, 50, 12345)")
+            .and_then(|mut s| s.execute(rusqlite::params![format!("ev-{i}"), i as i64]))
+            .expect("insert");
+    };
+    let t0 = Instant::now();
+    for i in 0..rows {
+        insert(&c, i);
+    }
+    let single = rows as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    for chunk in 0..rows / 1000 {
+        c.execute_batch("BEGIN").expect("begin");
+        for i in 0..1000 {
+            insert(&c, rows + chunk * 1000 + i);
+        }
+        c.execute_batch("COMMIT").expect("commit");
+    }
+    let batched = (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64();
+    println!("raw rusqlite (synchronous={sync}): {single:.0} rows/s one per transaction, {batched:.0} rows/s 1000 per transaction");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,151 @@
+//! Logs: one structured line per request, and no secret in any line (checked with canaries).
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+const ADMIN: &str = "canary-admin-token-7f3a9c";
+const ENC: &str = "canary-encryption-key-1b2c";
+const INSTANCE: &str = "sk-canary-instance-key-9d8e";
+const BYO: &str = "sk-canary-byo-key-5a6b7c8d";
+
+async fn run_with(format: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .env("TENANTRY_DATA_DIR", dir.path())
+        .env("TENANTRY_BIND", "127.0.0.1:0")
+        .env("TENANTRY_ADMIN_TOKEN", ADMIN)
+        .env("ENCRYPTION_KEY", ENC)
+        .env("TENANTRY_PROVIDER_KEY_OPENAI", INSTANCE)
+        .env("TENANTRY_LOG", "debug")
+        .env("TENANTRY_LOG_FORMAT", format)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .find_map(|l| {
+            let l = l.ok()?;
+            log.lock().unwrap().push_str(&l);
+            l.strip_prefix("tenantry: serving ")?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .expect("server starts");
+    let sink = log.clone();
+    let drain = std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&l);
+            s.push('\n');
+        }
+    });
+    let c = reqwest::Client::new();
+    let call = |m: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>| {
+        let mut r = c.request(m, format!("{url}{path}")).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    use reqwest::Method;
+    let key: serde_json::Value = call(
+        Method::POST,
+        "/api/keys",
+        ADMIN,
+        Some(serde_json::json!({"name": "k", "role": "service"})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    call(
+        Method::PUT,
+        "/api/settings/provider-keys/openai",
+        ADMIN,
+        Some(serde_json::json!({"api_key": BYO})),
+    )
+    .await
+    .unwrap();
+    call(Method::GET, "/api/credentials/openai", &key, None)
+        .await
+        .unwrap();
+    call(
+        Method::PATCH,
+        "/api/settings",
+        ADMIN,
+        Some(serde_json::json!({"execution_mode": "byo_key"})),
+    )
+    .await
+    .unwrap();
+    call(Method::GET, "/api/credentials/openai", &key, None)
+        .await
+        .unwrap();
+    call(
+        Method::POST,
+        "/api/usage/events",
+        &key,
+        Some(serde_json::json!({"model": "m", "input_tokens": 1, "output_tokens": 1})),
+    )
+    .await
+    .unwrap();
+    call(
+        Method::PUT,
+        "/api/settings/provider-keys/openai",
+        ADMIN,
+        Some(serde_json::json!({"api_key": [BYO]})),
+    )
+    .await
+    .unwrap();
+    call(Method::GET, "/api/tenants", &format!("{ADMIN}-wrong"), None)
+        .await
+        .unwrap();
+    call(Method::GET, "/api/members", &key, None).await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drain.join().unwrap();
+    let text = log.lock().unwrap().clone();
+    for canary in [ADMIN, ENC, INSTANCE, BYO, key.as_str()] {
+        assert!(!text.contains(canary), "{canary} reached the log:\n{text}");
+    }
+    text
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_text_log_line() {
+    let text = run_with("text").await;
+    let requests: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("request_id") && l.contains("route"))
+        .collect();
+    assert!(requests.len() >= 9, "one line per request:\n{text}");
+    assert!(requests
+        .iter()
+        .any(|l| l.contains("tenant_id") && l.contains("status") && l.contains("latency_us")));
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let text = run_with("json").await;
+    let requests: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "request")
+        .collect();
+    assert!(requests.len() >= 9, "{text}");
+    let line = &requests[requests.len() - 1]["fields"];
+    for f in [
+        "request_id",
+        "method",
+        "route",
+        "status",
+        "tenant_id",
+        "latency_us",
+    ] {
+        assert!(!line[f].is_null(), "{f} missing in {line}");
+    }
+}
