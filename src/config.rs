@@ -136,6 +136,9 @@ pub struct Config {
     pub sync_full: bool,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
+    /// that measures what the middleware costs. Never read from the environment.
+    pub without_middleware: bool,
 }
 
 impl Config {
@@ -184,6 +187,7 @@ impl Config {
                 }
             },
             workers: 0,
+            without_middleware: false,
         })
     }
 

@@ -63,16 +63,18 @@ impl Application {
         };
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
         let data = web::Data::new(state.clone());
+        let bare = state.config.without_middleware;
         let server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(data.clone())
                 .app_data(http::json_config())
                 .app_data(http::query_config())
                 .app_data(http::path_config())
                 .app_data(web::PayloadConfig::new(http::MAX_BODY))
                 .configure(http::configure)
-                .default_service(web::to(http::not_found))
-                .wrap(middleware::from_fn(http::middleware::envelope))
+                .default_service(web::to(http::not_found));
+            let envelope = middleware::from_fn(http::middleware::envelope);
+            app.wrap(middleware::Condition::new(!bare, envelope))
         })
         .workers(workers)
         .shutdown_timeout(10)

@@ -60,6 +60,32 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
+    /// tenantry itself, built from the library: with `--without-middleware`, the same handlers
+    /// without the response middleware (for the middleware-cost benchmark).
+    Serve {
+        #[arg(long)]
+        data_dir: String,
+        #[arg(long, default_value = "127.0.0.1:18110")]
+        bind: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        without_middleware: bool,
+    },
+    /// Creates tenants through the API, as the admin.
+    Tenants {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Slug prefix, so separate runs never collide.
+        #[arg(long, default_value = "bench")]
+        tag: String,
+    },
     /// Raw rusqlite inserts into a fresh WAL file: one row per transaction, and 1000 per.
     RawSqlite {
         #[arg(long, default_value_t = 20_000)]
@@ -141,6 +167,56 @@ fn main() {
             r.print("get", 1);
         }
         Cmd::BareActix { bind, workers } => bare_actix(&bind, workers),
+        Cmd::Serve {
+            data_dir,
+            bind,
+            token,
+            without_middleware,
+        } => {
+            let env: std::collections::HashMap<String, String> = [
+                ("TENANTRY_DATA_DIR", data_dir),
+                ("TENANTRY_BIND", bind),
+                ("TENANTRY_ADMIN_TOKEN", token),
+                ("ENCRYPTION_KEY", "bench".into()),
+                ("ENABLE_MULTI_TENANT", "true".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let mut config = tenantry::config::Config::from_map(&env).expect("config");
+            config.without_middleware = without_middleware;
+            actix_web::rt::System::new().block_on(async move {
+                let app = tenantry::startup::Application::build(config).expect("build");
+                println!(
+                    "serving {} (middleware {})",
+                    app.base_url(),
+                    if without_middleware { "off" } else { "on" }
+                );
+                app.run_until_stopped().await.expect("serve");
+            });
+        }
+        Cmd::Tenants {
+            url,
+            token,
+            count,
+            clients,
+            tag,
+        } => {
+            let target = Target::parse(&url);
+            let r = run(
+                &target,
+                &token,
+                clients,
+                0,
+                count,
+                "POST",
+                "/api/tenants",
+                Arc::new(move |c, n| {
+                    format!(r#"{{"name":"{tag} tenant {c}-{n}","slug":"{tag}-{c}-{n}"}}"#)
+                }),
+            );
+            r.print("create tenants", 1);
+        }
         Cmd::RawSqlite { rows, sync } => raw_sqlite(rows, &sync),
     }
 }
