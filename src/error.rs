@@ -64,6 +64,30 @@ impl ApiError {
         }
     }
 
+    /// One error of every kind, for documentation: codes and statuses come from the same
+    /// mapping the responses use.
+    pub fn every_kind() -> Vec<ApiError> {
+        let s = String::new;
+        vec![
+            ApiError::InvalidRequest(s()),
+            ApiError::InvalidTenantId,
+            ApiError::Unauthorized,
+            ApiError::Forbidden(s()),
+            ApiError::FeatureDisabled(s()),
+            ApiError::TenantUnavailable,
+            ApiError::NotFound(s()),
+            ApiError::MethodNotAllowed(s()),
+            ApiError::Conflict(s()),
+            ApiError::ByoKeyMissing(s()),
+            ApiError::HostedKeyMissing(s()),
+            ApiError::PayloadTooLarge,
+            ApiError::RateLimited(1),
+            ApiError::UnsupportedMediaType(s()),
+            ApiError::NotReady,
+            ApiError::Internal(s()),
+        ]
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError::Internal(e.to_string())
     }

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! tenantry: the multi-tenant control plane for AI applications.
 //! `main.rs` is the command line; everything it runs lives in these modules so tests build the same app.
 pub mod auth;

@@ -1,15 +1,22 @@
 //! `GET /api/events`: the tenant's operational events, newest first (viewer).
+use super::routes::{Mount, Op};
 use crate::error::ApiError;
 use crate::events::{EventFilter, Severity};
 use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::time::parse_rfc3339;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/events").get(list));
+pub fn ops() -> Vec<Op> {
+    vec![Op::new(Method::GET, "/events", Mount::Tenant, || {
+        web::route().to(list)
+    })
+    .doc("The tenant's operational events, newest first", "viewer")
+    .query(&["category", "severity", "from", "to", "limit", "cursor"])
+    .ok(200, Some("EventPage"))]
 }
 
 #[derive(Deserialize)]

@@ -1,11 +1,20 @@
 //! `GET /api/features`: the instance's flags and the resolved tenant's plan features.
+use super::routes::{Mount, Op};
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/features").get(features));
+pub fn ops() -> Vec<Op> {
+    vec![Op::new(Method::GET, "/features", Mount::Api, || {
+        web::route().to(features)
+    })
+    .doc(
+        "Effective feature flags, edition and the resolved tenant's plan features",
+        "any valid token",
+    )
+    .ok(200, Some("Features"))]
 }
 
 async fn features(ctx: TenantCtx, st: web::Data<AppState>) -> HttpResponse {

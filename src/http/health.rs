@@ -1,13 +1,31 @@
 //! Liveness and readiness.
 use super::extract::state;
+use super::routes::{Mount, Op};
 use crate::error::ApiError;
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::time::Duration;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health").get(health))
-        .service(web::resource("/ready").get(ready));
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::GET, "/health", Mount::Root, || {
+            web::route().to(health)
+        })
+        .doc("Liveness: answers without touching the database", "public")
+        .ok(200, Some("Status")),
+        Op::new(Method::GET, "/ready", Mount::Root, || {
+            web::route().to(ready)
+        })
+        .doc("Readiness: the database answers", "public")
+        .ok(200, Some("Status"))
+        .errors(&["not_ready"]),
+        Op::new(Method::GET, "/openapi.json", Mount::Root, || {
+            web::route().to(super::openapi::document)
+        })
+        .doc("This OpenAPI document", "public")
+        .ok(200, Some("Object")),
+    ]
 }
 
 /// Alive: answers without touching the database.

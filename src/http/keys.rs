@@ -1,20 +1,39 @@
 //! `/api/keys`: a tenant's API keys (owner).
+use super::routes::{Mount, Op};
 use super::views::KeyView;
 use crate::auth::keyring::NewKey;
 use crate::error::ApiError;
 use crate::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/keys")
-            .route(web::post().to(create))
-            .route(web::get().to(list)),
-    )
-    .service(web::resource("/keys/{id}").delete(revoke));
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::POST, "/keys", Mount::Tenant, || {
+            web::route().to(create)
+        })
+        .doc(
+            "Create an API key; the key is shown in this response only",
+            "owner",
+        )
+        .body("KeyCreate")
+        .ok(201, Some("KeyCreated")),
+        Op::new(Method::GET, "/keys", Mount::Tenant, || {
+            web::route().to(list)
+        })
+        .doc("The tenant's keys, without the keys themselves", "owner")
+        .query(&["limit", "cursor"])
+        .ok(200, Some("KeyPage")),
+        Op::new(Method::DELETE, "/keys/{id}", Mount::Tenant, || {
+            web::route().to(revoke)
+        })
+        .doc("Revoke a key: refused from the next request on", "owner")
+        .ok(204, None)
+        .errors(&["not_found"]),
+    ]
 }
 
 #[derive(Deserialize)]

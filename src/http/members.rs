@@ -1,4 +1,5 @@
 //! `/api/members`: a tenant's members (read: viewer, write: owner).
+use super::routes::{Mount, Op};
 use super::views::MemberView;
 use crate::auth::Role;
 use crate::error::ApiError;
@@ -6,15 +7,32 @@ use crate::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
 use crate::tenancy::members::UserId;
 use crate::tenancy::TenantCtx;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/members").get(list)).service(
-        web::resource("/members/{user_id}")
-            .route(web::put().to(put))
-            .route(web::delete().to(remove)),
-    );
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::GET, "/members", Mount::Tenant, || {
+            web::route().to(list)
+        })
+        .doc("The tenant's members", "viewer")
+        .query(&["limit", "cursor"])
+        .ok(200, Some("MemberPage")),
+        Op::new(Method::PUT, "/members/{user_id}", Mount::Tenant, || {
+            web::route().to(put)
+        })
+        .doc("Add a member or change its role", "owner")
+        .body("MemberPut")
+        .ok(200, Some("Member"))
+        .errors(&["conflict"]),
+        Op::new(Method::DELETE, "/members/{user_id}", Mount::Tenant, || {
+            web::route().to(remove)
+        })
+        .doc("Remove a member (never the last owner)", "owner")
+        .ok(204, None)
+        .errors(&["not_found", "conflict"]),
+    ]
 }
 
 async fn list(

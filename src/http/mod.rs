@@ -7,8 +7,10 @@ pub mod health;
 pub mod keys;
 pub mod members;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod pricing;
+pub mod routes;
 pub mod settings;
 pub mod tenants;
 pub mod usage;
@@ -62,26 +64,8 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
-/// Routes that act on one tenant; served at `/api/X` and `/api/tenant/{slug}/X`.
-fn tenant_scoped(cfg: &mut web::ServiceConfig) {
-    members::configure(cfg);
-    keys::configure(cfg);
-    settings::configure(cfg);
-    events::configure(cfg);
-    usage::configure(cfg);
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    health::configure(cfg);
-    ops::configure(cfg);
-    cfg.service(web::scope("/api/tenant/{slug}").configure(tenant_scoped))
-        .service(
-            web::scope("/api")
-                .configure(features::configure)
-                .configure(tenants::configure)
-                .configure(pricing::configure)
-                .configure(tenant_scoped),
-        );
+    routes::configure(cfg);
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

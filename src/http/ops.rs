@@ -1,12 +1,21 @@
 //! Operator endpoints, admin token only: `/metrics` (Prometheus text) and `/api/stats`
 //! (per-tenant request counts and latency).
 use super::extract::AdminCaller;
+use super::routes::{Mount, Op};
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metrics").get(metrics))
-        .service(web::resource("/api/stats").get(stats));
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::GET, "/metrics", Mount::Root, || {
+            web::route().to(metrics)
+        })
+        .doc("Prometheus text exposition", "admin"),
+        Op::new(Method::GET, "/stats", Mount::Api, || web::route().to(stats))
+            .doc("Per-tenant request counts and latency", "admin")
+            .ok(200, Some("RequestStats")),
+    ]
 }
 
 async fn metrics(_: AdminCaller, st: web::Data<AppState>) -> HttpResponse {

@@ -1,16 +1,35 @@
 //! `/api/pricing`: the price list (any valid token) and the admin's overrides.
 use super::extract::{AdminCaller, AnyCaller};
+use super::routes::{Mount, Op};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::money::Nanousd;
 use crate::usage::pricing::Price;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/pricing").get(list))
-        .service(web::resource("/pricing/{model}").put(put));
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::GET, "/pricing", Mount::Api, || {
+            web::route().to(list)
+        })
+        .doc(
+            "Model prices: built-in list prices and the operator's overrides",
+            "any valid token",
+        )
+        .ok(200, Some("PriceList")),
+        Op::new(Method::PUT, "/pricing/{model}", Mount::Api, || {
+            web::route().to(put)
+        })
+        .doc(
+            "Set a model's price for events ingested from now on",
+            "admin",
+        )
+        .body("PricePut")
+        .ok(200, Some("Price")),
+    ]
 }
 
 async fn list(_: AnyCaller, st: web::Data<AppState>) -> HttpResponse {

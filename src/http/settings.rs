@@ -1,4 +1,5 @@
 //! `/api/settings` (read: viewer, write: owner), provider keys, and `/api/credentials`.
+use super::routes::{Mount, Op};
 use crate::error::ApiError;
 use crate::pagination::{PageQuery, PageRequest};
 use crate::settings::cache::Current;
@@ -7,20 +8,71 @@ use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::time::rfc3339;
 use actix_web::http::header;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/settings").get(get).patch(patch))
-        .service(web::resource("/settings/history").get(history))
-        .service(web::resource("/settings/rollback").post(rollback))
-        .service(
-            web::resource("/settings/provider-keys/{provider}")
-                .put(put_provider_key)
-                .delete(delete_provider_key),
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::GET, "/settings", Mount::Tenant, || {
+            web::route().to(get)
+        })
+        .doc("The tenant's settings; provider keys masked", "viewer")
+        .ok(200, Some("Settings")),
+        Op::new(Method::PATCH, "/settings", Mount::Tenant, || {
+            web::route().to(patch)
+        })
+        .doc(
+            "Change the named settings; `null` clears a limit; writes a new version",
+            "owner",
         )
-        .service(web::resource("/credentials/{provider}").get(credentials));
+        .body("SettingsPatch")
+        .ok(200, Some("Settings")),
+        Op::new(Method::GET, "/settings/history", Mount::Tenant, || {
+            web::route().to(history)
+        })
+        .doc("Every settings version, newest first", "viewer")
+        .query(&["limit", "cursor"])
+        .ok(200, Some("HistoryPage")),
+        Op::new(Method::POST, "/settings/rollback", Mount::Tenant, || {
+            web::route().to(rollback)
+        })
+        .doc("Write a new version whose content is an old one's", "owner")
+        .body("Rollback")
+        .ok(200, Some("Settings"))
+        .errors(&["not_found"]),
+        Op::new(
+            Method::PUT,
+            "/settings/provider-keys/{provider}",
+            Mount::Tenant,
+            || web::route().to(put_provider_key),
+        )
+        .doc("Store the tenant's own provider key, encrypted", "owner")
+        .body("ProviderKeyPut")
+        .ok(200, Some("Settings")),
+        Op::new(
+            Method::DELETE,
+            "/settings/provider-keys/{provider}",
+            Mount::Tenant,
+            || web::route().to(delete_provider_key),
+        )
+        .doc("Remove the tenant's provider key", "owner")
+        .ok(204, None)
+        .errors(&["not_found"]),
+        Op::new(
+            Method::GET,
+            "/credentials/{provider}",
+            Mount::Tenant,
+            || web::route().to(credentials),
+        )
+        .doc(
+            "The provider key to use now: the tenant's own (byo_key) or the instance's (hosted)",
+            "service key or admin",
+        )
+        .ok(200, Some("Credential"))
+        .errors(&["byo_key_missing", "hosted_key_missing"]),
+    ]
 }
 
 /// The settings as the contract shows them: content, version, masked provider keys, updated_at.

@@ -1,28 +1,70 @@
 //! `/api/tenants`: the admin's tenant management.
 use super::extract::AdminCaller;
+use super::routes::{Mount, Op};
 use super::views::TenantView;
 use crate::error::ApiError;
 use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::tenants::{NewTenant, TenantPatch};
 use crate::tenancy::Status;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/tenants")
-            .route(web::post().to(create))
-            .route(web::get().to(list)),
-    )
-    .service(
-        web::resource("/tenants/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(web::resource("/tenants/{id}/deactivate").post(deactivate))
-    .service(web::resource("/tenants/{id}/reactivate").post(reactivate));
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::POST, "/tenants", Mount::Api, || {
+            web::route().to(create)
+        })
+        .doc(
+            "Create a tenant, optionally from a template with initial settings",
+            "admin",
+        )
+        .body("TenantCreate")
+        .ok(201, Some("Tenant"))
+        .errors(&["conflict", "feature_disabled"]),
+        Op::new(Method::GET, "/tenants", Mount::Api, || {
+            web::route().to(list)
+        })
+        .doc("List tenants", "admin")
+        .query(&["status", "limit", "cursor"])
+        .ok(200, Some("TenantPage")),
+        Op::new(Method::GET, "/tenants/{id}", Mount::Api, || {
+            web::route().to(get)
+        })
+        .doc("A tenant by id or slug", "admin")
+        .ok(200, Some("Tenant"))
+        .errors(&["not_found"]),
+        Op::new(Method::PATCH, "/tenants/{id}", Mount::Api, || {
+            web::route().to(update)
+        })
+        .doc("Rename a tenant, change its slug or plan", "admin")
+        .body("TenantPatch")
+        .ok(200, Some("Tenant"))
+        .errors(&["not_found", "conflict"]),
+        Op::new(Method::DELETE, "/tenants/{id}", Mount::Api, || {
+            web::route().to(delete)
+        })
+        .doc("Hard delete of an inactive tenant and all it owns", "admin")
+        .query(&["confirm"])
+        .ok(204, None)
+        .errors(&["not_found", "conflict"]),
+        Op::new(Method::POST, "/tenants/{id}/deactivate", Mount::Api, || {
+            web::route().to(deactivate)
+        })
+        .doc(
+            "Soft delete: every request for the tenant is refused from now on",
+            "admin",
+        )
+        .ok(200, Some("Tenant"))
+        .errors(&["not_found", "conflict"]),
+        Op::new(Method::POST, "/tenants/{id}/reactivate", Mount::Api, || {
+            web::route().to(reactivate)
+        })
+        .doc("Serve a deactivated tenant again", "admin")
+        .ok(200, Some("Tenant"))
+        .errors(&["not_found"]),
+    ]
 }
 
 #[derive(Deserialize)]

@@ -1,29 +1,51 @@
 //! `/api/usage/...` and `/api/agents/...`: ingest (member or service), reads (viewer), agent
 //! preferences (member writes).
 use super::events::time_param;
+use super::routes::{Mount, Op};
 use crate::error::ApiError;
 use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::usage::service::{Days, EventFilter, GroupBy};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub const LIMIT_STATUS: HeaderName = HeaderName::from_static("x-usage-limit-status");
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/usage/events").post(ingest).get(list))
-        .service(web::resource("/usage/stats").get(stats))
-        .service(web::resource("/usage/limits").get(limits))
-        .service(web::resource("/usage/summary").get(summary))
-        .service(web::resource("/agents/usage").get(agents))
-        .service(
-            web::resource("/agents/{agent_name}/preferences")
-                .get(get_preferences)
-                .put(put_preferences),
-        );
+pub fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Method::POST, "/usage/events", Mount::Tenant, || web::route().to(ingest))
+            .doc("Record one usage event or a batch of up to 1000, all or nothing; answered once durable", "member or service")
+            .body("UsageIngest")
+            .ok(201, Some("IngestResult")),
+        Op::new(Method::GET, "/usage/events", Mount::Tenant, || web::route().to(list))
+            .doc("Recorded usage events, newest first", "viewer")
+            .query(&["from", "to", "model", "pipeline_stage", "agent_name", "user_id", "job_id", "limit", "cursor"])
+            .ok(200, Some("UsageEventPage")),
+        Op::new(Method::GET, "/usage/stats", Mount::Tenant, || web::route().to(stats))
+            .doc("Totals and groups over whole UTC days", "viewer")
+            .query(&["from", "to", "group_by"])
+            .ok(200, Some("UsageStats")),
+        Op::new(Method::GET, "/usage/limits", Mount::Tenant, || web::route().to(limits))
+            .doc("Status of each soft limit that is set", "viewer")
+            .ok(200, Some("LimitsStatus")),
+        Op::new(Method::GET, "/usage/summary", Mount::Tenant, || web::route().to(summary))
+            .doc("Today, this month, limits, top models and agents", "viewer")
+            .ok(200, Some("UsageSummary")),
+        Op::new(Method::GET, "/agents/usage", Mount::Tenant, || web::route().to(agents))
+            .doc("Usage by agent, most used first", "viewer")
+            .ok(200, Some("AgentsUsage")),
+        Op::new(Method::GET, "/agents/{agent_name}/preferences", Mount::Tenant, || web::route().to(get_preferences))
+            .doc("An agent's stored preferences ({} when unset)", "viewer")
+            .ok(200, Some("Object")),
+        Op::new(Method::PUT, "/agents/{agent_name}/preferences", Mount::Tenant, || web::route().to(put_preferences))
+            .doc("Store an agent's preferences: any JSON object up to 64 KiB", "member")
+            .body("Object")
+            .ok(200, Some("Object")),
+    ]
 }
 
 fn with_status(mut res: HttpResponse, level: &str) -> HttpResponse {

@@ -10,6 +10,7 @@ mod keys;
 mod limits;
 mod logs;
 mod members;
+mod openapi;
 mod provider_keys;
 mod resolution;
 mod restart;

@@ -1,0 +1,318 @@
+//! `/openapi.json`: an OpenAPI 3 document generated from the operation tables in `routes`, with
+//! the contract's schemas and the error codes each operation can answer.
+use super::routes::{self, Mount, Op};
+use crate::error::ApiError;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Map, Value};
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(build())
+}
+
+fn status_of(code: &str) -> u16 {
+    ApiError::every_kind()
+        .iter()
+        .find(|e| e.code() == code)
+        .map(|e| e.status_code().as_u16())
+        .unwrap_or(500)
+}
+
+/// The error codes an operation can answer: its own, and those of its kind.
+fn error_codes(op: &Op) -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = Vec::new();
+    if op.access != "public" {
+        codes.extend(["unauthorized", "rate_limited"]);
+    }
+    if op.access == "admin" {
+        codes.push("forbidden");
+    }
+    if op.mount == Mount::Tenant {
+        codes.extend([
+            "invalid_tenant_id",
+            "tenant_unavailable",
+            "forbidden",
+            "feature_disabled",
+        ]);
+    }
+    if op.body.is_some() {
+        codes.extend([
+            "invalid_request",
+            "payload_too_large",
+            "unsupported_media_type",
+        ]);
+    }
+    if !op.query.is_empty() || op.path.contains('{') {
+        codes.push("invalid_request");
+    }
+    codes.extend(op.errors.iter().copied());
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn operation(op: &Op, path: &str) -> Value {
+    let mut params: Vec<Value> = Vec::new();
+    for seg in path.split('/') {
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            params.push(
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
+            );
+        }
+    }
+    if op.mount == Mount::Tenant {
+        params.push(json!({"name": "X-Tenant-ID", "in": "header", "required": false,
+            "description": "Names the tenant (a UUID); otherwise the slug path, the key's tenant, or the default tenant",
+            "schema": {"type": "string", "format": "uuid"}}));
+    }
+    for q in op.query {
+        let schema = match *q {
+            "limit" => json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
+            "from" | "to" => json!({"type": "string", "format": "date-time"}),
+            "status" => json!({"type": "string", "enum": ["active", "inactive"]}),
+            "severity" => {
+                json!({"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]})
+            }
+            "group_by" => {
+                json!({"type": "string", "enum": ["day", "month", "model", "pipeline_stage", "agent_name", "user_id"]})
+            }
+            _ => json!({"type": "string"}),
+        };
+        params.push(json!({"name": q, "in": "query", "required": false, "schema": schema}));
+    }
+    let mut responses = Map::new();
+    let ok = match op.response {
+        Some(s) => {
+            json!({"description": "success", "content": {"application/json": {"schema": schema_ref(s)}}})
+        }
+        None if op.ok == 204 => json!({"description": "done, no body"}),
+        None => {
+            json!({"description": "success", "content": {"text/plain": {"schema": {"type": "string"}}}})
+        }
+    };
+    responses.insert(op.ok.to_string(), ok);
+    let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
+    for code in error_codes(op) {
+        by_status.entry(status_of(code)).or_default().push(code);
+    }
+    for (status, codes) in by_status {
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": format!("error: {}", codes.join(", ")),
+                "content": {"application/json": {"schema": {
+                    "allOf": [schema_ref("Error"), {"properties": {"error": {"enum": codes}}}]
+                }}}
+            }),
+        );
+    }
+    let mut v = json!({
+        "summary": op.summary,
+        "description": format!("Access: {}.", op.access),
+        "operationId": format!("{}_{}", op.method.as_str().to_lowercase(), path.trim_matches('/').replace(['/', '{', '}', '-', '.'], "_")),
+        "parameters": params,
+        "responses": responses,
+    });
+    if op.access != "public" {
+        v["security"] = json!([{"bearer": []}]);
+    }
+    if let Some(b) = op.body {
+        v["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": schema_ref(b)}}});
+    }
+    v
+}
+
+/// Every (path, method) the server serves, as documented.
+pub fn build() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for op in routes::all() {
+        let full: Vec<String> = match op.mount {
+            Mount::Root => vec![op.path.to_string()],
+            Mount::Api => vec![format!("/api{}", op.path)],
+            Mount::Tenant => vec![
+                format!("/api{}", op.path),
+                format!("/api/tenant/{{slug}}{}", op.path),
+            ],
+        };
+        for p in full {
+            let entry = paths.entry(p.clone()).or_insert_with(|| json!({}));
+            entry[op.method.as_str().to_lowercase()] = operation(&op, &p);
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "tenantry",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Multi-tenant control plane for AI applications. Money is USD, exact to 1e-9; timestamps are RFC 3339 UTC.",
+            "license": {"name": "MIT"}
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token or a tenant key (tk_...)"}},
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn page(item: &str) -> Value {
+    json!({"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": schema_ref(item)},
+        "next_cursor": {"type": "string", "nullable": true}}})
+}
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": props})
+}
+
+fn closed(required: &[&str], props: Value) -> Value {
+    json!({"type": "object", "required": required, "additionalProperties": false, "properties": props})
+}
+
+fn schemas() -> Value {
+    let s = || json!({"type": "string"});
+    let ts = || json!({"type": "string", "format": "date-time"});
+    let money = || json!({"type": "number", "minimum": 0, "description": "USD, exact to 1e-9"});
+    let int = || json!({"type": "integer", "minimum": 0});
+    let totals = obj(
+        &[
+            "events",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "estimated_cost_usd",
+            "billed_cost_usd",
+        ],
+        json!({"events": int(), "input_tokens": int(), "output_tokens": int(), "total_tokens": int(),
+               "estimated_cost_usd": money(), "billed_cost_usd": money()}),
+    );
+    let limits_value = json!({"type": "object", "properties": {
+        "daily_cost_usd": {"type": "number", "nullable": true, "minimum": 0},
+        "monthly_cost_usd": {"type": "number", "nullable": true, "minimum": 0},
+        "daily_tokens": {"type": "integer", "nullable": true, "minimum": 0},
+        "monthly_tokens": {"type": "integer", "nullable": true, "minimum": 0}}});
+    let settings_fields = json!({
+        "execution_mode": {"type": "string", "enum": ["hosted", "byo_key"]},
+        "default_model": {"type": "string", "nullable": true},
+        "allowed_models": {"type": "array", "items": s(), "nullable": true, "maxItems": 500},
+        "limits": limits_value,
+        "warn_at_percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        "markup_percent": {"type": "number", "minimum": 0, "maximum": 1000},
+        "rate_limit_per_minute": {"type": "integer", "minimum": 1, "maximum": 1000000, "nullable": true}});
+    let mut settings = settings_fields.clone();
+    settings["version"] = int();
+    settings["provider_keys"] = json!({"type": "object", "additionalProperties":
+        obj(&["masked", "updated_at"], json!({"masked": s(), "updated_at": ts()}))});
+    settings["updated_at"] = ts();
+    let usage_event = closed(
+        &["model", "input_tokens", "output_tokens"],
+        json!({
+        "event_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "timestamp": ts(), "model": s(), "input_tokens": int(), "output_tokens": int(),
+        "cost_usd": money(), "pipeline_stage": s(), "agent_name": s(), "job_id": s(), "user_id": s(),
+        "duration_ms": int(), "metadata": {"type": "object"}}),
+    );
+    let check = obj(
+        &["limit", "used", "max", "percent", "status"],
+        json!({
+        "limit": {"type": "string", "enum": ["daily_cost_usd", "monthly_cost_usd", "daily_tokens", "monthly_tokens"]},
+        "used": {"type": "number"}, "max": {"type": "number"}, "percent": {"type": "number"},
+        "status": {"type": "string", "enum": ["ok", "warning", "exceeded"]}}),
+    );
+    let codes: Vec<&str> = ApiError::every_kind().iter().map(|e| e.code()).collect();
+    json!({
+        "Error": obj(&["error", "message"], json!({"error": {"type": "string", "enum": codes}, "message": s()})),
+        "Object": {"type": "object"},
+        "Status": obj(&["status"], json!({"status": s()})),
+        "Features": obj(&["multi_tenant", "usage_tracking", "hosted_queue", "billing", "edition", "tenant_features"], json!({
+            "multi_tenant": {"type": "boolean"}, "usage_tracking": {"type": "boolean"},
+            "hosted_queue": {"type": "boolean"}, "billing": {"type": "boolean"},
+            "edition": {"type": "string", "enum": ["oss", "hosted"]},
+            "tenant_features": {"type": "array", "items": s()}})),
+        "RequestStats": obj(&["tenants"], json!({"tenants": {"type": "object", "additionalProperties": obj(
+            &["requests", "allowed", "denied", "avg_latency_ms", "p50_ms", "p95_ms", "p99_ms"],
+            json!({"requests": int(), "allowed": int(), "denied": int(), "avg_latency_ms": {"type": "number"},
+                   "p50_ms": {"type": "number"}, "p95_ms": {"type": "number"}, "p99_ms": {"type": "number"}}))}})),
+        "Tenant": obj(&["id", "name", "slug", "plan", "status", "created_at", "updated_at", "deactivated_at"], json!({
+            "id": {"type": "string", "format": "uuid"}, "name": s(),
+            "slug": {"type": "string", "pattern": "^[a-z0-9-]{3,63}$"},
+            "plan": {"type": "string", "enum": ["basic", "pro", "enterprise"]},
+            "status": {"type": "string", "enum": ["active", "inactive"]},
+            "created_at": ts(), "updated_at": ts(), "deactivated_at": {"type": "string", "format": "date-time", "nullable": true}})),
+        "TenantCreate": closed(&["name"], json!({"name": s(), "slug": s(),
+            "plan": {"type": "string", "enum": ["basic", "pro", "enterprise"]},
+            "template": {"type": "string", "enum": ["trial", "startup", "enterprise"]},
+            "settings": schema_ref("SettingsPatch")})),
+        "TenantPatch": closed(&[], json!({"name": s(), "slug": s(), "plan": {"type": "string", "enum": ["basic", "pro", "enterprise"]}})),
+        "TenantPage": page("Tenant"),
+        "Member": obj(&["user_id", "role", "created_at"], json!({"user_id": s(),
+            "role": {"type": "string", "enum": ["owner", "member", "viewer"]}, "created_at": ts()})),
+        "MemberPut": closed(&["role"], json!({"role": {"type": "string", "enum": ["owner", "member", "viewer"]}})),
+        "MemberPage": page("Member"),
+        "Key": obj(&["id", "name", "role", "user_id", "prefix", "created_at", "expires_at"], json!({
+            "id": {"type": "string", "format": "uuid"}, "name": s(),
+            "role": {"type": "string", "enum": ["owner", "member", "viewer", "service"]},
+            "user_id": {"type": "string", "nullable": true}, "prefix": s(), "created_at": ts(),
+            "expires_at": {"type": "string", "format": "date-time", "nullable": true},
+            "revoked_at": {"type": "string", "format": "date-time", "nullable": true}})),
+        "KeyCreated": {"allOf": [schema_ref("Key"), obj(&["key"], json!({"key": {"type": "string", "pattern": "^tk_"}}))]},
+        "KeyCreate": closed(&["name", "role"], json!({"name": s(),
+            "role": {"type": "string", "enum": ["owner", "member", "viewer", "service"]},
+            "user_id": s(), "expires_at": ts()})),
+        "KeyPage": page("Key"),
+        "Settings": obj(&["version", "execution_mode", "default_model", "allowed_models", "limits", "warn_at_percent", "markup_percent", "provider_keys", "updated_at"], settings),
+        "SettingsPatch": {"type": "object", "additionalProperties": false, "properties": settings_fields},
+        "HistoryEntry": obj(&["version", "settings", "changed_by", "changed_at"], json!({
+            "version": int(), "settings": schema_ref("SettingsPatch"), "changed_by": s(), "changed_at": ts()})),
+        "HistoryPage": page("HistoryEntry"),
+        "Rollback": closed(&["version"], json!({"version": {"type": "integer", "minimum": 1}})),
+        "ProviderKeyPut": closed(&["api_key"], json!({"api_key": {"type": "string", "minLength": 8, "maxLength": 4096}})),
+        "Credential": obj(&["provider", "api_key", "source"], json!({"provider": s(), "api_key": s(),
+            "source": {"type": "string", "enum": ["byo_key", "hosted"]}})),
+        "Event": obj(&["id", "tenant_id", "category", "event_type", "severity", "message", "data", "created_at"], json!({
+            "id": s(), "tenant_id": s(), "category": s(), "event_type": s(),
+            "severity": {"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
+            "message": s(), "data": {"type": "object"}, "created_at": ts()})),
+        "EventPage": page("Event"),
+        "UsageEvent": usage_event,
+        "UsageIngest": {"oneOf": [schema_ref("UsageEvent"), closed(&["events"], json!({
+            "events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": schema_ref("UsageEvent")}}))]},
+        "IngestResult": obj(&["accepted", "duplicates", "events", "limits"], json!({
+            "accepted": int(), "duplicates": int(),
+            "events": {"type": "array", "items": obj(&["id", "event_id", "estimated_cost_usd", "billed_cost_usd"], json!({
+                "id": s(), "event_id": {"type": "string", "nullable": true}, "estimated_cost_usd": money(),
+                "billed_cost_usd": money(), "duplicate": {"type": "boolean"}}))},
+            "limits": schema_ref("LimitsStatus")})),
+        "RecordedEvent": obj(&["id", "tenant_id", "execution_mode", "estimated_cost_usd", "billed_cost_usd"], json!({
+            "id": s(), "tenant_id": s(), "event_id": {"type": "string", "nullable": true}, "timestamp": ts(),
+            "model": s(), "input_tokens": int(), "output_tokens": int(), "total_tokens": int(),
+            "estimated_cost_usd": money(), "billed_cost_usd": money(),
+            "execution_mode": {"type": "string", "enum": ["hosted", "byo_key"]}, "cost_source": s()})),
+        "UsageEventPage": page("RecordedEvent"),
+        "Totals": totals,
+        "UsageStats": obj(&["from", "to", "totals", "groups"], json!({"from": ts(), "to": ts(),
+            "totals": schema_ref("Totals"),
+            "groups": {"type": "array", "items": {"allOf": [schema_ref("Totals"), obj(&["key"], json!({"key": {"type": "string", "nullable": true}}))]}}})),
+        "LimitsStatus": obj(&["status", "checks", "warnings", "errors"], json!({
+            "status": {"type": "string", "enum": ["ok", "warning", "exceeded"]},
+            "checks": {"type": "array", "items": check},
+            "warnings": {"type": "array", "items": s()}, "errors": {"type": "array", "items": s()}})),
+        "UsageSummary": obj(&["today", "month", "limits", "top_models", "top_agents"], json!({
+            "today": schema_ref("Totals"), "month": schema_ref("Totals"), "limits": schema_ref("LimitsStatus"),
+            "top_models": {"type": "array", "items": schema_ref("Totals")},
+            "top_agents": {"type": "array", "items": schema_ref("Totals")}})),
+        "AgentsUsage": obj(&["agents", "most_used_agent"], json!({
+            "agents": {"type": "array", "items": obj(&["agent_name", "events", "total_tokens", "estimated_cost_usd"], json!({
+                "agent_name": s(), "events": int(), "total_tokens": int(), "estimated_cost_usd": money()}))},
+            "most_used_agent": {"type": "string", "nullable": true}})),
+        "Price": obj(&["model", "input_usd_per_million", "output_usd_per_million"], json!({
+            "model": s(), "input_usd_per_million": money(), "output_usd_per_million": money()})),
+        "PriceList": obj(&["items"], json!({"items": {"type": "array", "items": schema_ref("Price")}})),
+        "PricePut": closed(&["input_usd_per_million", "output_usd_per_million"], json!({
+            "input_usd_per_million": money(), "output_usd_per_million": money()})),
+    })
+}

@@ -1,0 +1,125 @@
+//! The operations of the HTTP API as data: each entry says how a request is served (method,
+//! path, handler) and how it is documented (access, query, schemas, error codes). The server
+//! registers its routes from these tables and `/openapi.json` is generated from the same
+//! tables, so the document cannot name a route that is not served, or miss one that is.
+use actix_web::http::Method;
+use actix_web::{web, Route};
+
+/// Where an operation is mounted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mount {
+    /// At its path as written (`/health`, `/metrics`).
+    Root,
+    /// Under `/api`.
+    Api,
+    /// Tenant-scoped: under `/api` and `/api/tenant/{slug}`.
+    Tenant,
+}
+
+pub struct Op {
+    pub method: Method,
+    pub path: &'static str,
+    pub mount: Mount,
+    pub summary: &'static str,
+    /// Who may call it, in the contract's words.
+    pub access: &'static str,
+    pub query: &'static [&'static str],
+    /// Component schema of the request body.
+    pub body: Option<&'static str>,
+    pub ok: u16,
+    /// Component schema of the success body (`None`: empty or text).
+    pub response: Option<&'static str>,
+    /// Error codes beyond the ones every operation of its kind can answer.
+    pub errors: &'static [&'static str],
+    pub route: fn() -> Route,
+}
+
+impl Op {
+    pub fn new(method: Method, path: &'static str, mount: Mount, route: fn() -> Route) -> Op {
+        Op {
+            method,
+            path,
+            mount,
+            summary: "",
+            access: "any valid token",
+            query: &[],
+            body: None,
+            ok: 200,
+            response: None,
+            errors: &[],
+            route,
+        }
+    }
+    pub fn doc(mut self, summary: &'static str, access: &'static str) -> Op {
+        self.summary = summary;
+        self.access = access;
+        self
+    }
+    pub fn query(mut self, q: &'static [&'static str]) -> Op {
+        self.query = q;
+        self
+    }
+    pub fn body(mut self, schema: &'static str) -> Op {
+        self.body = Some(schema);
+        self
+    }
+    pub fn ok(mut self, status: u16, schema: Option<&'static str>) -> Op {
+        self.ok = status;
+        self.response = schema;
+        self
+    }
+    pub fn errors(mut self, codes: &'static [&'static str]) -> Op {
+        self.errors = codes;
+        self
+    }
+}
+
+/// Every operation of the API.
+pub fn all() -> Vec<Op> {
+    let mut ops = Vec::new();
+    for area in [
+        super::health::ops,
+        super::ops::ops,
+        super::features::ops,
+        super::tenants::ops,
+        super::pricing::ops,
+        super::members::ops,
+        super::keys::ops,
+        super::settings::ops,
+        super::events::ops,
+        super::usage::ops,
+    ] {
+        ops.extend(area());
+    }
+    ops
+}
+
+/// Registers operations on `cfg`, one resource per path, so a known path with another method
+/// answers 405 rather than 404.
+pub fn register(cfg: &mut web::ServiceConfig, ops: &[&Op]) {
+    let mut paths: Vec<&str> = Vec::new();
+    for op in ops {
+        if !paths.contains(&op.path) {
+            paths.push(op.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for op in ops.iter().filter(|o| o.path == path) {
+            resource = resource.route((op.route)().method(op.method.clone()));
+        }
+        cfg.service(resource);
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let ops = all();
+    let of = |m: Mount| ops.iter().filter(|o| o.mount == m).collect::<Vec<_>>();
+    let (root, api, tenant) = (of(Mount::Root), of(Mount::Api), of(Mount::Tenant));
+    register(cfg, &root);
+    cfg.service(web::scope("/api/tenant/{slug}").configure(|c| register(c, &tenant)))
+        .service(web::scope("/api").configure(|c| {
+            register(c, &api);
+            register(c, &tenant);
+        }));
+}
