@@ -33,6 +33,9 @@ pub const BUILTIN: &[(&str, Price)] = &[
     ("gpt-5-mini", micro(250_000, 2_000_000)),
     ("gpt-5-nano", micro(50_000, 400_000)),
     ("o1", micro(15_000_000, 60_000_000)),
+    ("o1-mini", micro(1_100_000, 4_400_000)),
+    // The dated first release of gpt-4o kept its launch price.
+    ("gpt-4o-2024-05-13", micro(5_000_000, 15_000_000)),
     ("o3", micro(2_000_000, 8_000_000)),
     ("o3-mini", micro(1_100_000, 4_400_000)),
     ("o4-mini", micro(1_100_000, 4_400_000)),
@@ -46,8 +49,12 @@ pub const BUILTIN: &[(&str, Price)] = &[
     ("claude-sonnet-4-5", micro(3_000_000, 15_000_000)),
     ("claude-opus-4", micro(15_000_000, 75_000_000)),
     ("claude-opus-4-1", micro(15_000_000, 75_000_000)),
+    // Without its own row, `claude-opus-4-5` would fall back to `claude-opus-4` at 3x its price.
+    ("claude-opus-4-5", micro(5_000_000, 25_000_000)),
+    ("claude-3-opus", micro(15_000_000, 75_000_000)),
     // Google
     ("gemini-1.5-flash", micro(75_000, 300_000)),
+    ("gemini-1.5-flash-8b", micro(37_500, 150_000)),
     ("gemini-1.5-pro", micro(1_250_000, 5_000_000)),
     ("gemini-2.0-flash", micro(100_000, 400_000)),
     ("gemini-2.0-flash-lite", micro(75_000, 300_000)),
@@ -175,6 +182,10 @@ mod tests {
             "claude-sonnet-4-5"
         );
         assert_eq!(lookup(&t, "gpt-4o").unwrap().0, "gpt-4o");
+        assert_eq!(
+            lookup(&t, "claude-opus-4-5-20251101").unwrap().0,
+            "claude-opus-4-5"
+        );
         assert!(lookup(&t, "gpt-4oX").is_none());
         assert!(lookup(&t, "llama-3").is_none());
         assert!(lookup(&t, "").is_none());
