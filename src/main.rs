@@ -69,7 +69,9 @@ fn serve(config: Config) -> Result<(), String> {
         let app = Application::build(config)?;
         let url = app.base_url();
         say(&format!("serving {url} (data in {})", data_dir.display()));
-        say(&format!("health {url}/health, API {url}/api/..."));
+        say(&format!(
+            "admin page: open {url}/ and sign in with the admin token"
+        ));
         for notice in &app.notices {
             say(notice);
         }

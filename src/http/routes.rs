@@ -117,6 +117,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let of = |m: Mount| ops.iter().filter(|o| o.mount == m).collect::<Vec<_>>();
     let (root, api, tenant) = (of(Mount::Root), of(Mount::Api), of(Mount::Tenant));
     register(cfg, &root);
+    super::admin_page::configure(cfg);
     cfg.service(web::scope("/api/tenant/{slug}").configure(|c| register(c, &tenant)))
         .service(web::scope("/api").configure(|c| {
             register(c, &api);

@@ -1,0 +1,87 @@
+// The page's only way to the server: the public HTTP API with a bearer token kept in
+// sessionStorage (no cookies, so no CSRF surface), plus formatting helpers.
+const KEY = "tenantry.token";
+
+export const token = () => sessionStorage.getItem(KEY);
+export const setToken = (t) => sessionStorage.setItem(KEY, t);
+export const clearToken = () => sessionStorage.removeItem(KEY);
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? body.message : `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error;
+  }
+}
+
+/** Calls the API; a 401 clears the token and returns to sign-in. */
+export async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${token()}` };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (res.status === 401) {
+    clearToken();
+    window.dispatchEvent(new CustomEvent("tenantry:signed-out"));
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+/** Builds an element: el("td", {class: "num"}, "text", child, ...). */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+/** Costs to the cent, the exact figure on hover. */
+export function usd(v) {
+  const n = Number(v ?? 0);
+  const shown = n > 0 && n < 0.01 ? "< $0.01" : `$${n.toFixed(2)}`;
+  return el("span", { title: `$${v ?? 0}` }, shown);
+}
+
+export const int = (v) => Number(v ?? 0).toLocaleString("en-US");
+export const when = (ts) => (ts ? new Date(ts).toISOString().replace("T", " ").slice(0, 19) + "Z" : "—");
+
+/** A form whose submit runs `fn(values)` and shows the API's message next to it on failure. */
+export function form(attrs, fields, submitLabel, fn) {
+  const err = el("p", { class: "error", role: "alert", hidden: true });
+  const f = el("form", { class: "inline", ...attrs }, ...fields, el("button", { type: "submit" }, submitLabel), err);
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    err.hidden = true;
+    const values = Object.fromEntries(new FormData(f).entries());
+    try {
+      await fn(values, f);
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    }
+  });
+  return f;
+}
+
+export function input(name, label, attrs = {}) {
+  return el("label", {}, label, el("input", { name, ...attrs }));
+}
+
+export function select(name, label, options, value) {
+  return el("label", {}, label,
+    el("select", { name }, ...options.map((o) => el("option", { value: o, selected: o === value }, o))));
+}
