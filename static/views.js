@@ -238,7 +238,8 @@ function chart(groups, days) {
     t.textContent = `${d}: $${v}`;
     r.append(t);
     svg.append(r);
-    if (i % 7 === 0 || i === days.length - 1) {
+    // A label a week, and the last day unless it would crowd the weekly one before it.
+    if (i % 7 === 0 || (i === days.length - 1 && i % 7 >= 3)) {
       const label = document.createElementNS(ns, "text");
       label.setAttribute("x", (i * w).toFixed(1));
       label.setAttribute("y", "176");

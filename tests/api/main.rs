@@ -1,4 +1,6 @@
 //! HTTP tests against the real server: one file per area of the contract.
+mod admin_page;
+mod browser;
 mod cli;
 mod durability;
 mod encryption;

@@ -1,0 +1,60 @@
+//! The bundled admin page: served at / and /admin/ with the right types, ETags and the CSP.
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_with_types_etags_and_csp() {
+    let app = spawn_app().await;
+    for (path, ty) in [
+        ("/", "text/html"),
+        ("/admin/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/api.js", "text/javascript"),
+        ("/ui/views.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+    ] {
+        let res = app.request("GET", path, None).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers().clone();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(ty),
+            "{path}"
+        );
+        assert_eq!(h["content-security-policy"], "default-src 'self'", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["cache-control"], "no-cache");
+        let etag = h["etag"].to_str().unwrap().to_string();
+        let again = app
+            .request("GET", path, None)
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path} revalidates");
+    }
+    let html = app
+        .request("GET", "/", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline script or style"
+    );
+}
+
+#[tokio::test]
+async fn nothing_outside_static_is_served() {
+    let app = spawn_app().await;
+    for path in [
+        "/ui/..%2FCargo.toml",
+        "/ui/nope.js",
+        "/ui/index.html",
+        "/ui/%2e%2e%2fsrc%2flib.rs",
+    ] {
+        let r = app.call("GET", path, None, None).await;
+        r.assert_error(404, "not_found");
+    }
+}

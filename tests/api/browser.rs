@@ -1,0 +1,54 @@
+//! The admin page in a real headless Chromium (driven by tests/browser/admin.mjs with
+//! playwright-core), against the real server. CI installs Chromium and Node; elsewhere the
+//! test says what is missing and passes only when not under CI.
+use crate::helpers::{spawn_app, ADMIN};
+use std::path::Path;
+use std::process::Command;
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn the_admin_page_works_in_a_real_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() || !have("node") || !have("npm") {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have chromium, node and npm (see .ci/run)"
+        );
+        eprintln!("skipped: needs {chromium}, node and npm (apt-get install chromium nodejs npm)");
+        return;
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "npm ci failed");
+    }
+    let app = spawn_app().await;
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/admin-usage.png");
+    let out = tokio::process::Command::new("node")
+        .arg("admin.mjs")
+        .arg(&app.address)
+        .arg(ADMIN)
+        .arg(&shot)
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "browser test failed:\n{log}");
+    assert!(log.contains("browser test passed"), "{log}");
+}
