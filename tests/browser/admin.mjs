@@ -102,6 +102,15 @@ try {
   await page.getByRole("heading", { name: "Sign in" }).waitFor();
   check((await page.evaluate(() => sessionStorage.length)) === 0, "token cleared");
 
+  step("a tenant key signs in to its own tenant only");
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await page.getByLabel("Token").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Your tenant" }).waitFor();
+  check((await page.getByRole("link", { name: "Instance" }).count()) === 0, "no instance view for a key");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+
   check(problems.length === 0, `console errors or CSP violations:\n${problems.join("\n")}`);
   console.log("browser test passed");
 } finally {
