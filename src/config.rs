@@ -96,6 +96,26 @@ fn flag(env: &HashMap<String, String>, name: &str, default: bool) -> Result<bool
     }
 }
 
+/// `90`, `90s`, `15m`, `6h`, `1d`; at least a minute.
+fn parse_interval(v: &str) -> Result<std::time::Duration, String> {
+    let v = v.trim();
+    let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("TENANTRY_BACKUP_INTERVAL `{v}` is not like 6h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("TENANTRY_BACKUP_INTERVAL `{v}` is not like 6h")),
+    };
+    if secs < 60 {
+        return Err("TENANTRY_BACKUP_INTERVAL must be at least a minute".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 const PROVIDER_KEY_PREFIX: &str = "TENANTRY_PROVIDER_KEY_";
 
 /// A secret from the environment: never printed by `Debug`.
@@ -134,6 +154,10 @@ pub struct Config {
     /// `TENANTRY_SYNC=full`: fsync every commit (survives power loss); `normal` (the default)
     /// survives a process crash.
     pub sync_full: bool,
+    /// `TENANTRY_BACKUP_INTERVAL` (seconds, or with s, m, h, d): scheduled backups into
+    /// `backups/` of the data dir; `TENANTRY_BACKUP_KEEP` of them are kept (default 7).
+    pub backup_interval: Option<std::time::Duration>,
+    pub backup_keep: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
@@ -186,6 +210,19 @@ impl Config {
                     ))
                 }
             },
+            backup_interval: match get("TENANTRY_BACKUP_INTERVAL") {
+                None => None,
+                Some(v) => Some(parse_interval(&v)?),
+            },
+            backup_keep: match get("TENANTRY_BACKUP_KEEP") {
+                None => 7,
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or("TENANTRY_BACKUP_KEEP must be a whole number of at least 1")?,
+            },
             workers: 0,
             without_middleware: false,
         })
@@ -227,6 +264,14 @@ mod tests {
         assert_eq!(c.flags.edition(), "hosted");
         let e = Config::from_map(&env(&[("ENABLE_BILLING", "maybe")])).unwrap_err();
         assert!(e.contains("ENABLE_BILLING"));
+    }
+
+    #[test]
+    fn backup_intervals_parse() {
+        assert_eq!(parse_interval("6h").unwrap().as_secs(), 21_600);
+        assert_eq!(parse_interval("90").unwrap().as_secs(), 90);
+        assert!(parse_interval("10s").is_err());
+        assert!(parse_interval("soon").is_err());
     }
 
     #[test]

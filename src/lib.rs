@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod limits;
+pub mod maintenance;
 pub mod pagination;
 pub mod settings;
 pub mod startup;

@@ -1,5 +1,6 @@
 //! The `tenantry` command line: serve (the default) and migrate.
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tenantry::config::Config;
 use tenantry::startup::Application;
@@ -26,6 +27,31 @@ enum Command {
     Migrate,
     /// Re-encrypt every stored provider key from ENCRYPTION_KEY_OLD to ENCRYPTION_KEY (server stopped).
     RotateEncryptionKey,
+    /// Write a consistent snapshot of the database to FILE, also while the server runs.
+    Backup { file: PathBuf },
+    /// Replace the database with a verified snapshot (server stopped); the old one is kept aside.
+    Restore { file: PathBuf },
+    /// Move one tenant between instances.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Print one tenant and everything it owns as JSON.
+    Export { id_or_slug: String },
+    /// Import a tenant exported from this or another instance (server stopped).
+    Import {
+        file: PathBuf,
+        /// Replace a tenant with the same id.
+        #[arg(long)]
+        replace: bool,
+        /// Import without provider keys (when the export's ENCRYPTION_KEY is not this one's).
+        #[arg(long)]
+        skip_provider_keys: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,6 +60,52 @@ fn main() -> ExitCode {
         None | Some(Command::Serve) => serve(config),
         Some(Command::Migrate) => migrate(config),
         Some(Command::RotateEncryptionKey) => rotate(config),
+        Some(Command::Backup { file }) => {
+            let bytes = tenantry::maintenance::backup(&existing(&config)?, &file)?;
+            say(&format!("wrote {} ({bytes} bytes)", file.display()));
+            Ok(())
+        }
+        Some(Command::Restore { file }) => {
+            match tenantry::maintenance::restore(&config, &file)? {
+                Some(old) => say(&format!(
+                    "restored {}; the replaced database is at {}",
+                    file.display(),
+                    old.display()
+                )),
+                None => say(&format!("restored {}", file.display())),
+            }
+            Ok(())
+        }
+        Some(Command::Tenant {
+            command: TenantCommand::Export { id_or_slug },
+        }) => {
+            let doc = tenantry::maintenance::export_tenant(&existing(&config)?, &id_or_slug)?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &doc)
+                .and_then(|_| writeln!(out).map_err(serde_json::Error::io))
+                .map_err(|e| format!("cannot write the export: {e}"))
+        }
+        Some(Command::Tenant {
+            command:
+                TenantCommand::Import {
+                    file,
+                    replace,
+                    skip_provider_keys,
+                },
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|_| format!("{} is not JSON", file.display()))?;
+            let opts = tenantry::maintenance::ImportOptions {
+                replace,
+                skip_provider_keys,
+            };
+            let id = tenantry::maintenance::import_tenant(&config, &doc, &opts)?;
+            say(&format!("imported tenant {id}"));
+            Ok(())
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +162,15 @@ fn serve(config: Config) -> Result<(), String> {
         }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+fn existing(config: &Config) -> Result<PathBuf, String> {
+    let path = config.db_path();
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("no database at {}", path.display()))
+    }
 }
 
 fn rotate(config: Config) -> Result<(), String> {

@@ -15,6 +15,41 @@ use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// Writes `backups/tenantry-<UTC time>.db` every `every`, keeping the newest `keep`.
+fn schedule_backups(
+    db: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    every: std::time::Duration,
+    keep: usize,
+) {
+    std::thread::Builder::new()
+        .name("backups".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let name = format!(
+                "tenantry-{}.db",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            );
+            match crate::maintenance::backup(&db, &dir.join(&name)) {
+                Ok(bytes) => tracing::info!(file = %name, bytes, "scheduled backup written"),
+                Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
+            }
+            let mut old: Vec<_> = std::fs::read_dir(&dir)
+                .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            old.retain(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("tenantry-") && n.ends_with(".db"))
+            });
+            old.sort();
+            for p in old.iter().take(old.len().saturating_sub(keep)) {
+                let _ = std::fs::remove_file(p);
+            }
+        })
+        .expect("the backup thread starts");
+}
+
 pub struct Application {
     port: u16,
     host: String,
@@ -54,6 +89,14 @@ impl Application {
             };
             (loaded, generated)
         };
+        if let Some(every) = config.backup_interval {
+            schedule_backups(
+                config.db_path(),
+                config.data_dir.join("backups"),
+                every,
+                config.backup_keep,
+            );
+        }
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -107,7 +150,13 @@ impl Application {
         &self.state
     }
 
+    /// Serves until stopped (SIGTERM or SIGINT stop accepting and let in-flight requests
+    /// finish, for up to 10 s), then waits for the usage writer to commit what it holds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Err(e) = self.state.writer.flush().await {
+            tracing::error!(error = %e, "flushing the usage writer at shutdown");
+        }
+        result
     }
 }

@@ -193,6 +193,13 @@ impl Writer {
         Writer { tx }
     }
 
+    /// Waits until every event submitted before this call is committed.
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        self.submit((Uuid::nil(), Arc::new(Settings::default()), Vec::new(), 0))
+            .await
+            .map(drop)
+    }
+
     pub async fn submit(
         &self,
         job_events: (Uuid, Arc<Settings>, Vec<Priced>, Micros),

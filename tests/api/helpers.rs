@@ -118,6 +118,15 @@ impl TestApp {
     /// Stops the server, handing back its data directory and configuration.
     pub async fn stop(self) -> (TempDir, Config) {
         self.handle.stop(true).await;
+        // The server's last handle on the data directory goes when its state is dropped, a
+        // moment after it stops; wait for that, as a stopped process would have released it.
+        let dir = self.dir.path().to_path_buf();
+        let lock = tokio::task::spawn_blocking(move || {
+            tenantry::db::lock::acquire(&dir, std::time::Duration::from_secs(10))
+        })
+        .await
+        .expect("lock wait");
+        drop(lock.expect("the stopped server lets go of the data directory"));
         (self.dir, self.config)
     }
 

@@ -13,6 +13,7 @@ mod limits;
 mod logs;
 mod members;
 mod openapi;
+mod operations;
 mod provider_keys;
 mod resolution;
 mod restart;

@@ -1,0 +1,410 @@
+//! Operations on the database file, run from the command line: a consistent online backup, a
+//! verified restore that keeps the replaced file aside, and moving one tenant between
+//! instances (export to JSON, import with provider keys re-sealed under the importer's key).
+use crate::config::Config;
+use crate::crypto::{self, KdfParams, MasterKey};
+use crate::db::migrate;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+/// The tables that belong to a tenant, in an order that satisfies their references.
+const TENANT_TABLES: &[&str] = &[
+    "tenant_users",
+    "api_keys",
+    "settings_versions",
+    "provider_keys",
+    "usage_events",
+    "usage_rollups",
+    "events",
+    "agent_preferences",
+];
+
+fn open_read_only(path: &Path) -> Result<Connection, String> {
+    if !path.exists() {
+        return Err(format!("no such file: {}", path.display()));
+    }
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    c.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes a consistent snapshot of `db` to `out`, atomically (a temporary file, then a rename).
+/// Safe while a server runs and writes: `VACUUM INTO` reads one committed state.
+pub fn backup(db: &Path, out: &Path) -> Result<u64, String> {
+    let c = open_read_only(db)?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        out.file_name().and_then(|n| n.to_str()).unwrap_or("backup"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    c.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+        .map_err(|e| format!("backup failed: {e}"))?;
+    let check = check_snapshot(&tmp);
+    if let Err(e) = check {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("the snapshot did not verify: {e}"));
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("cannot sync {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    sync_dir(dir);
+    std::fs::metadata(out)
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())
+}
+
+/// A snapshot is usable when it is an intact tenantry database of a schema this binary knows.
+pub fn check_snapshot(path: &Path) -> Result<i64, String> {
+    let c = open_read_only(path)?;
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("{} is not a readable SQLite database ({e})", path.display()))?;
+    if ok != "ok" {
+        return Err(format!("{} is corrupt: {ok}", path.display()));
+    }
+    let version = migrate::current(&c).map_err(|e| e.to_string())?;
+    let has_tenants: bool = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'tenants'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n == 1)
+        .unwrap_or(false);
+    if version < 1 || !has_tenants {
+        return Err(format!("{} is not a tenantry database", path.display()));
+    }
+    if version > migrate::latest() {
+        return Err(format!(
+            "{} has schema version {version}, newer than this binary knows ({}); upgrade tenantry first",
+            path.display(),
+            migrate::latest()
+        ));
+    }
+    Ok(version)
+}
+
+/// Replaces the database with a verified snapshot; the replaced file is kept beside it.
+/// Refuses while a server holds the data directory.
+pub fn restore(config: &Config, snapshot: &Path) -> Result<Option<PathBuf>, String> {
+    let _lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::ZERO)?;
+    check_snapshot(snapshot)?;
+    let db = config.db_path();
+    let staged = config.data_dir.join("tenantry.db.restoring");
+    std::fs::copy(snapshot, &staged)
+        .map_err(|e| format!("cannot copy {}: {e}", snapshot.display()))?;
+    std::fs::File::open(&staged)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    let mut aside = None;
+    if db.exists() {
+        // Fold the WAL into the file first, so the file set aside is complete on its own.
+        let c = Connection::open(&db).map_err(|e| e.to_string())?;
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(|e| e.to_string())?;
+        drop(c);
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let target = config
+            .data_dir
+            .join(format!("tenantry.db.replaced-{stamp}"));
+        std::fs::rename(&db, &target)
+            .map_err(|e| format!("cannot move the current database aside: {e}"))?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(config.data_dir.join(format!("tenantry.db{suffix}")));
+        }
+        aside = Some(target);
+    }
+    std::fs::rename(&staged, &db).map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
+    sync_dir(&config.data_dir);
+    Ok(aside)
+}
+
+fn to_json(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => json!(i),
+        ValueRef::Real(f) => json!(f),
+        ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+        ValueRef::Blob(b) => json!({"$base64": B64.encode(b)}),
+    }
+}
+
+fn from_json(v: &Value) -> Result<Sql, String> {
+    Ok(match v {
+        Value::Null => Sql::Null,
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Sql::Integer(i),
+            None => Sql::Real(n.as_f64().ok_or("a number out of range")?),
+        },
+        Value::String(s) => Sql::Text(s.clone()),
+        Value::Object(o) => match o.get("$base64").and_then(Value::as_str) {
+            Some(b) => Sql::Blob(B64.decode(b).map_err(|_| "bad base64 in the export")?),
+            None => return Err("an unexpected object in the export".into()),
+        },
+        _ => return Err("an unexpected value in the export".into()),
+    })
+}
+
+fn rows(c: &Connection, sql: &str, id: &str) -> Result<Vec<Value>, String> {
+    let mut stmt = c.prepare(sql).map_err(|e| e.to_string())?;
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let mut out = Vec::new();
+    let mut q = stmt.query([id]).map_err(|e| e.to_string())?;
+    while let Some(r) = q.next().map_err(|e| e.to_string())? {
+        let mut m = Map::new();
+        for (i, n) in names.iter().enumerate() {
+            m.insert(n.clone(), to_json(r.get_ref(i).map_err(|e| e.to_string())?));
+        }
+        out.push(Value::Object(m));
+    }
+    Ok(out)
+}
+
+fn meta(c: &Connection, key: &str) -> Result<Option<String>, String> {
+    c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(|e| e.to_string())
+}
+
+/// One tenant and everything it owns, as JSON. Provider keys stay sealed; the salt, parameters
+/// and check value of this instance's key travel with them (none of them is secret).
+pub fn export_tenant(db: &Path, id_or_slug: &str) -> Result<Value, String> {
+    let c = open_read_only(db)?;
+    let tenant = rows(
+        &c,
+        "SELECT * FROM tenants WHERE id = ?1 OR slug = ?1",
+        id_or_slug,
+    )?
+    .into_iter()
+    .next()
+    .ok_or_else(|| format!("no tenant `{}`", crate::error::clip(id_or_slug)))?;
+    let id = tenant["id"].as_str().unwrap_or_default().to_string();
+    let mut tables = Map::new();
+    for t in TENANT_TABLES {
+        let order = match *t {
+            "usage_events" | "events" => " ORDER BY seq",
+            _ => "",
+        };
+        tables.insert(
+            t.to_string(),
+            json!(rows(
+                &c,
+                &format!("SELECT * FROM {t} WHERE tenant_id = ?1{order}"),
+                &id
+            )?),
+        );
+    }
+    Ok(json!({
+        "format": "tenantry-tenant-export",
+        "format_version": 1,
+        "schema_version": migrate::current(&c).map_err(|e| e.to_string())?,
+        "exported_at": crate::time::rfc3339(chrono::Utc::now().timestamp_micros()),
+        "encryption": {
+            "salt": meta(&c, "encryption_salt")?,
+            "kdf": meta(&c, "encryption_kdf")?,
+            "check": meta(&c, "encryption_check")?,
+        },
+        "tenant": tenant,
+        "tables": tables,
+    }))
+}
+
+pub struct ImportOptions {
+    pub replace: bool,
+    pub skip_provider_keys: bool,
+}
+
+/// Imports an export into this instance's database (server stopped). Provider keys are opened
+/// with the exporter's key, derived from this instance's `ENCRYPTION_KEY` and the exporter's salt,
+/// and sealed again under this instance's key; a different `ENCRYPTION_KEY` is refused, unless
+/// told to import without provider keys.
+pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Result<String, String> {
+    if doc["format"] != "tenantry-tenant-export" || doc["format_version"] != 1 {
+        return Err("not a tenantry tenant export".into());
+    }
+    if doc["schema_version"].as_i64().unwrap_or(i64::MAX) > migrate::latest() {
+        return Err("the export comes from a newer tenantry; upgrade this one first".into());
+    }
+    let _lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::ZERO)?;
+    let db = crate::db::Db::open(&config.db_path(), config.sync_full)?;
+    let mut c = db.conn().map_err(|e| e.to_string())?;
+    let (ours, _) = crate::encryption::master_key(config, &mut c)?;
+    let tenant = doc["tenant"]
+        .as_object()
+        .ok_or("the export has no tenant")?;
+    let id = tenant
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or("the export's tenant has no id")?
+        .to_string();
+    let tables = doc["tables"]
+        .as_object()
+        .ok_or("the export has no tables")?;
+    let sealed = tables
+        .get("provider_keys")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let theirs = if sealed > 0 && !opts.skip_provider_keys {
+        Some(exporter_key(config, &doc["encryption"])?)
+    } else {
+        None
+    };
+    let tx = c.transaction().map_err(|e| e.to_string())?;
+    let exists: bool = tx
+        .query_row("SELECT count(*) FROM tenants WHERE id = ?1", [&id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| e.to_string())?
+        > 0;
+    if exists && !opts.replace {
+        return Err(format!(
+            "tenant {id} already exists here; pass --replace to replace it"
+        ));
+    }
+    if exists {
+        if id == crate::tenancy::DEFAULT_TENANT_ID.to_string() {
+            // The default tenant's row cannot be deleted; what it owns is replaced.
+            for t in TENANT_TABLES.iter().rev() {
+                tx.execute(&format!("DELETE FROM {t} WHERE tenant_id = ?1"), [&id])
+                    .map_err(|e| e.to_string())?;
+            }
+        } else {
+            tx.execute("DELETE FROM tenants WHERE id = ?1", [&id])
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let slug = tenant
+        .get("slug")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let clash: Option<String> = tx
+        .query_row(
+            "SELECT id FROM tenants WHERE slug = ?1 AND id <> ?2",
+            params![slug, id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())?;
+    if clash.is_some() {
+        return Err(format!("another tenant here already has the slug `{slug}`"));
+    }
+    insert_row(
+        &tx,
+        "tenants",
+        tenant,
+        exists && id == crate::tenancy::DEFAULT_TENANT_ID.to_string(),
+    )?;
+    for t in TENANT_TABLES {
+        for row in tables
+            .get(*t)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut row = row.as_object().cloned().ok_or("a row is not an object")?;
+            row.remove("seq"); // renumbered here; order is kept by inserting in order
+            if *t == "provider_keys" {
+                let Some(theirs) = &theirs else { continue };
+                let provider = row
+                    .get("provider")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let Sql::Blob(ct) = from_json(&row["ciphertext"])? else {
+                    return Err("a provider key is not sealed bytes".into());
+                };
+                let tid = uuid::Uuid::parse_str(&id).map_err(|e| e.to_string())?;
+                let plain = crypto::open(theirs, &ct, tid, &provider)
+                    .map_err(|e| format!("the {provider} key does not open: {e}"))?;
+                let resealed = crypto::seal(&ours, plain.expose(), tid, &provider)
+                    .map_err(|e| e.to_string())?;
+                row.insert(
+                    "ciphertext".into(),
+                    json!({"$base64": B64.encode(resealed)}),
+                );
+            }
+            insert_row(&tx, t, &row, false)?;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(id)
+}
+
+fn exporter_key(config: &Config, enc: &Value) -> Result<MasterKey, String> {
+    let refuse = || {
+        "the export's provider keys were sealed under a different ENCRYPTION_KEY; set that key, \
+         or pass --skip-provider-keys to import without them"
+            .to_string()
+    };
+    let salt = enc["salt"]
+        .as_str()
+        .ok_or("the export has no encryption salt")?;
+    let salt: Vec<u8> = (0..salt.len())
+        .step_by(2)
+        .map(|i| {
+            salt.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or("the export's encryption salt is damaged")?;
+    let params =
+        KdfParams::parse(enc["kdf"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let secret = match &config.encryption_key {
+        Some(s) => s.expose().to_string(),
+        None => std::fs::read_to_string(crate::encryption::key_file(config))
+            .map_err(|_| refuse())?
+            .trim()
+            .to_string(),
+    };
+    let key = MasterKey::derive(&secret, &salt, &params).map_err(|e| e.to_string())?;
+    if !key.verify_check(enc["check"].as_str().unwrap_or_default()) {
+        return Err(refuse());
+    }
+    Ok(key)
+}
+
+fn insert_row(
+    c: &Connection,
+    table: &str,
+    row: &Map<String, Value>,
+    skip: bool,
+) -> Result<(), String> {
+    if skip {
+        return Ok(());
+    }
+    let cols: Vec<&String> = row.keys().collect();
+    let values = row.values().map(from_json).collect::<Result<Vec<_>, _>>()?;
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        cols.iter()
+            .map(|c| format!("\"{}\"", c.replace('"', "")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (1..=cols.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    c.execute(&sql, rusqlite::params_from_iter(values))
+        .map_err(|e| format!("cannot import a row of {table}: {e}"))?;
+    Ok(())
+}

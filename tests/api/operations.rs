@@ -1,0 +1,413 @@
+//! Operations: online backup, verified restore, tenant export and import, graceful shutdown.
+use crate::helpers::{config, spawn_with, start, TestApp, ADMIN};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn tenantry(dir: &Path, args: &[&str], key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(args)
+        .env("TENANTRY_DATA_DIR", dir)
+        .env("ENCRYPTION_KEY", key)
+        .env_remove("TENANTRY_ADMIN_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn fails_with(out: &Output, words: &str) {
+    assert!(!out.status.success(), "should have failed");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(words), "`{words}` not in: {err}");
+}
+
+fn event_ids(db: &Path) -> HashSet<String> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let mut s = c
+        .prepare("SELECT event_id FROM usage_events WHERE event_id IS NOT NULL")
+        .unwrap();
+    let ids = s
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    ids
+}
+
+/// Ingests batches of 10 until told to stop; returns the acknowledged event ids.
+fn ingest_in_background(
+    app: &TestApp,
+    stop: Arc<Mutex<bool>>,
+) -> (Arc<Mutex<HashSet<String>>>, tokio::task::JoinHandle<()>) {
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let (client, url, a) = (app.client.clone(), app.address.clone(), acked.clone());
+    let handle = tokio::spawn(async move {
+        for b in 0.. {
+            if *stop.lock().unwrap() {
+                return;
+            }
+            let ids: Vec<String> = (0..10).map(|i| format!("b{b}-{i}")).collect();
+            let events: Vec<Value> = ids.iter().map(|id| json!({"event_id": id, "model": "gpt-4o", "input_tokens": 3, "output_tokens": 1})).collect();
+            let res = client
+                .post(format!("{url}/api/usage/events"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"events": events}))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status() == 201 => a.lock().unwrap().extend(ids),
+                _ => return,
+            }
+        }
+    });
+    (acked, handle)
+}
+
+#[tokio::test]
+async fn a_backup_taken_during_ingest_holds_every_event_acknowledged_before_it() {
+    let app = spawn_with(&[("ENCRYPTION_KEY", "ops-key-0123")]).await;
+    let stop = Arc::new(Mutex::new(false));
+    let (acked, handle) = ingest_in_background(&app, stop.clone());
+    while acked.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = acked.lock().unwrap().clone();
+    let file = app.dir.path().join("snap.db");
+    let out = tenantry(
+        app.dir.path(),
+        &["backup", file.to_str().unwrap()],
+        "ops-key-0123",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    *stop.lock().unwrap() = true;
+    handle.await.unwrap();
+    let in_backup = event_ids(&file);
+    assert!(
+        before.is_subset(&in_backup),
+        "{} acknowledged before the backup are missing",
+        before.difference(&in_backup).count()
+    );
+    assert!(
+        !app.dir.path().read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")),
+        "no temporary file left"
+    );
+}
+
+#[tokio::test]
+async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database() {
+    let app = spawn_with(&[
+        ("ENABLE_MULTI_TENANT", "true"),
+        ("ENCRYPTION_KEY", "ops-key-0123"),
+    ])
+    .await;
+    app.create_tenant("before").await;
+    let dir = app.dir.path().to_path_buf();
+    let good = dir.join("good.db");
+    assert!(
+        tenantry(&dir, &["backup", good.to_str().unwrap()], "ops-key-0123")
+            .status
+            .success()
+    );
+    // A running server holds the database.
+    fails_with(
+        &tenantry(&dir, &["restore", good.to_str().unwrap()], "ops-key-0123"),
+        "running",
+    );
+    app.create_tenant("after").await;
+    let (dir_guard, cfg) = app.stop().await;
+
+    let corrupt = dir.join("corrupt.db");
+    std::fs::write(&corrupt, b"this is not a database at all, just bytes").unwrap();
+    fails_with(
+        &tenantry(
+            &dir,
+            &["restore", corrupt.to_str().unwrap()],
+            "ops-key-0123",
+        ),
+        "not a readable SQLite database",
+    );
+    let newer = dir.join("newer.db");
+    std::fs::copy(&good, &newer).unwrap();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    fails_with(
+        &tenantry(&dir, &["restore", newer.to_str().unwrap()], "ops-key-0123"),
+        "newer",
+    );
+    fails_with(
+        &tenantry(
+            &dir,
+            &["restore", dir.join("missing.db").to_str().unwrap()],
+            "ops-key-0123",
+        ),
+        "no such file",
+    );
+
+    let out = tenantry(&dir, &["restore", good.to_str().unwrap()], "ops-key-0123");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tenantry.db.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the replaced database is kept");
+    let app = start(dir_guard, cfg).await;
+    assert_eq!(app.get("/api/tenants/before", ADMIN).await.status, 200);
+    assert_eq!(
+        app.get("/api/tenants/after", ADMIN).await.status,
+        404,
+        "the snapshot's state is back"
+    );
+}
+
+async fn populated(key: &str) -> TestApp {
+    let app = spawn_with(&[("ENABLE_MULTI_TENANT", "true"), ("ENCRYPTION_KEY", key)]).await;
+    app.create_tenant("acme").await;
+    app.put_member("acme", "alice", "owner").await;
+    app.create_key("acme", "service").await;
+    app.call(
+        "PATCH",
+        "/api/tenant/acme/settings",
+        Some(ADMIN),
+        Some(json!({"execution_mode": "byo_key", "limits": {"daily_tokens": 5000}})),
+    )
+    .await;
+    app.put(
+        "/api/tenant/acme/settings/provider-keys/openai",
+        ADMIN,
+        json!({"api_key": "sk-exported-1234567"}),
+    )
+    .await;
+    let events: Vec<Value> = (0..25).map(|i| json!({"event_id": format!("e{i}"), "model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 7, "agent_name": "w"})).collect();
+    app.post(
+        "/api/tenant/acme/usage/events",
+        ADMIN,
+        json!({"events": events}),
+    )
+    .await;
+    app
+}
+
+async fn snapshot(app: &TestApp) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in [
+        "/settings",
+        "/settings/history",
+        "/members",
+        "/keys",
+        "/usage/stats?group_by=model",
+        "/credentials/openai",
+        "/agents/usage",
+    ] {
+        let mut v = app.get(&format!("/api/tenant/acme{p}"), ADMIN).await.body;
+        if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+            for i in items {
+                i.as_object_mut().unwrap().remove("revoked_at");
+            }
+        }
+        out.push(v);
+    }
+    out.push(json!(app
+        .walk("/api/tenant/acme/usage/events", ADMIN, 1000)
+        .await
+        .len()));
+    out
+}
+
+#[tokio::test]
+async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused_or_skipped() {
+    let source = populated("shared-key-0123").await;
+    let expected = snapshot(&source).await;
+    let out = tenantry(
+        source.dir.path(),
+        &["tenant", "export", "acme"],
+        "shared-key-0123",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = source.dir.path().join("acme.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("sk-exported"),
+        "provider keys stay sealed"
+    );
+
+    // A fresh instance with the same ENCRYPTION_KEY (and so its own salt).
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(
+        &dir,
+        &[
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENCRYPTION_KEY", "shared-key-0123"),
+        ],
+    );
+    c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
+    let target = start(dir, c.clone()).await;
+    let (dir, c) = target.stop().await;
+    let f = file.to_str().unwrap();
+    let out = tenantry(dir.path(), &["tenant", "import", f], "shared-key-0123");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails_with(
+        &tenantry(dir.path(), &["tenant", "import", f], "shared-key-0123"),
+        "--replace",
+    );
+    assert!(tenantry(
+        dir.path(),
+        &["tenant", "import", "--replace", f],
+        "shared-key-0123"
+    )
+    .status
+    .success());
+    let target = start(dir, c).await;
+    assert_eq!(
+        snapshot(&target).await,
+        expected,
+        "the imported tenant is the exported one"
+    );
+
+    // Another ENCRYPTION_KEY: refused, or imported without provider keys when asked.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(
+        &dir,
+        &[
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENCRYPTION_KEY", "other-key-0123"),
+        ],
+    );
+    c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
+    let (dir, c) = start(dir, c).await.stop().await;
+    fails_with(
+        &tenantry(dir.path(), &["tenant", "import", f], "other-key-0123"),
+        "different ENCRYPTION_KEY",
+    );
+    let out = tenantry(
+        dir.path(),
+        &["tenant", "import", "--skip-provider-keys", f],
+        "other-key-0123",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = start(dir, c).await;
+    assert_eq!(
+        other.get("/api/tenant/acme/settings", ADMIN).await.body["provider_keys"],
+        json!({})
+    );
+    other
+        .get("/api/tenant/acme/credentials/openai", ADMIN)
+        .await
+        .assert_error(409, "byo_key_missing");
+    assert_eq!(
+        other.get("/api/tenant/acme/usage/stats", ADMIN).await.body["totals"]["events"],
+        25
+    );
+    fails_with(
+        &tenantry(
+            dir_of(&other),
+            &["tenant", "import", "/nonexistent.json"],
+            "other-key-0123",
+        ),
+        "cannot read",
+    );
+}
+
+fn dir_of(app: &TestApp) -> &Path {
+    app.dir.path()
+}
+
+#[tokio::test]
+async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .env("TENANTRY_DATA_DIR", dir.path())
+        .env("TENANTRY_BIND", "127.0.0.1:0")
+        .env("TENANTRY_ADMIN_TOKEN", ADMIN)
+        .env("ENCRYPTION_KEY", "sigterm-key")
+        .env("TENANTRY_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .find_map(|l| {
+            l.ok()?
+                .strip_prefix("tenantry: serving ")?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (url, a) = (url.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            for b in 0.. {
+                let ids: Vec<String> = (0..10).map(|i| format!("w{w}-b{b}-{i}")).collect();
+                let events: Vec<Value> = ids.iter().map(|id| json!({"event_id": id, "model": "m", "input_tokens": 1, "output_tokens": 1})).collect();
+                match c.post(format!("{url}/api/usage/events")).bearer_auth(ADMIN).json(&json!({"events": events})).send().await {
+                    Ok(r) if r.status() == 201 => a.lock().unwrap().extend(ids),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 1000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    let stored = event_ids(&dir.path().join("tenantry.db"));
+    let acked = acked.lock().unwrap().clone();
+    let lost = acked.difference(&stored).count();
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} acknowledged events lost",
+        acked.len()
+    );
+}
