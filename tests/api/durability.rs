@@ -1,8 +1,7 @@
 //! Acknowledged usage events survive `kill -9` of the server in the middle of ingest.
+use crate::helpers::Process;
 use serde_json::json;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,27 +10,15 @@ const ADMIN: &str = "durability-admin-token-0123";
 #[tokio::test]
 async fn every_acknowledged_event_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .env("TENANTRY_DATA_DIR", dir.path())
-        .env("TENANTRY_BIND", "127.0.0.1:0")
-        .env("TENANTRY_ADMIN_TOKEN", ADMIN)
-        .env("ENCRYPTION_KEY", "durability-test-key")
-        .env("TENANTRY_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .find_map(|l| {
-            l.ok()?
-                .strip_prefix("tenantry: serving ")?
-                .split_whitespace()
-                .next()
-                .map(String::from)
-        })
-        .expect("server starts");
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut server = Process::start(
+        dir.path(),
+        &[
+            ("TENANTRY_ADMIN_TOKEN", ADMIN),
+            ("ENCRYPTION_KEY", "durability-test-key"),
+            ("TENANTRY_LOG", "warn"),
+        ],
+    );
+    let url = server.url.clone();
 
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let client = reqwest::Client::new();
@@ -62,8 +49,8 @@ async fn every_acknowledged_event_survives_sigkill() {
     while acked.lock().unwrap().len() < 2000 && started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    server.child.kill().unwrap(); // SIGKILL
+    server.wait();
     for t in tasks {
         let _ = t.await;
     }

@@ -255,3 +255,66 @@ impl TestApp {
         }
     }
 }
+
+/// The real binary as a process on a free port, its stderr collected line by line.
+pub struct Process {
+    pub child: std::process::Child,
+    pub url: String,
+    log: Arc<std::sync::Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `tenantry serve` on `dir` with `env` and waits for the line naming its address.
+    pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"));
+        cmd.env("TENANTRY_DATA_DIR", dir)
+            .env("TENANTRY_BIND", "127.0.0.1:0")
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let log: Arc<std::sync::Mutex<String>> = Arc::default();
+        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                let mut s = log.lock().expect("log");
+                s.push_str(&l);
+                s.push('\n');
+                l.strip_prefix("tenantry: serving ")?
+                    .split_whitespace()
+                    .next()
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| panic!("server did not start:\n{}", log.lock().expect("log")));
+        let sink = log.clone();
+        // Keep reading: a server whose stderr pipe is closed is not what any test is about.
+        let drain = std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let mut s = sink.lock().expect("log");
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
+        Process {
+            child,
+            url,
+            log,
+            drain: Some(drain),
+        }
+    }
+
+    /// Waits for the process to exit; its exit status and everything it wrote to stderr.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait");
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        let log = self.log.lock().expect("log").clone();
+        (status, log)
+    }
+}

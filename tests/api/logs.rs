@@ -1,7 +1,5 @@
 //! Logs: one structured line per request, and no secret in any line (checked with canaries).
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use crate::helpers::Process;
 
 const ADMIN: &str = "canary-admin-token-7f3a9c";
 const ENC: &str = "canary-encryption-key-1b2c";
@@ -10,38 +8,17 @@ const BYO: &str = "sk-canary-byo-key-5a6b7c8d";
 
 async fn run_with(format: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .env("TENANTRY_DATA_DIR", dir.path())
-        .env("TENANTRY_BIND", "127.0.0.1:0")
-        .env("TENANTRY_ADMIN_TOKEN", ADMIN)
-        .env("ENCRYPTION_KEY", ENC)
-        .env("TENANTRY_PROVIDER_KEY_OPENAI", INSTANCE)
-        .env("TENANTRY_LOG", "debug")
-        .env("TENANTRY_LOG_FORMAT", format)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .find_map(|l| {
-            let l = l.ok()?;
-            log.lock().unwrap().push_str(&l);
-            l.strip_prefix("tenantry: serving ")?
-                .split_whitespace()
-                .next()
-                .map(String::from)
-        })
-        .expect("server starts");
-    let sink = log.clone();
-    let drain = std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            let mut s = sink.lock().unwrap();
-            s.push_str(&l);
-            s.push('\n');
-        }
-    });
+    let mut server = Process::start(
+        dir.path(),
+        &[
+            ("TENANTRY_ADMIN_TOKEN", ADMIN),
+            ("ENCRYPTION_KEY", ENC),
+            ("TENANTRY_PROVIDER_KEY_OPENAI", INSTANCE),
+            ("TENANTRY_LOG", "debug"),
+            ("TENANTRY_LOG_FORMAT", format),
+        ],
+    );
+    let url = server.url.clone();
     let c = reqwest::Client::new();
     let call = |m: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>| {
         let mut r = c.request(m, format!("{url}{path}")).bearer_auth(token);
@@ -105,10 +82,8 @@ async fn run_with(format: &str) -> String {
         .await
         .unwrap();
     call(Method::GET, "/api/members", &key, None).await.unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    drain.join().unwrap();
-    let text = log.lock().unwrap().clone();
+    server.child.kill().unwrap();
+    let (_, text) = server.wait();
     for canary in [ADMIN, ENC, INSTANCE, BYO, key.as_str()] {
         assert!(!text.contains(canary), "{canary} reached the log:\n{text}");
     }

@@ -1,9 +1,9 @@
 //! Operations: online backup, verified restore, tenant export and import, graceful shutdown.
-use crate::helpers::{config, spawn_with, start, TestApp, ADMIN};
+use crate::helpers::{config, spawn_with, start, Process, TestApp, ADMIN};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -350,28 +350,15 @@ fn dir_of(app: &TestApp) -> &Path {
 #[tokio::test]
 async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .env("TENANTRY_DATA_DIR", dir.path())
-        .env("TENANTRY_BIND", "127.0.0.1:0")
-        .env("TENANTRY_ADMIN_TOKEN", ADMIN)
-        .env("ENCRYPTION_KEY", "sigterm-key")
-        .env("TENANTRY_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::{BufRead, BufReader};
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .find_map(|l| {
-            l.ok()?
-                .strip_prefix("tenantry: serving ")?
-                .split_whitespace()
-                .next()
-                .map(String::from)
-        })
-        .unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
+    let server = Process::start(
+        dir.path(),
+        &[
+            ("TENANTRY_ADMIN_TOKEN", ADMIN),
+            ("ENCRYPTION_KEY", "sigterm-key"),
+            ("TENANTRY_LOG", "warn"),
+        ],
+    );
+    let url = server.url.clone();
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = Vec::new();
     for w in 0..6 {
@@ -392,11 +379,11 @@ async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap()
         .success());
-    let status = child.wait().unwrap();
+    let (status, _) = server.wait();
     for t in tasks {
         let _ = t.await;
     }
