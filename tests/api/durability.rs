@@ -1,8 +1,6 @@
 //! Acknowledged usage events survive `kill -9` of the server in the middle of ingest.
-use crate::helpers::Process;
-use serde_json::json;
+use crate::helpers::{ingest_until_refused, Process};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "durability-admin-token-0123";
@@ -20,32 +18,8 @@ async fn every_acknowledged_event_survives_sigkill() {
     );
     let url = server.url.clone();
 
-    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let client = reqwest::Client::new();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for worker in 0..8 {
-        let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
-        tasks.push(tokio::spawn(async move {
-            for batch in 0.. {
-                let ids: Vec<String> = (0..20).map(|i| format!("w{worker}-b{batch}-e{i}")).collect();
-                let events: Vec<_> = ids
-                    .iter()
-                    .map(|id| json!({"event_id": id, "model": "gpt-4o", "input_tokens": 5, "output_tokens": 5}))
-                    .collect();
-                let res = client
-                    .post(format!("{url}/api/usage/events"))
-                    .bearer_auth(ADMIN)
-                    .json(&json!({"events": events}))
-                    .send()
-                    .await;
-                match res {
-                    Ok(r) if r.status() == 201 => acked.lock().unwrap().extend(ids),
-                    _ => return,
-                }
-            }
-        }));
-    }
+    let (acked, tasks) = ingest_until_refused(&url, ADMIN, 8, 20);
     while acked.lock().unwrap().len() < 2000 && started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

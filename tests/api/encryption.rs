@@ -1,7 +1,6 @@
 //! The master key: generated key file, refusal of a wrong key at start, and rotation.
-use crate::helpers::{config, start, ADMIN};
+use crate::helpers::{cli, config, start, ADMIN};
 use serde_json::json;
-use std::process::Command;
 use tenantry::config::Secret;
 use tenantry::startup::Application;
 
@@ -63,14 +62,6 @@ async fn a_wrong_encryption_key_is_refused_at_start() {
     assert!(!err.contains("a-wrong-key"), "the key itself is not echoed");
 }
 
-fn tenantry(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenantry"));
-    c.env("TENANTRY_DATA_DIR", dir)
-        .env_remove("ENCRYPTION_KEY")
-        .env_remove("ENCRYPTION_KEY_OLD");
-    c
-}
-
 #[tokio::test]
 async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +95,7 @@ async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
     }
     // Rotation refuses to run beside a server.
     let path = app.dir.path().to_path_buf();
-    let out = tenantry(&path)
+    let out = cli(&path)
         .arg("rotate-encryption-key")
         .env("ENCRYPTION_KEY_OLD", "old-key-0123456789")
         .env("ENCRYPTION_KEY", "new-key-0123456789")
@@ -115,7 +106,7 @@ async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
     let (dir, _) = app.stop().await;
 
     // A wrong old key changes nothing.
-    let out = tenantry(&path)
+    let out = cli(&path)
         .arg("rotate-encryption-key")
         .env("ENCRYPTION_KEY_OLD", "not-the-old-key-123")
         .env("ENCRYPTION_KEY", "new-key-0123456789")
@@ -126,7 +117,7 @@ async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("ENCRYPTION_KEY_OLD"), "{err}");
 
-    let out = tenantry(&path)
+    let out = cli(&path)
         .arg("rotate-encryption-key")
         .env("ENCRYPTION_KEY_OLD", "old-key-0123456789")
         .env("ENCRYPTION_KEY", "new-key-0123456789")

@@ -318,3 +318,56 @@ impl Process {
         (status, log)
     }
 }
+
+/// The command line, with none of tenantry's variables inherited from the test's environment.
+pub fn cli(dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TENANTRY_") || k.starts_with("ENABLE_") || k.starts_with("ENCRYPTION_KEY")
+        {
+            c.env_remove(k);
+        }
+    }
+    c.env("TENANTRY_DATA_DIR", dir);
+    c
+}
+
+/// Event ids acknowledged with 201, shared with the clients sending them.
+pub type Acked = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// `workers` clients send batches of `batch` uniquely identified events until a request is
+/// refused or fails (the server stopped); every id answered 201 is recorded.
+pub fn ingest_until_refused(
+    url: &str,
+    token: &str,
+    workers: usize,
+    batch: usize,
+) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
+    let acked: Acked = Arc::default();
+    let client = reqwest::Client::new();
+    let tasks = (0..workers)
+        .map(|w| {
+            let (client, url, token, acked) = (client.clone(), url.to_string(), token.to_string(), acked.clone());
+            tokio::spawn(async move {
+                for b in 0.. {
+                    let ids: Vec<String> = (0..batch).map(|i| format!("w{w}-b{b}-e{i}")).collect();
+                    let events: Vec<Value> = ids
+                        .iter()
+                        .map(|id| json!({"event_id": id, "model": "gpt-4o", "input_tokens": 5, "output_tokens": 5}))
+                        .collect();
+                    let res = client
+                        .post(format!("{url}/api/usage/events"))
+                        .bearer_auth(&token)
+                        .json(&json!({"events": events}))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status() == 201 => acked.lock().expect("acked").extend(ids),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    (acked, tasks)
+}

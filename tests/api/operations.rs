@@ -1,5 +1,7 @@
 //! Operations: online backup, verified restore, tenant export and import, graceful shutdown.
-use crate::helpers::{config, spawn_with, start, Process, TestApp, ADMIN};
+use crate::helpers::{
+    cli, config, ingest_until_refused, spawn_with, start, Process, TestApp, ADMIN,
+};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
@@ -8,11 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn tenantry(dir: &Path, args: &[&str], key: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenantry"))
+    cli(dir)
         .args(args)
-        .env("TENANTRY_DATA_DIR", dir)
         .env("ENCRYPTION_KEY", key)
-        .env_remove("TENANTRY_ADMIN_TOKEN")
         .output()
         .unwrap()
 }
@@ -359,22 +359,7 @@ async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
         ],
     );
     let url = server.url.clone();
-    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let mut tasks = Vec::new();
-    for w in 0..6 {
-        let (url, a) = (url.clone(), acked.clone());
-        tasks.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            for b in 0.. {
-                let ids: Vec<String> = (0..10).map(|i| format!("w{w}-b{b}-{i}")).collect();
-                let events: Vec<Value> = ids.iter().map(|id| json!({"event_id": id, "model": "m", "input_tokens": 1, "output_tokens": 1})).collect();
-                match c.post(format!("{url}/api/usage/events")).bearer_auth(ADMIN).json(&json!({"events": events})).send().await {
-                    Ok(r) if r.status() == 201 => a.lock().unwrap().extend(ids),
-                    _ => return,
-                }
-            }
-        }));
-    }
+    let (acked, tasks) = ingest_until_refused(&url, ADMIN, 6, 10);
     while acked.lock().unwrap().len() < 1000 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
