@@ -21,11 +21,15 @@ fn schedule_backups(
     dir: std::path::PathBuf,
     every: std::time::Duration,
     keep: usize,
+    alive: std::sync::Weak<std::fs::File>,
 ) {
     std::thread::Builder::new()
         .name("backups".into())
         .spawn(move || loop {
             std::thread::sleep(every);
+            if alive.upgrade().is_none() {
+                return;
+            }
             let name = format!(
                 "tenantry-{}.db",
                 chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
@@ -89,14 +93,6 @@ impl Application {
             };
             (loaded, generated)
         };
-        if let Some(every) = config.backup_interval {
-            schedule_backups(
-                config.db_path(),
-                config.data_dir.join("backups"),
-                every,
-                config.backup_keep,
-            );
-        }
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -105,6 +101,11 @@ impl Application {
             n => n,
         };
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
+        let c = &state.config;
+        if let Some(every) = c.backup_interval {
+            let (db, dir) = (c.db_path(), c.data_dir.join("backups"));
+            schedule_backups(db, dir, every, c.backup_keep, state.liveness());
+        }
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;
         let server = HttpServer::new(move || {

@@ -87,6 +87,11 @@ impl AppState {
         })
     }
 
+    /// Gone once every part of the server has stopped: background threads end with it.
+    pub fn liveness(&self) -> std::sync::Weak<std::fs::File> {
+        Arc::downgrade(&self._lock)
+    }
+
     pub fn now(&self) -> Micros {
         to_micros(self.clock.now())
     }

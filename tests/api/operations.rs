@@ -383,3 +383,29 @@ async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
         acked.len()
     );
 }
+
+#[tokio::test]
+async fn scheduled_backups_are_written_and_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir, &[("ENCRYPTION_KEY", "sched-key")]);
+    c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
+    // The environment variable allows a minute at least; the test sets a second directly.
+    c.backup_interval = Some(Duration::from_millis(700));
+    c.backup_keep = 2;
+    let app = start(dir, c).await;
+    app.post(
+        "/api/usage/events",
+        ADMIN,
+        json!({"event_id": "x1", "model": "m", "input_tokens": 1, "output_tokens": 1}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let backups = app.dir.path().join("backups");
+    let mut files: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "rotated to the newest 2: {files:?}");
+    assert!(event_ids(files.last().unwrap()).contains("x1"));
+}
