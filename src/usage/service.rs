@@ -16,7 +16,6 @@ use crate::tenancy::TenantCtx;
 use crate::time::{rfc3339, Micros};
 use rusqlite::params;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 /// How `/api/usage/stats` groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,19 +92,17 @@ impl AppState {
         ctx.require(Action::Ingest)?;
         let now = self.now();
         let events = UsageEvent::parse_body(&body, now)?;
-        let settings = Arc::new(self.settings.get(ctx.id()).settings.clone());
+        // The cached settings, shared: the events are priced and recorded under one version.
+        let current = self.settings.get(ctx.id());
         let prices = self.pricing.snapshot();
         let priced = events
             .into_iter()
             .map(|e| {
                 let price = lookup(&prices, &e.model).map(|(_, p)| p);
-                Priced::new(e, &settings, price)
+                Priced::new(e, &current.settings, price)
             })
             .collect();
-        let outcome = self
-            .writer
-            .submit((ctx.id(), settings, priced, now))
-            .await?;
+        let outcome = self.writer.submit((ctx.id(), current, priced, now)).await?;
         let (tenant, added) = (ctx.id().to_string(), &outcome.added);
         let m = &self.metrics;
         m.tokens

@@ -10,6 +10,7 @@ use super::rollup::{self, day_of, Totals, DIMS};
 use crate::error::ApiError;
 use crate::events::{self, NewEvent, Severity};
 use crate::limits::{self, Level};
+use crate::settings::cache::Current;
 use crate::settings::{ExecutionMode, Settings};
 use crate::time::Micros;
 use rusqlite::{params, Connection};
@@ -105,7 +106,7 @@ pub fn aggregate(events: &[Priced]) -> Rollups {
 
 pub struct Job {
     pub tenant: Uuid,
-    pub settings: Arc<Settings>,
+    pub settings: Arc<Current>,
     pub events: Vec<Priced>,
     pub rollups: Rollups,
     /// "Now" for limit windows and `created_at`.
@@ -195,14 +196,19 @@ impl Writer {
 
     /// Waits until every event submitted before this call is committed.
     pub async fn flush(&self) -> Result<(), ApiError> {
-        self.submit((Uuid::nil(), Arc::new(Settings::default()), Vec::new(), 0))
+        let settings = Arc::new(Current {
+            version: 0,
+            settings: Settings::default(),
+            changed_at: 0,
+        });
+        self.submit((Uuid::nil(), settings, Vec::new(), 0))
             .await
             .map(drop)
     }
 
     pub async fn submit(
         &self,
-        job_events: (Uuid, Arc<Settings>, Vec<Priced>, Micros),
+        job_events: (Uuid, Arc<Current>, Vec<Priced>, Micros),
     ) -> Result<Outcome, ApiError> {
         let (tenant, settings, events, now) = job_events;
         let rollups = aggregate(&events);
@@ -308,8 +314,8 @@ fn apply_job(
     w: &mut Windows,
 ) -> Result<(Outcome, Vec<usize>), ApiError> {
     let tenant = job.tenant.to_string();
-    let mode = job.settings.execution_mode.as_str();
-    let markup = job.settings.markup_percent.units();
+    let mode = job.settings.settings.execution_mode.as_str();
+    let markup = job.settings.settings.markup_percent.units();
     let mut insert = c.prepare_cached(
         "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
              estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode,
@@ -326,7 +332,11 @@ fn apply_job(
         accepted: 0,
         duplicates: 0,
         events: Vec::with_capacity(job.events.len()),
-        limits: limits::evaluate(&job.settings, &Totals::default(), &Totals::default()),
+        limits: limits::evaluate(
+            &job.settings.settings,
+            &Totals::default(),
+            &Totals::default(),
+        ),
         added: Totals::default(),
     };
     let mut duplicates = Vec::new();
@@ -386,7 +396,7 @@ fn apply_job(
             duplicate: false,
         });
     }
-    out.limits = limits::evaluate(&job.settings, &w.today, &w.this_month);
+    out.limits = limits::evaluate(&job.settings.settings, &w.today, &w.this_month);
     crossing_events(c, job, w, &out.limits)?;
     Ok((out, duplicates))
 }
