@@ -146,3 +146,120 @@ async fn every_documented_operation_is_served() {
         (404, Some("no such route"))
     );
 }
+
+/// Checks a response against a documented schema: `$ref`, `allOf`, object `required` and
+/// `properties`, array `items`, `type` and `nullable`. Returns what does not match.
+fn mismatches(v: &Value, schema: &Value, doc: &Value, at: &str) -> Vec<String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return mismatches(v, &doc["components"]["schemas"][name], doc, at);
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        return all.iter().flat_map(|s| mismatches(v, s, doc, at)).collect();
+    }
+    if v.is_null() {
+        return if schema["nullable"] == true || schema.get("type").is_none() {
+            vec![]
+        } else {
+            vec![format!("{at}: null but not nullable")]
+        };
+    }
+    let mut out = Vec::new();
+    match schema["type"].as_str() {
+        Some("object") if !v.is_object() => out.push(format!("{at}: not an object")),
+        Some("array") if !v.is_array() => out.push(format!("{at}: not an array")),
+        Some("string") if !v.is_string() => out.push(format!("{at}: not a string")),
+        Some("integer") if !(v.is_i64() || v.is_u64()) => out.push(format!("{at}: not an integer")),
+        Some("number") if !v.is_number() => out.push(format!("{at}: not a number")),
+        Some("boolean") if !v.is_boolean() => out.push(format!("{at}: not a boolean")),
+        _ => {}
+    }
+    for r in schema["required"].as_array().into_iter().flatten() {
+        let k = r.as_str().unwrap();
+        if v.get(k).is_none() {
+            out.push(format!("{at}.{k}: required but missing"));
+        }
+    }
+    if let Some(props) = schema["properties"].as_object() {
+        for (k, s) in props {
+            if let Some(x) = v.get(k) {
+                out.extend(mismatches(x, s, doc, &format!("{at}.{k}")));
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
+        for (i, x) in arr.iter().enumerate() {
+            out.extend(mismatches(x, items, doc, &format!("{at}[{i}]")));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn responses_match_their_documented_schemas() {
+    let (app, doc) = doc().await;
+    // The check itself can fail: a missing field and a wrong type are caught.
+    let tenant = serde_json::json!({"$ref": "#/components/schemas/Tenant"});
+    assert!(mismatches(&serde_json::json!({}), &tenant, &doc, "t").len() >= 8);
+    let totals = serde_json::json!({"$ref": "#/components/schemas/Totals"});
+    let bad = serde_json::json!({"events": "1", "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+        "estimated_cost_usd": 0, "billed_cost_usd": 0});
+    assert_eq!(
+        mismatches(&bad, &totals, &doc, "t"),
+        vec!["t.events: not an integer"]
+    );
+    app.create_tenant("acme").await;
+    app.put_member("acme", "alice", "owner").await;
+    app.create_key("acme", "service").await;
+    app.put(
+        "/api/tenant/acme/settings/provider-keys/openai",
+        ADMIN,
+        serde_json::json!({"api_key": "sk-schema-check-1234"}),
+    )
+    .await;
+    app.call(
+        "PATCH",
+        "/api/tenant/acme/settings",
+        Some(ADMIN),
+        Some(serde_json::json!({"execution_mode": "byo_key", "limits": {"daily_tokens": 10}})),
+    )
+    .await;
+    let ingest = app
+        .post("/api/tenant/acme/usage/events", ADMIN, serde_json::json!({"events": [
+            {"event_id": "a", "model": "gpt-4o", "input_tokens": 9, "output_tokens": 3, "agent_name": "w", "user_id": "alice"}]}))
+        .await;
+    let schema = &doc["paths"]["/api/usage/events"]["post"]["responses"]["201"]["content"]
+        ["application/json"]["schema"];
+    let wrong = mismatches(&ingest.body, schema, &doc, "POST /api/usage/events");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let Some(get) = ops.get("get") else { continue };
+        let Some(schema) = get["responses"]["200"]["content"]["application/json"].get("schema")
+        else {
+            continue;
+        };
+        if path.contains("{slug}") || path == "/openapi.json" {
+            continue; // the same operations are checked at /api/...
+        }
+        let concrete = path
+            .replace("{id}", "acme")
+            .replace("{provider}", "openai")
+            .replace("{agent_name}", "w");
+        let tenant_scoped = get["parameters"].to_string().contains("X-Tenant-ID");
+        let mut req = app.request("GET", &concrete, Some(ADMIN));
+        if tenant_scoped {
+            let id = app.get("/api/tenants/acme", ADMIN).await.body["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            req = req.header("X-Tenant-ID", id);
+        }
+        let r = app.send(req).await;
+        assert_eq!(r.status, 200, "GET {concrete}: {}", r.body);
+        let wrong = mismatches(&r.body, schema, &doc, &format!("GET {path}"));
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        checked += 1;
+    }
+    assert!(checked >= 18, "only {checked} GET responses checked");
+}
