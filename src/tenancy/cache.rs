@@ -42,14 +42,6 @@ impl TenantCache {
             .cloned()
     }
 
-    pub fn len(&self) -> usize {
-        self.read().by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub(super) fn put(&self, t: Tenant) {
         let mut inner = self.0.write().expect("tenant cache lock is never poisoned");
         if let Some(old) = inner.by_id.get(&t.id) {

@@ -53,6 +53,14 @@ impl Counters {
             .copied()
     }
 
+    /// The tenant's windows for `day`: from memory when current, else read from the rollups.
+    pub fn windows(&self, c: &Connection, tenant: Uuid, day: i64) -> rusqlite::Result<Windows> {
+        match self.get(tenant, day) {
+            Some(w) => Ok(w),
+            None => Windows::load(c, &tenant.to_string(), day),
+        }
+    }
+
     pub(crate) fn put(&self, tenant: Uuid, w: Windows) {
         self.0
             .write()

@@ -5,7 +5,7 @@ use super::event::UsageEvent;
 use super::money::Nanousd;
 use super::pricing::{lookup, Price};
 use super::rollup::{self, day_of, Totals};
-use super::writer::{windows, Outcome, Priced};
+use super::writer::{Outcome, Priced};
 use crate::auth::Action;
 use crate::config::Feature;
 use crate::error::ApiError;
@@ -124,17 +124,15 @@ impl AppState {
         ctx.require(Action::Read)?;
         let (tenant, day, counters) = (ctx.id(), day_of(self.now()), self.counters.clone());
         let settings = self.settings.get(tenant);
-        if let Some(w) = counters.get(tenant, day) {
-            return Ok(limits::evaluate(
-                &settings.settings,
-                &w.today,
-                &w.this_month,
-            ));
-        }
-        let w = self
-            .db
-            .run(move |c| Ok(windows(c, &counters, tenant, day)?))
-            .await?;
+        // Current windows are in memory; only a tenant not seen today costs a rollup read.
+        let w = match counters.get(tenant, day) {
+            Some(w) => w,
+            None => {
+                self.db
+                    .run(move |c| Ok(counters.windows(c, tenant, day)?))
+                    .await?
+            }
+        };
         Ok(limits::evaluate(
             &settings.settings,
             &w.today,

@@ -272,10 +272,7 @@ fn commit(
         let day = day_of(job.now);
         let mut w = match windows.get(&job.tenant) {
             Some(w) if w.day == day => *w,
-            _ => match counters.get(job.tenant, day) {
-                Some(w) => w,
-                None => Windows::load(&tx, &job.tenant.to_string(), day)?,
-            },
+            _ => counters.windows(&tx, job.tenant, day)?,
         };
         let (o, duplicates) = apply_job(&tx, job, &mut w)?;
         windows.insert(job.tenant, w);
@@ -461,17 +458,4 @@ fn crossing_events(
         }
     }
     Ok(())
-}
-
-/// For reads: a tenant's windows, from memory when current, else from the rollups.
-pub fn windows(
-    c: &Connection,
-    counters: &Counters,
-    tenant: Uuid,
-    day: i64,
-) -> rusqlite::Result<Windows> {
-    match counters.get(tenant, day) {
-        Some(w) => Ok(w),
-        None => Windows::load(c, &tenant.to_string(), day),
-    }
 }
