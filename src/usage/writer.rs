@@ -139,7 +139,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection, and a checkpointer on another: copying
+    /// Starts the writer thread on its own connection, and the checkpointer on another: copying
     /// the WAL back into the database then happens beside the writer, not inside its commits.
     pub fn start(
         mut conn: Connection,
@@ -148,29 +148,17 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let still = running.clone();
         // A 64 MiB page cache keeps the hot index pages of large tenants in memory. The
-        // checkpointer thread copies the WAL back as it grows; the writer's own checkpoint at
-        // 8000 pages (about 32 MiB) is the backstop that keeps the WAL from growing without end,
-        // and the WAL file is truncated back to 64 MiB afterwards.
+        // checkpointer starts the WAL again at about 64 MiB; the writer's own checkpoint at
+        // 65,536 pages (256 MiB) is the backstop for when it cannot (a long reader such as a
+        // backup), and the WAL file is truncated back to 64 MiB afterwards.
         if let Err(e) = conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 8000; PRAGMA cache_size = -65536;
+            "PRAGMA wal_autocheckpoint = 65536; PRAGMA cache_size = -65536;
              PRAGMA journal_size_limit = 67108864;",
         ) {
             tracing::warn!(error = %e, "writer pragmas");
         }
-        std::thread::Builder::new()
-            .name("wal-checkpoint".into())
-            .spawn(move || {
-                while still.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                        tracing::warn!(error = %e, "wal checkpoint");
-                    }
-                }
-                let _ = checkpointer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-            })
-            .expect("the checkpoint thread starts");
+        crate::db::checkpoint::start(checkpointer, running.clone());
         std::thread::Builder::new()
             .name("usage-writer".into())
             .spawn(move || {
