@@ -66,6 +66,7 @@ pub async fn envelope(
     }
     let tenant = res.request().extensions().get::<ResolvedTenant>().copied();
     let rate = res.request().extensions().get::<RateInfo>().copied();
+    // Matching the pattern again walks the route table; do it once for metrics and the log.
     let route = res.request().match_pattern();
     let method = res.request().method().to_string();
     let headers = res.headers_mut();
@@ -117,7 +118,7 @@ pub async fn envelope(
     tracing::info!(
         request_id = id.to_str().unwrap_or("-"),
         method = %res.request().method(),
-        route = res.request().match_pattern().as_deref().unwrap_or("(unmatched)"),
+        route = route.as_deref().unwrap_or("(unmatched)"),
         status = res.status().as_u16(),
         tenant_id = %tenant.map(|t| t.0.to_string()).unwrap_or_default(),
         latency_us = started.elapsed().as_micros() as u64,

@@ -3,7 +3,7 @@
 use super::money::Nanousd;
 use crate::error::ApiError;
 use crate::time::{parse_rfc3339, Micros};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_TOKENS: u64 = 1_000_000_000_000;
@@ -27,8 +27,8 @@ pub struct UsageEvent {
     pub metadata: Option<String>,
 }
 
-/// A label: 1 to 255 printable characters.
-fn label(v: &Value, field: &str) -> Result<Option<String>, String> {
+/// A label: 1 to 255 printable characters. Takes the value so the string is moved, not copied.
+fn label(v: Value, field: &str) -> Result<Option<String>, String> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => {
@@ -36,7 +36,7 @@ fn label(v: &Value, field: &str) -> Result<Option<String>, String> {
             if n == 0 || n > 255 || s.chars().any(char::is_control) {
                 Err(format!("{field} must be 1 to 255 printable characters"))
             } else {
-                Ok(Some(s.clone()))
+                Ok(Some(s))
             }
         }
         _ => Err(format!("{field} must be a string")),
@@ -51,8 +51,10 @@ fn count(v: &Value, field: &str, max: u64) -> Result<u64, String> {
 }
 
 impl UsageEvent {
-    pub fn parse(v: &Value, now: Micros) -> Result<UsageEvent, String> {
-        let obj: &Map<String, Value> = v.as_object().ok_or("an event must be a JSON object")?;
+    pub fn parse(v: Value, now: Micros) -> Result<UsageEvent, String> {
+        let Value::Object(obj) = v else {
+            return Err("an event must be a JSON object".into());
+        };
         let mut e = UsageEvent {
             event_id: None,
             ts: now,
@@ -69,7 +71,8 @@ impl UsageEvent {
         };
         let (mut has_model, mut has_in, mut has_out) = (false, false, false);
         for (k, v) in obj {
-            match k.as_str() {
+            let k = k.as_str();
+            match k {
                 "event_id" => e.event_id = label(v, k)?,
                 "timestamp" => {
                     let s = v.as_str().ok_or("timestamp must be an RFC 3339 string")?;
@@ -87,18 +90,18 @@ impl UsageEvent {
                     has_model = true;
                 }
                 "input_tokens" => {
-                    e.input_tokens = count(v, k, MAX_TOKENS)?;
+                    e.input_tokens = count(&v, k, MAX_TOKENS)?;
                     has_in = true;
                 }
                 "output_tokens" => {
-                    e.output_tokens = count(v, k, MAX_TOKENS)?;
+                    e.output_tokens = count(&v, k, MAX_TOKENS)?;
                     has_out = true;
                 }
                 "cost_usd" => {
                     e.cost = match v {
                         Value::Null => None,
                         Value::Number(n) => Some(
-                            Nanousd::from_json_number(n)
+                            Nanousd::from_json_number(&n)
                                 .map_err(|err| format!("cost_usd {err}"))?,
                         ),
                         _ => return Err("cost_usd must be a number".into()),
@@ -111,7 +114,7 @@ impl UsageEvent {
                 "duration_ms" => {
                     e.duration_ms = match v {
                         Value::Null => None,
-                        v => Some(count(v, k, 10_000_000_000)?),
+                        v => Some(count(&v, k, 10_000_000_000)?),
                     }
                 }
                 "metadata" => {
@@ -141,27 +144,29 @@ impl UsageEvent {
     }
 
     /// One event, or `{"events": [...]}` of 1 to 1000.
-    pub fn parse_body(body: &Value, now: Micros) -> Result<Vec<UsageEvent>, ApiError> {
+    pub fn parse_body(body: Value, now: Micros) -> Result<Vec<UsageEvent>, ApiError> {
         let bad = ApiError::InvalidRequest;
-        let obj = body
-            .as_object()
-            .ok_or_else(|| bad("the body must be an event or {\"events\": [...]}".into()))?;
-        let Some(list) = obj.get("events") else {
-            return UsageEvent::parse(body, now).map(|e| vec![e]).map_err(bad);
+        let Value::Object(mut obj) = body else {
+            return Err(bad("the body must be an event or {\"events\": [...]}".into()));
         };
-        if obj.len() != 1 {
+        let Some(list) = obj.remove("events") else {
+            return UsageEvent::parse(Value::Object(obj), now)
+                .map(|e| vec![e])
+                .map_err(bad);
+        };
+        if !obj.is_empty() {
             return Err(bad("a batch body holds only `events`".into()));
         }
-        let list = list
-            .as_array()
-            .ok_or_else(|| bad("events must be a list".into()))?;
+        let Value::Array(list) = list else {
+            return Err(bad("events must be a list".into()));
+        };
         if list.is_empty() || list.len() > MAX_BATCH {
             return Err(bad(format!(
                 "a batch holds 1 to {MAX_BATCH} events, not {}",
                 list.len()
             )));
         }
-        list.iter()
+        list.into_iter()
             .enumerate()
             .map(|(i, v)| UsageEvent::parse(v, now).map_err(|e| bad(format!("events[{i}]: {e}"))))
             .collect()
@@ -176,7 +181,7 @@ mod tests {
     const NOW: Micros = 1_790_000_000_000_000;
 
     fn one(v: Value) -> Result<UsageEvent, String> {
-        UsageEvent::parse(&v, NOW)
+        UsageEvent::parse(v, NOW)
     }
 
     #[test]
@@ -211,14 +216,14 @@ mod tests {
     fn a_batch_names_the_bad_index_and_keeps_its_bounds() {
         let good = json!({"model": "m", "input_tokens": 1, "output_tokens": 1});
         let body = json!({"events": [good, good, {"model": "m"}]});
-        let err = UsageEvent::parse_body(&body, NOW).unwrap_err().to_string();
+        let err = UsageEvent::parse_body(body, NOW).unwrap_err().to_string();
         assert!(err.starts_with("events[2]"), "{err}");
-        assert!(UsageEvent::parse_body(&json!({"events": []}), NOW).is_err());
+        assert!(UsageEvent::parse_body(json!({"events": []}), NOW).is_err());
         let many: Vec<Value> = (0..1001).map(|_| good.clone()).collect();
-        assert!(UsageEvent::parse_body(&json!({"events": many}), NOW).is_err());
+        assert!(UsageEvent::parse_body(json!({"events": many}), NOW).is_err());
         let ok: Vec<Value> = (0..1000).map(|_| good.clone()).collect();
         assert_eq!(
-            UsageEvent::parse_body(&json!({"events": ok}), NOW)
+            UsageEvent::parse_body(json!({"events": ok}), NOW)
                 .unwrap()
                 .len(),
             1000

@@ -91,7 +91,7 @@ impl AppState {
         self.usage_enabled()?;
         ctx.require(Action::Ingest)?;
         let now = self.now();
-        let events = UsageEvent::parse_body(&body, now)?;
+        let events = UsageEvent::parse_body(body, now)?;
         // The cached settings, shared: the events are priced and recorded under one version.
         let current = self.settings.get(ctx.id());
         let prices = self.pricing.snapshot();

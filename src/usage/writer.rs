@@ -84,8 +84,10 @@ impl Priced {
     }
 }
 
-/// A job's rollup deltas, keyed by (day, dimension, key), assuming every event is accepted.
-pub type Rollups = HashMap<(i64, &'static str, String), Totals>;
+/// A job's rollup deltas by (day, dimension), then key, assuming every event is accepted. Two
+/// levels so that adding an event to an existing row looks the key up by `&str`, without
+/// allocating a String per event and dimension.
+pub type Rollups = HashMap<(i64, &'static str), HashMap<String, Totals>>;
 
 /// Sums a request's events by rollup row, before it reaches the writer.
 pub fn aggregate(events: &[Priced]) -> Rollups {
@@ -93,10 +95,11 @@ pub fn aggregate(events: &[Priced]) -> Rollups {
     for p in events {
         let t = p.totals();
         for (dim, key) in p.rollup_keys() {
-            match r.get_mut(&(p.day, dim, key.to_string())) {
+            let keys = r.entry((p.day, dim)).or_default();
+            match keys.get_mut(key) {
                 Some(acc) => acc.add(&t),
                 None => {
-                    r.insert((p.day, dim, key.to_string()), t);
+                    keys.insert(key.to_string(), t);
                 }
             }
         }
@@ -264,11 +267,13 @@ fn commit(
         };
         let (o, duplicates) = apply_job(&tx, job, &mut w)?;
         windows.insert(job.tenant, w);
-        for ((d, dim, key), t) in &job.rollups {
-            rollups
-                .entry((job.tenant, *d, dim, key.as_str()))
-                .or_default()
-                .add(t);
+        for ((d, dim), keys) in &job.rollups {
+            for (key, t) in keys {
+                rollups
+                    .entry((job.tenant, *d, dim, key.as_str()))
+                    .or_default()
+                    .add(t);
+            }
         }
         // Duplicates were counted in the job's deltas; take them out again.
         for p in duplicates.iter().map(|&i| &job.events[i]) {
