@@ -445,5 +445,50 @@ fn raw_sqlite(rows: u64, sync: &str) {
     }
     let batched = (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64();
     println!("raw rusqlite (synchronous={sync}): {single:.0} rows/s one per transaction, {batched:.0} rows/s 1000 per transaction");
+    // The ceiling for batch ingest: tenantry's own migrations and the writer's own INSERT, with
+    // no HTTP, no parsing and no rollups, 1000 rows per transaction.
+    let db = tenantry::db::Db::open(&dir.join("schema.db"), sync == "full").expect("migrate");
+    let c = db.dedicated().expect("open");
+    c.execute_batch(tenantry::usage::writer::WRITER_PRAGMAS)
+        .expect("pragmas");
+    let tenant = tenantry::tenancy::DEFAULT_TENANT_ID.to_string();
+    let t0 = Instant::now();
+    for chunk in 0..rows / 1000 {
+        c.execute_batch("BEGIN").expect("begin");
+        let mut st = c
+            .prepare_cached(tenantry::usage::writer::INSERT_EVENT)
+            .expect("prepare");
+        for i in 0..1000 {
+            let n = chunk * 1000 + i;
+            st.execute(rusqlite::params![
+                uuid::Uuid::new_v4().to_string(),
+                tenant,
+                format!("raw-{n}"),
+                1_790_000_000_000_000i64 + n as i64,
+                "gpt-4o-mini",
+                100 + (n % 900) as i64,
+                50i64,
+                15_000i64,
+                15_000i64,
+                150_000_000i64,
+                600_000_000i64,
+                "pricing",
+                "byo_key",
+                0i64,
+                format!("stage-{}", n % 3),
+                format!("agent-{}", n % 8),
+                Option::<String>::None,
+                format!("user-{}", n % 50),
+                Option::<i64>::None,
+                Option::<String>::None,
+                1_790_000_000_000_000i64
+            ])
+            .expect("insert");
+        }
+        drop(st);
+        c.execute_batch("COMMIT").expect("commit");
+    }
+    let schema = (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64();
+    println!("raw rusqlite, tenantry's usage_events schema and INSERT (synchronous={sync}): {schema:.0} rows/s 1000 per transaction");
     let _ = std::fs::remove_dir_all(dir);
 }

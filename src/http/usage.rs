@@ -6,12 +6,12 @@ use crate::error::ApiError;
 use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
+use crate::usage::money::Nanousd;
 use crate::usage::service::{Days, EventFilter, GroupBy};
+use crate::usage::writer::Recorded;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use crate::usage::money::Nanousd;
-use crate::usage::writer::Recorded;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -147,7 +147,9 @@ impl UsageEvent {
     pub fn parse_body(body: Value, now: Micros) -> Result<Vec<UsageEvent>, ApiError> {
         let bad = ApiError::InvalidRequest;
         let Value::Object(mut obj) = body else {
-            return Err(bad("the body must be an event or {\"events\": [...]}".into()));
+            return Err(bad(
+                "the body must be an event or {\"events\": [...]}".into()
+            ));
         };
         let Some(list) = obj.remove("events") else {
             return UsageEvent::parse(Value::Object(obj), now)

@@ -22,6 +22,20 @@ use uuid::Uuid;
 /// A commit takes at most this many events; more wait for the next one.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
 
+/// The one statement that records a usage event; public so the benchmark's raw-SQLite baseline
+/// measures exactly what the writer runs.
+pub const INSERT_EVENT: &str =
+    "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
+         estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode,
+         markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, ?20, ?21)
+     ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING";
+
+/// The writer connection's settings (see `Writer::start`).
+pub const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 65536; PRAGMA cache_size = -65536;
+     PRAGMA journal_size_limit = 67108864;";
+
 /// An event with its id, day and cost worked out at ingest, on the request's own thread.
 #[derive(Clone, Debug)]
 pub struct Priced {
@@ -155,10 +169,7 @@ impl Writer {
         // checkpointer starts the WAL again at about 64 MiB; the writer's own checkpoint at
         // 65,536 pages (256 MiB) is the backstop for when it cannot (a long reader such as a
         // backup), and the WAL file is truncated back to 64 MiB afterwards.
-        if let Err(e) = conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 65536; PRAGMA cache_size = -65536;
-             PRAGMA journal_size_limit = 67108864;",
-        ) {
+        if let Err(e) = conn.execute_batch(WRITER_PRAGMAS) {
             tracing::warn!(error = %e, "writer pragmas");
         }
         crate::db::checkpoint::start(checkpointer, running.clone());
@@ -306,14 +317,7 @@ fn apply_job(
     let tenant = job.tenant.to_string();
     let mode = job.settings.settings.execution_mode.as_str();
     let markup = job.settings.settings.markup_percent.units();
-    let mut insert = c.prepare_cached(
-        "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
-             estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode,
-             markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21)
-         ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING",
-    )?;
+    let mut insert = c.prepare_cached(INSERT_EVENT)?;
     let mut existing = c.prepare_cached(
         "SELECT id, estimated_nanos, billed_nanos FROM usage_events
          WHERE tenant_id = ?1 AND event_id = ?2",
