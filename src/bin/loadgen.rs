@@ -414,6 +414,24 @@ fn bare_actix(bind: &str, workers: usize) {
     });
 }
 
+/// Rows per second inserting `rows` (rounded down to a thousand) 1000 per transaction;
+/// `insert` gets the row number, from 0.
+fn batched_rate(
+    c: &rusqlite::Connection,
+    rows: u64,
+    mut insert: impl FnMut(&rusqlite::Connection, u64),
+) -> f64 {
+    let t0 = Instant::now();
+    for chunk in 0..rows / 1000 {
+        c.execute_batch("BEGIN").expect("begin");
+        for i in 0..1000 {
+            insert(c, chunk * 1000 + i);
+        }
+        c.execute_batch("COMMIT").expect("commit");
+    }
+    (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64()
+}
+
 fn raw_sqlite(rows: u64, sync: &str) {
     let dir = std::env::temp_dir().join(format!("tenantry-raw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -435,15 +453,7 @@ fn raw_sqlite(rows: u64, sync: &str) {
         insert(&c, i);
     }
     let single = rows as f64 / t0.elapsed().as_secs_f64();
-    let t0 = Instant::now();
-    for chunk in 0..rows / 1000 {
-        c.execute_batch("BEGIN").expect("begin");
-        for i in 0..1000 {
-            insert(&c, rows + chunk * 1000 + i);
-        }
-        c.execute_batch("COMMIT").expect("commit");
-    }
-    let batched = (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64();
+    let batched = batched_rate(&c, rows, |c, n| insert(c, rows + n));
     println!("raw rusqlite (synchronous={sync}): {single:.0} rows/s one per transaction, {batched:.0} rows/s 1000 per transaction");
     // The ceiling for batch ingest: tenantry's own migrations and the writer's own INSERT, with
     // no HTTP, no parsing and no rollups, 1000 rows per transaction.
@@ -452,43 +462,35 @@ fn raw_sqlite(rows: u64, sync: &str) {
     c.execute_batch(tenantry::usage::writer::WRITER_PRAGMAS)
         .expect("pragmas");
     let tenant = tenantry::tenancy::DEFAULT_TENANT_ID.to_string();
-    let t0 = Instant::now();
-    for chunk in 0..rows / 1000 {
-        c.execute_batch("BEGIN").expect("begin");
-        let mut st = c
-            .prepare_cached(tenantry::usage::writer::INSERT_EVENT)
-            .expect("prepare");
-        for i in 0..1000 {
-            let n = chunk * 1000 + i;
-            st.execute(rusqlite::params![
-                uuid::Uuid::new_v4().to_string(),
-                tenant,
-                format!("raw-{n}"),
-                1_790_000_000_000_000i64 + n as i64,
-                "gpt-4o-mini",
-                100 + (n % 900) as i64,
-                50i64,
-                15_000i64,
-                15_000i64,
-                150_000_000i64,
-                600_000_000i64,
-                "pricing",
-                "byo_key",
-                0i64,
-                format!("stage-{}", n % 3),
-                format!("agent-{}", n % 8),
-                Option::<String>::None,
-                format!("user-{}", n % 50),
-                Option::<i64>::None,
-                Option::<String>::None,
-                1_790_000_000_000_000i64
-            ])
+    let schema = batched_rate(&c, rows, |c, n| {
+        c.prepare_cached(tenantry::usage::writer::INSERT_EVENT)
+            .and_then(|mut st| {
+                st.execute(rusqlite::params![
+                    uuid::Uuid::new_v4().to_string(),
+                    tenant,
+                    format!("raw-{n}"),
+                    1_790_000_000_000_000i64 + n as i64,
+                    "gpt-4o-mini",
+                    100 + (n % 900) as i64,
+                    50i64,
+                    15_000i64,
+                    15_000i64,
+                    150_000_000i64,
+                    600_000_000i64,
+                    "pricing",
+                    "byo_key",
+                    0i64,
+                    format!("stage-{}", n % 3),
+                    format!("agent-{}", n % 8),
+                    Option::<String>::None,
+                    format!("user-{}", n % 50),
+                    Option::<i64>::None,
+                    Option::<String>::None,
+                    1_790_000_000_000_000i64
+                ])
+            })
             .expect("insert");
-        }
-        drop(st);
-        c.execute_batch("COMMIT").expect("commit");
-    }
-    let schema = (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64();
+    });
     println!("raw rusqlite, tenantry's usage_events schema and INSERT (synchronous={sync}): {schema:.0} rows/s 1000 per transaction");
     let _ = std::fs::remove_dir_all(dir);
 }
