@@ -88,6 +88,67 @@ mod tests {
         assert!(apply(&mut c).unwrap_err().contains("newer"));
     }
 
+    /// 0004 rebuilds usage_events: rows written under schema 3 keep every column, the indexes
+    /// come back, and the rewritten checks still refuse what the old ones refused.
+    #[test]
+    fn usage_rebuild_keeps_rows_and_checks() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for (version, _, sql) in all().into_iter().filter(|m| m.0 <= 3) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", version).unwrap();
+        }
+        let tenant = "00000000-0000-0000-0000-000000000000";
+        let insert = "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens,
+                output_tokens, estimated_nanos, billed_nanos, cost_source, execution_mode, markup,
+                agent_name, created_at)
+             VALUES (?1, ?2, ?3, 5, 'gpt-4o', 7, 8, 9, 10, ?4, ?5, 0, 'a', 11)";
+        c.execute(
+            insert,
+            rusqlite::params!["e1", tenant, "x", "pricing", "hosted"],
+        )
+        .unwrap();
+        c.execute(
+            insert,
+            rusqlite::params!["e2", tenant, "y", "client", "byo_key"],
+        )
+        .unwrap();
+        let before: Vec<String> = dump(&c);
+        assert_eq!(apply(&mut c).unwrap(), (4..=latest()).collect::<Vec<_>>());
+        assert_eq!(dump(&c), before);
+        for (source, mode) in [("bogus", "hosted"), ("client", "bogus"), ("", "hosted")] {
+            let e = c.execute(insert, rusqlite::params!["e3", tenant, "z", source, mode]);
+            assert!(e.is_err(), "{source}/{mode} accepted");
+        }
+        c.execute(
+            insert,
+            rusqlite::params!["e3", tenant, "z", "unknown_model", "hosted"],
+        )
+        .unwrap();
+        let dup = c.execute(
+            insert,
+            rusqlite::params!["e4", tenant, "x", "client", "hosted"],
+        );
+        assert!(dup.is_err(), "the unique event_id index is back");
+        let indexes: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'usage_events'
+                   AND name IN ('usage_events_by_time', 'usage_events_by_event_id', 'usage_events_by_job')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 3);
+    }
+
+    fn dump(c: &Connection) -> Vec<String> {
+        let mut s = c
+            .prepare("SELECT json_array(seq, id, tenant_id, event_id, ts, model, input_tokens, output_tokens, estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode, markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at) FROM usage_events ORDER BY seq")
+            .unwrap();
+        let rows = s.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
     #[test]
     fn default_tenant_cannot_be_deleted() {
         let mut c = Connection::open_in_memory().unwrap();

@@ -456,3 +456,26 @@ fn crossing_events(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The insert runs once per event, so its plan must not build a temporary B-tree per row
+    /// (what `CHECK (x IN ('a', 'b', 'c'))` did before migration 0004, at half the insert's cost).
+    #[test]
+    fn the_event_insert_opens_no_ephemeral_table() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        crate::db::migrate::apply(&mut c).unwrap();
+        let mut plan = c.prepare(&format!("EXPLAIN {INSERT_EVENT}")).unwrap();
+        let unbound = std::iter::repeat_n(rusqlite::types::Null, plan.parameter_count());
+        let ops: Vec<String> = plan
+            .query_map(rusqlite::params_from_iter(unbound), |r| r.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(ops.iter().any(|op| op == "Insert"), "{ops:?}");
+        assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{ops:?}");
+    }
+}
