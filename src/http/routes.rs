@@ -94,9 +94,9 @@ pub fn all() -> Vec<Op> {
     ops
 }
 
-/// Registers operations on `cfg`, one resource per path, so a known path with another method
-/// answers 405 rather than 404.
-pub fn register(cfg: &mut web::ServiceConfig, ops: &[&Op]) {
+/// Registers operations on `cfg`, one resource per path (under `prefix`), so a known path with
+/// another method answers 405 rather than 404.
+pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, ops: &[&Op]) {
     let mut paths: Vec<&str> = Vec::new();
     for op in ops {
         if !paths.contains(&op.path) {
@@ -104,7 +104,7 @@ pub fn register(cfg: &mut web::ServiceConfig, ops: &[&Op]) {
         }
     }
     for path in paths {
-        let mut resource = web::resource(path);
+        let mut resource = web::resource(format!("{prefix}{path}"));
         for op in ops.iter().filter(|o| o.path == path) {
             resource = resource.route((op.route)().method(op.method.clone()));
         }
@@ -116,11 +116,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let ops = all();
     let of = |m: Mount| ops.iter().filter(|o| o.mount == m).collect::<Vec<_>>();
     let (root, api, tenant) = (of(Mount::Root), of(Mount::Api), of(Mount::Tenant));
-    register(cfg, &root);
+    let (fixed, patterned): (Vec<&Op>, Vec<&Op>) = api
+        .iter()
+        .chain(&tenant)
+        .partition(|op| !op.path.contains('{'));
+    register(cfg, "", &root);
+    // actix tries services in order, and each pattern it passes costs a regex match (twice per
+    // request: routing and the metrics label). Fixed `/api/...` paths, ingest among them, come
+    // first as plain string comparisons; a fixed path never overlaps a patterned one.
+    register(cfg, "/api", &fixed);
     super::admin_page::configure(cfg);
-    cfg.service(web::scope("/api/tenant/{slug}").configure(|c| register(c, &tenant)))
-        .service(web::scope("/api").configure(|c| {
-            register(c, &api);
-            register(c, &tenant);
-        }));
+    cfg.service(web::scope("/api/tenant/{slug}").configure(|c| register(c, "", &tenant)))
+        .service(web::scope("/api").configure(|c| register(c, "", &patterned)));
 }
