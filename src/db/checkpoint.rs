@@ -7,8 +7,9 @@
 //! 30-50 ms p99 tail of single-event ingest. So this thread copies in PASSIVE rounds, which block
 //! nobody, until a round finds only a small remainder, and then runs one RESTART checkpoint that
 //! holds the writer back just long enough to copy that remainder, once the WAL is long enough
-//! to be worth that stall. The writer's own
-//! `wal_autocheckpoint` stays as a backstop for when this thread cannot keep up.
+//! to be worth that stall. Once ingest stops, it truncates the WAL file to give the disk space
+//! back. The writer's own `wal_autocheckpoint` stays as a backstop for when this thread cannot
+//! keep up.
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,12 +21,17 @@ const INTERVAL: Duration = Duration::from_millis(100);
 const SMALL_REMAINDER: i64 = 256;
 /// PASSIVE rounds per cycle at most, should the writer outpace the copying.
 const MAX_ROUNDS: usize = 6;
-/// The WAL is started again once it holds this many frames (about 64 MiB). Each RESTART holds
-/// the writer back for two fsyncs, 6-20 ms on the benchmark machine's disk; doing it every cycle
-/// stalled ingest about 6% of the time, while waiting for a longer WAL made each stall longer.
-/// Measured with single events: every cycle p99 23-24 ms; at 16,384 frames 15.5-20.6 ms (max
-/// 60 ms); at 32,768 frames 15-19 ms but max 128-159 ms. See docs/BENCHMARKS.md.
-pub const RESTART_AT: i64 = 16_384;
+/// The WAL is started again once it holds this many frames (about 256 MiB). Each start costs
+/// the writer three fsyncs, 5-25 ms each on the benchmark machine's disk (two under this RESTART,
+/// one for the new WAL header in the writer's next commit), so fewer, later restarts mean fewer
+/// stalled commits. Single events, 64 clients, alternating 8 s runs: at 16,384 frames p99
+/// 18-21 ms and 13.7-15.2k events/s; at 65,536 frames p99 13-14.5 ms and 15.9-17.2k events/s.
+/// (At 16,384 frames with the old 64 MiB `journal_size_limit`, a longer WAL had looked worse:
+/// that came from the file being truncated inside a commit, now avoided; see `WRITER_PRAGMAS`.)
+pub const RESTART_AT: i64 = 65_536;
+/// Cycles without a new frame (about one second) before an idle WAL file is truncated, so the
+/// disk space a burst of ingest took is given back without stalling ingest that is still going.
+const IDLE_CYCLES: u32 = 10;
 
 /// `PRAGMA wal_checkpoint`'s answer: (busy, frames in the WAL, frames copied back).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,6 +74,26 @@ fn brief(attempt: i32) -> bool {
     attempt < 200
 }
 
+/// Watches the WAL between cycles to tell when ingest has stopped.
+#[derive(Default)]
+pub struct Idle {
+    log: i64,
+    cycles: u32,
+}
+
+impl Idle {
+    /// Whether to truncate the WAL after this cycle: true once per idle stretch, when nothing
+    /// was written for `IDLE_CYCLES` cycles and everything in the WAL was copied back.
+    pub fn observe(&mut self, last: Progress) -> bool {
+        if last.log == self.log {
+            self.cycles = self.cycles.saturating_add(1);
+        } else {
+            (self.log, self.cycles) = (last.log, 0);
+        }
+        self.cycles == IDLE_CYCLES && last.log > 0 && last.copied == last.log && !last.busy
+    }
+}
+
 /// Starts the checkpointer on its own connection; it stops once `running` is false, after a
 /// last TRUNCATE checkpoint so a clean stop leaves an empty WAL.
 pub fn start(conn: Connection, running: Arc<AtomicBool>) {
@@ -77,9 +103,16 @@ pub fn start(conn: Connection, running: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("wal-checkpoint".into())
         .spawn(move || {
+            let mut idle = Idle::default();
             while running.load(Ordering::Relaxed) {
                 std::thread::sleep(INTERVAL);
-                if let Err(e) = cycle(&conn, RESTART_AT) {
+                let done = cycle(&conn, RESTART_AT).and_then(|last| {
+                    if idle.observe(last) {
+                        checkpoint(&conn, "TRUNCATE")?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = done {
                     tracing::warn!(error = %e, "wal checkpoint");
                 }
             }
@@ -88,7 +121,8 @@ pub fn start(conn: Connection, running: Arc<AtomicBool>) {
         .expect("the checkpoint thread starts");
 }
 
-fn cycle(c: &Connection, restart_at: i64) -> rusqlite::Result<()> {
+/// PASSIVE rounds, then a RESTART if due; returns what the last checkpoint saw.
+fn cycle(c: &Connection, restart_at: i64) -> rusqlite::Result<Progress> {
     let mut last = checkpoint(c, "PASSIVE")?;
     for _ in 1..MAX_ROUNDS {
         let prev = last;
@@ -98,9 +132,9 @@ fn cycle(c: &Connection, restart_at: i64) -> rusqlite::Result<()> {
         }
     }
     if should_restart(last, restart_at) {
-        checkpoint(c, "RESTART")?;
+        return checkpoint(c, "RESTART");
     }
-    Ok(())
+    Ok(last)
 }
 
 #[cfg(test)]
@@ -120,6 +154,26 @@ mod tests {
         assert!(another_round(p(1000, 1000), p(3000, 3000)));
         assert!(!another_round(p(3000, 3000), p(3100, 3100)));
         assert!(!another_round(p(3000, 3000), p(40, 40)));
+    }
+
+    #[test]
+    fn an_idle_wal_is_truncated_once_per_idle_stretch() {
+        let mut idle = Idle::default();
+        let cycles = |idle: &mut Idle, last: Progress, n: u32| -> Vec<bool> {
+            (0..n).map(|_| idle.observe(last)).collect()
+        };
+        // Busy: the log moves every cycle.
+        for log in [100, 300, 900] {
+            assert!(!idle.observe(p(log, log)));
+        }
+        let stretch = cycles(&mut idle, p(900, 900), IDLE_CYCLES + 5);
+        assert_eq!(stretch.iter().filter(|t| **t).count(), 1);
+        assert!(stretch[IDLE_CYCLES as usize - 1]);
+        // Truncated: an empty WAL is left alone however long it stays idle.
+        assert!(!cycles(&mut idle, p(0, 0), 30).contains(&true));
+        // Idle, but a reader kept frames from being copied back: nothing to gain yet.
+        let mut idle = Idle::default();
+        assert!(!cycles(&mut idle, p(500, 400), 30).contains(&true));
     }
 
     #[test]
