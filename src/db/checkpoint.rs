@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Pause between checkpoint cycles.
-const INTERVAL: Duration = Duration::from_millis(100);
+/// Pause between checkpoint cycles. Each PASSIVE round fsyncs the WAL, and the writer's next
+/// append to the page being flushed waits for that write to finish, so smaller, more frequent
+/// rounds mean shorter waits. Single events, 64 clients, alternating 8 s runs, p99: every 400 ms
+/// 20.4-26.1 ms, 100 ms 13.9-17.6 ms, 30 ms 9.9-12.4 ms, 10 ms 11.9-14.2 ms.
+const INTERVAL: Duration = Duration::from_millis(30);
 /// A PASSIVE round that leaves fewer new frames than this (about 1 MiB) is close enough.
 const SMALL_REMAINDER: i64 = 256;
 /// PASSIVE rounds per cycle at most, should the writer outpace the copying.
@@ -31,7 +34,7 @@ const MAX_ROUNDS: usize = 6;
 pub const RESTART_AT: i64 = 65_536;
 /// Cycles without a new frame (about one second) before an idle WAL file is truncated, so the
 /// disk space a burst of ingest took is given back without stalling ingest that is still going.
-const IDLE_CYCLES: u32 = 10;
+const IDLE_CYCLES: u32 = (1000 / INTERVAL.as_millis()) as u32;
 
 /// `PRAGMA wal_checkpoint`'s answer: (busy, frames in the WAL, frames copied back).
 #[derive(Clone, Copy, Debug, PartialEq)]
