@@ -92,6 +92,10 @@ enum Cmd {
         rows: u64,
         #[arg(long, default_value = "normal")]
         sync: String,
+        /// Build tenantry's schema only up to this migration (default: all), to measure what
+        /// a migration changed.
+        #[arg(long)]
+        schema_version: Option<i64>,
     },
 }
 
@@ -217,7 +221,11 @@ fn main() {
             );
             r.print("create tenants", 1);
         }
-        Cmd::RawSqlite { rows, sync } => raw_sqlite(rows, &sync),
+        Cmd::RawSqlite {
+            rows,
+            sync,
+            schema_version,
+        } => raw_sqlite(rows, &sync, schema_version),
     }
 }
 
@@ -432,7 +440,7 @@ fn batched_rate(
     (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn raw_sqlite(rows: u64, sync: &str) {
+fn raw_sqlite(rows: u64, sync: &str, schema_version: Option<i64>) {
     let dir = std::env::temp_dir().join(format!("tenantry-raw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let c = rusqlite::Connection::open(dir.join("raw.db")).expect("open");
@@ -457,8 +465,13 @@ fn raw_sqlite(rows: u64, sync: &str) {
     println!("raw rusqlite (synchronous={sync}): {single:.0} rows/s one per transaction, {batched:.0} rows/s 1000 per transaction");
     // The ceiling for batch ingest: tenantry's own migrations and the writer's own INSERT, with
     // no HTTP, no parsing and no rollups, 1000 rows per transaction.
-    let db = tenantry::db::Db::open(&dir.join("schema.db"), sync == "full").expect("migrate");
-    let c = db.dedicated().expect("open");
+    let version = schema_version.unwrap_or_else(tenantry::db::migrate::latest);
+    let mut c = rusqlite::Connection::open(dir.join("schema.db")).expect("open");
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .expect("pragmas");
+    tenantry::db::migrate::apply_up_to(&mut c, version).expect("migrate");
     c.execute_batch(tenantry::usage::writer::WRITER_PRAGMAS)
         .expect("pragmas");
     let tenant = tenantry::tenancy::DEFAULT_TENANT_ID.to_string();
@@ -491,6 +504,6 @@ fn raw_sqlite(rows: u64, sync: &str) {
             })
             .expect("insert");
     });
-    println!("raw rusqlite, tenantry's usage_events schema and INSERT (synchronous={sync}): {schema:.0} rows/s 1000 per transaction");
+    println!("raw rusqlite, tenantry's usage_events schema (version {version}) and INSERT (synchronous={sync}): {schema:.0} rows/s 1000 per transaction");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -29,6 +29,12 @@ pub fn current(c: &Connection) -> rusqlite::Result<i64> {
 
 /// Applies every pending migration, each in its own transaction with its version bump.
 pub fn apply(c: &mut Connection) -> Result<Vec<i64>, String> {
+    apply_up_to(c, latest())
+}
+
+/// Applies the pending migrations up to and including version `target`: `apply` for a server;
+/// an older target serves upgrade tests and the benchmark's before/after baseline.
+pub fn apply_up_to(c: &mut Connection, target: i64) -> Result<Vec<i64>, String> {
     let have = current(c).map_err(|e| format!("cannot read schema version: {e}"))?;
     let known = latest();
     if have > known {
@@ -37,7 +43,7 @@ pub fn apply(c: &mut Connection) -> Result<Vec<i64>, String> {
         ));
     }
     let mut applied = Vec::new();
-    for (version, name, sql) in all().into_iter().filter(|m| m.0 > have) {
+    for (version, name, sql) in all().into_iter().filter(|m| m.0 > have && m.0 <= target) {
         let tx = c
             .transaction()
             .map_err(|e| format!("migration {name}: {e}"))?;
@@ -94,10 +100,7 @@ mod tests {
     fn usage_rebuild_keeps_rows_and_checks() {
         let mut c = Connection::open_in_memory().unwrap();
         c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        for (version, _, sql) in all().into_iter().filter(|m| m.0 <= 3) {
-            c.execute_batch(sql).unwrap();
-            c.pragma_update(None, "user_version", version).unwrap();
-        }
+        assert_eq!(apply_up_to(&mut c, 3).unwrap(), vec![1, 2, 3]);
         let tenant = "00000000-0000-0000-0000-000000000000";
         let insert = "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens,
                 output_tokens, estimated_nanos, billed_nanos, cost_source, execution_mode, markup,
