@@ -70,11 +70,15 @@ pub fn should_restart(last: Progress, restart_at: i64) -> bool {
     last.log >= restart_at && !last.busy && last.copied == last.log
 }
 
+/// Tries `brief` makes before it gives up (about 20 ms).
+pub const BRIEF_TRIES: i32 = 200;
+
 /// While waiting for the write lock or for readers, retry every 100 us for about 20 ms, then
-/// give up for this cycle: a RESTART that cannot finish quickly must not hold up ingest.
-fn brief(attempt: i32) -> bool {
+/// give up for this cycle: a RESTART that cannot finish quickly must not hold up ingest. The
+/// usage writer waits the same way for its first 20 ms.
+pub fn brief(attempt: i32) -> bool {
     std::thread::sleep(Duration::from_micros(100));
-    attempt < 200
+    attempt < BRIEF_TRIES
 }
 
 /// Watches the WAL between cycles to tell when ingest has stopped.

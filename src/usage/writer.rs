@@ -244,13 +244,12 @@ impl Writer {
 /// trying every 100 us for the first 20 ms ends the wait within 0.1 ms of the lock's release.
 /// After that, every millisecond, up to the 5 s every other connection waits.
 fn wait_for_lock(attempt: i32) -> bool {
-    let (fine, step) = (200, std::time::Duration::from_micros(100));
-    if attempt < fine {
-        std::thread::sleep(step);
-        return true;
+    use crate::db::checkpoint::{brief, BRIEF_TRIES};
+    if attempt < BRIEF_TRIES {
+        return brief(attempt);
     }
     std::thread::sleep(std::time::Duration::from_millis(1));
-    attempt < fine + 4_980
+    attempt < BRIEF_TRIES + 4_980
 }
 
 /// Commits all jobs in one transaction. Should that fail (it takes a disk error, not bad input:
