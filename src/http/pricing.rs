@@ -4,7 +4,7 @@ use super::routes::{Mount, Op};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::money::Nanousd;
-use crate::usage::pricing::Price;
+use crate::usage::pricing::{Price, MAX_PRICE_PER_MILLION};
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -62,7 +62,11 @@ async fn put(
         ));
     }
     let money = |v: &Number, field: &str| {
-        Nanousd::from_json_number(v).map_err(|e| ApiError::InvalidRequest(format!("{field} {e}")))
+        Nanousd::from_json_number_up_to(v, Nanousd(MAX_PRICE_PER_MILLION)).map_err(|e| {
+            ApiError::InvalidRequest(format!(
+                "{field} {e} (at most 1000000 USD per million tokens)"
+            ))
+        })
     };
     let price = Price {
         input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,

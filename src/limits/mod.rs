@@ -157,6 +157,18 @@ impl Check {
         })
     }
 
+    /// The message of the event recorded when this check passes its warning mark; the check may
+    /// already be past 100%, but this event is about the warning mark, so it never says exceeded.
+    pub fn describe_warning_mark(&self) -> String {
+        let show = |v| amount(self.money, v).to_string();
+        format!(
+            "{} passed its warning mark: {}% of {} used",
+            self.limit,
+            self.percent(),
+            show(self.max)
+        )
+    }
+
     pub fn describe(&self) -> String {
         let show = |v| amount(self.money, v).to_string();
         match self.level {
@@ -264,6 +276,16 @@ mod tests {
         assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
         let s = evaluate(&settings(3, 80), &spent(1), &Totals::default());
         assert_eq!(s.checks[0].percent().to_string(), "33.33");
+    }
+
+    #[test]
+    fn the_warning_mark_message_never_says_exceeded() {
+        let s = evaluate(&settings(1000, 80), &spent(1500), &Totals::default());
+        let c = &s.checks[0];
+        assert_eq!(c.level, Level::Exceeded);
+        let m = c.describe_warning_mark();
+        assert!(!m.contains("exceeded"), "{m}");
+        assert!(m.contains("warning mark") && m.contains("150%"), "{m}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Each tenant's usage totals for the current UTC day and month, in memory, so limit checks on
-//! ingest and `/api/usage/limits` never sum rows. Only the ingest writer changes them, after its
+//! Each tenant's usage totals for the current UTC day and month and over all time, in memory, so
+//! limit checks on ingest and `/api/usage/limits` never sum rows, and the writer can refuse an
+//! event that would take a total past what SQLite can hold. Only the ingest writer changes them, after its
 //! transaction commits; a window for another day or month is stale and read from the rollups.
 use super::rollup::{self, Totals};
 use rusqlite::Connection;
@@ -14,10 +15,14 @@ pub struct Windows {
     /// First day of the month.
     pub month: i64,
     pub this_month: Totals,
+    /// Every total the tenant has (a day, a month, a group, a stats window) is at most this one,
+    /// so keeping it representable keeps them all representable.
+    pub all_time: Totals,
 }
 
 impl Windows {
-    /// Reads the windows holding `day` from the rollups (one row and at most 31).
+    /// Reads the windows holding `day` from the rollups (one row a day: at most 31 for the
+    /// month, one per day with usage for all time).
     pub fn load(c: &Connection, tenant: &str, day: i64) -> rusqlite::Result<Windows> {
         let (first, next) = rollup::month_span(day);
         Ok(Windows {
@@ -25,17 +30,25 @@ impl Windows {
             today: rollup::total(c, tenant, day, day + 1)?,
             month: first,
             this_month: rollup::total(c, tenant, first, next)?,
+            all_time: rollup::total(c, tenant, i64::MIN, i64::MAX)?,
         })
     }
 
-    /// Adds an event's amounts when it falls in these windows.
-    pub fn add(&mut self, event_day: i64, t: &Totals) {
+    /// Adds an event's amounts to all time and to the windows it falls in; false, changing
+    /// nothing, when all time (and so possibly a window) could not hold them.
+    #[must_use]
+    pub fn add(&mut self, event_day: i64, t: &Totals) -> bool {
+        let Some(all_time) = self.all_time.checked_add(t) else {
+            return false;
+        };
+        self.all_time = all_time;
         if event_day == self.day {
             self.today.add(t);
         }
         if rollup::month_span(event_day).0 == self.month {
             self.this_month.add(t);
         }
+        true
     }
 }
 

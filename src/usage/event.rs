@@ -7,6 +7,8 @@ use serde_json::Value;
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_TOKENS: u64 = 1_000_000_000_000;
+/// The contract's bound on a cost sent with an event: a million USD.
+const MAX_COST: Nanousd = Nanousd(1_000_000 * super::money::NANOS_PER_USD);
 const MAX_METADATA: usize = 16 * 1024;
 /// Clocks drift; an event may carry a time up to a day ahead of ours, not more.
 const MAX_FUTURE: Micros = 24 * 3600 * 1_000_000;
@@ -101,8 +103,8 @@ impl UsageEvent {
                     e.cost = match v {
                         Value::Null => None,
                         Value::Number(n) => Some(
-                            Nanousd::from_json_number(&n)
-                                .map_err(|err| format!("cost_usd {err}"))?,
+                            Nanousd::from_json_number_up_to(&n, MAX_COST)
+                                .map_err(|err| format!("cost_usd {err} (at most 1000000)"))?,
                         ),
                         _ => return Err("cost_usd must be a number".into()),
                     }
@@ -193,6 +195,15 @@ mod tests {
     }
 
     #[test]
+    fn the_bounds_themselves_are_accepted() {
+        let e = one(json!({"model": "m", "input_tokens": 1_000_000_000_000u64,
+                           "output_tokens": 1_000_000_000_000u64, "cost_usd": 1000000}))
+        .unwrap();
+        assert_eq!(e.cost, Some(MAX_COST));
+        assert_eq!(e.input_tokens, MAX_TOKENS);
+    }
+
+    #[test]
     fn bad_events_are_named() {
         for v in [
             json!({"input_tokens": 1, "output_tokens": 1}),
@@ -203,6 +214,9 @@ mod tests {
             json!({"model": "m", "input_tokens": "1", "output_tokens": 1}),
             json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": -0.1}),
             json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 1e300}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 1000000.000000001}),
+            json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 1000000000}),
+            json!({"model": "m", "input_tokens": 1_000_000_000_001u64, "output_tokens": 1}),
             json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "timestamp": "now"}),
             json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "timestamp": "2999-01-01T00:00:00Z"}),
             json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "event_id": ""}),

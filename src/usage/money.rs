@@ -150,6 +150,12 @@ impl Nanousd {
         Self::from_usd_decimal(&n.to_string())
     }
 
+    /// As `from_json_number`, refusing more than `max` (a bound of the contract's, such as
+    /// an event's cost or a price).
+    pub fn from_json_number_up_to(n: &Number, max: Nanousd) -> Result<Nanousd, MoneyError> {
+        parse_scaled(&n.to_string(), 9, i128::from(max.0)).map(|v| Nanousd(v as i64))
+    }
+
     pub fn to_json_number(self) -> Number {
         number(&format_scaled(i128::from(self.0), 9))
     }
@@ -209,11 +215,12 @@ impl MarkupPercent {
         self.0
     }
 
-    /// `cost × (1 + percent/100)`, exactly, rounded half to even to the nano-USD.
-    pub fn apply(self, cost: Nanousd) -> Nanousd {
+    /// `cost × (1 + percent/100)`, exactly, rounded half to even to the nano-USD; `None` when
+    /// that does not fit in nano-USD.
+    pub fn apply(self, cost: Nanousd) -> Option<Nanousd> {
         let den = 100 * 10_000i128;
         let v = div_round_half_even(i128::from(cost.0) * (den + i128::from(self.0)), den);
-        Nanousd(v.min(i128::from(i64::MAX)) as i64)
+        i64::try_from(v).ok().map(Nanousd)
     }
 }
 
@@ -318,11 +325,16 @@ mod tests {
     fn markup_is_exact() {
         let p = |s: &str| MarkupPercent::from_json_number(&Number::from_str(s).unwrap());
         assert_eq!(p("12.5").unwrap().to_json_number().to_string(), "12.5");
-        assert_eq!(p("20").unwrap().apply(Nanousd(1_000)), Nanousd(1_200));
-        assert_eq!(p("0").unwrap().apply(Nanousd(777)), Nanousd(777));
-        assert_eq!(p("1000").unwrap().apply(Nanousd(5)), Nanousd(55));
-        assert_eq!(p("12.5").unwrap().apply(Nanousd(3)), Nanousd(3)); // 3.375 -> 3
-        assert_eq!(p("50").unwrap().apply(Nanousd(3)), Nanousd(4)); // 4.5 -> 4 (even)
+        assert_eq!(p("20").unwrap().apply(Nanousd(1_000)), Some(Nanousd(1_200)));
+        assert_eq!(p("0").unwrap().apply(Nanousd(777)), Some(Nanousd(777)));
+        assert_eq!(p("1000").unwrap().apply(Nanousd(5)), Some(Nanousd(55)));
+        assert_eq!(p("12.5").unwrap().apply(Nanousd(3)), Some(Nanousd(3))); // 3.375 -> 3
+        assert_eq!(p("50").unwrap().apply(Nanousd(3)), Some(Nanousd(4))); // 4.5 -> 4 (even)
+        assert_eq!(
+            p("0").unwrap().apply(Nanousd(i64::MAX)),
+            Some(Nanousd(i64::MAX))
+        );
+        assert_eq!(p("0.0001").unwrap().apply(Nanousd(i64::MAX)), None);
         assert!(p("1000.0001").is_err());
         assert!(p("-1").is_err());
         assert_eq!(p("0.00001").unwrap(), MarkupPercent::ZERO);

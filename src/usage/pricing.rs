@@ -6,6 +6,9 @@ use rusqlite::{params, Connection};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// The highest price accepted: a million USD per million tokens (the contract's bound).
+pub const MAX_PRICE_PER_MILLION: i64 = 1_000_000 * super::money::NANOS_PER_USD;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Price {
     pub input_per_million: Nanousd,
@@ -69,11 +72,14 @@ pub const BUILTIN: &[(&str, Price)] = &[
     ("ministral-8b-latest", micro(100_000, 100_000)),
 ];
 
-/// The cost of a call: tokens × price per million, summed exactly, rounded half to even once.
-pub fn cost(input_tokens: u64, output_tokens: u64, p: Price) -> Nanousd {
+/// The cost of a call: tokens × price per million, summed exactly, rounded half to even once;
+/// `None` when it does not fit in nano-USD (10^12 tokens at a price of a million dollars).
+pub fn cost(input_tokens: u64, output_tokens: u64, p: Price) -> Option<Nanousd> {
     let num = i128::from(input_tokens) * i128::from(p.input_per_million.0)
         + i128::from(output_tokens) * i128::from(p.output_per_million.0);
-    Nanousd(div_round_half_even(num, 1_000_000).min(i128::from(i64::MAX)) as i64)
+    i64::try_from(div_round_half_even(num, 1_000_000))
+        .ok()
+        .map(Nanousd)
 }
 
 /// Exact name first, then the name cut back at each `-` from the right, so the longest known
@@ -156,17 +162,33 @@ mod tests {
             input_per_million: Nanousd(150_000_000),
             output_per_million: Nanousd::ZERO,
         };
-        assert_eq!(cost(1, 0, p), Nanousd(150)); // $0.15/M on 1 token = $0.00000015
+        assert_eq!(cost(1, 0, p), Some(Nanousd(150))); // $0.15/M on 1 token = $0.00000015
         let p = Price {
             input_per_million: Nanousd(37_500_000),
             output_per_million: Nanousd::ZERO,
         };
-        assert_eq!(cost(1, 0, p), Nanousd(38)); // 37.5 nano, half to even
-        assert_eq!(cost(3, 0, p), Nanousd(112)); // 112.5 -> 112
+        assert_eq!(cost(1, 0, p), Some(Nanousd(38))); // 37.5 nano, half to even
+        assert_eq!(cost(3, 0, p), Some(Nanousd(112))); // 112.5 -> 112
         assert_eq!(
             cost(1_000_000, 1_000_000, micro(2_500_000, 10_000_000)),
-            Nanousd(12_500_000_000)
+            Some(Nanousd(12_500_000_000))
         );
+    }
+
+    #[test]
+    fn a_cost_past_what_nano_usd_can_hold_is_none() {
+        let top = Price {
+            input_per_million: Nanousd(MAX_PRICE_PER_MILLION),
+            output_per_million: Nanousd(MAX_PRICE_PER_MILLION),
+        };
+        // 10^12 tokens at $10^6 per million: $10^12, beyond i64 nano-USD (about $9.2 × 10^9).
+        assert_eq!(cost(1_000_000_000_000, 0, top), None);
+        // At that price a token costs a dollar: the last whole token that fits, and one more.
+        assert_eq!(
+            cost(9_223_372_036, 0, top),
+            Some(Nanousd(9_223_372_036_000_000_000))
+        );
+        assert_eq!(cost(9_223_372_037, 0, top), None);
     }
 
     #[test]

@@ -20,14 +20,31 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds `o`, saturating. Every total the writer keeps is bounded by the tenant's all-time
+    /// total, which `checked_add` guards before anything is stored, so saturation never shows.
     pub fn add(&mut self, o: &Totals) {
-        self.events += o.events;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
+        self.events = self.events.saturating_add(o.events);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
         self.estimated = self.estimated.saturating_add(o.estimated);
         self.billed = self.billed.saturating_add(o.billed);
     }
 
+    /// The sum, or `None` when any of its figures (the total tokens included) would not fit in
+    /// an SQLite integer: the bound every stored and summed total must stay under.
+    pub fn checked_add(&self, o: &Totals) -> Option<Totals> {
+        let t = Totals {
+            events: self.events.checked_add(o.events)?,
+            input_tokens: self.input_tokens.checked_add(o.input_tokens)?,
+            output_tokens: self.output_tokens.checked_add(o.output_tokens)?,
+            estimated: self.estimated.checked_add(o.estimated)?,
+            billed: self.billed.checked_add(o.billed)?,
+        };
+        t.input_tokens.checked_add(t.output_tokens)?;
+        Some(t)
+    }
+
+    /// Takes out what `add` put in (a duplicate's share of a request's deltas).
     pub fn sub(&mut self, o: &Totals) {
         self.events -= o.events;
         self.input_tokens -= o.input_tokens;
@@ -37,7 +54,7 @@ impl Totals {
     }
 
     pub fn tokens(&self) -> i64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 
     /// The contract's totals object.

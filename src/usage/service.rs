@@ -95,13 +95,21 @@ impl AppState {
         // The cached settings, shared: the events are priced and recorded under one version.
         let current = self.settings.get(ctx.id());
         let prices = self.pricing.snapshot();
+        let batch = events.len() > 1;
         let priced = events
             .into_iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 let price = lookup(&prices, &e.model).map(|(_, p)| p);
-                Priced::new(e, &current.settings, price)
+                Priced::new(e, &current.settings, price).map_err(|m| {
+                    ApiError::InvalidRequest(if batch {
+                        format!("events[{i}]: {m}")
+                    } else {
+                        m
+                    })
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         let outcome = self.writer.submit((ctx.id(), current, priced, now)).await?;
         let (tenant, added) = (ctx.id().to_string(), &outcome.added);
         let m = &self.metrics;

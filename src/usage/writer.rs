@@ -50,21 +50,35 @@ pub struct Priced {
 }
 
 impl Priced {
-    pub fn new(event: UsageEvent, settings: &Settings, price: Option<Price>) -> Priced {
+    /// Prices an event; refuses one whose cost, marked up, would not fit in nano-USD.
+    pub fn new(
+        event: UsageEvent,
+        settings: &Settings,
+        price: Option<Price>,
+    ) -> Result<Priced, String> {
+        let too_large = || {
+            "its cost is larger than can be recorded (the price times the tokens exceeds \
+             about 9.2 billion USD)"
+                .to_string()
+        };
         let (estimated, price, source) = match (event.cost, price) {
             (Some(c), _) => (c, None, "client"),
             (None, Some(p)) => (
-                super::pricing::cost(event.input_tokens, event.output_tokens, p),
+                super::pricing::cost(event.input_tokens, event.output_tokens, p)
+                    .ok_or_else(too_large)?,
                 Some(p),
                 "pricing",
             ),
             (None, None) => (Nanousd::ZERO, None, "unknown_model"),
         };
         let billed = match settings.execution_mode {
-            ExecutionMode::Hosted => settings.markup_percent.apply(estimated),
+            ExecutionMode::Hosted => settings
+                .markup_percent
+                .apply(estimated)
+                .ok_or_else(too_large)?,
             ExecutionMode::ByoKey => Nanousd::ZERO,
         };
-        Priced {
+        Ok(Priced {
             id: Uuid::new_v4().to_string(),
             day: day_of(event.ts),
             event,
@@ -72,7 +86,7 @@ impl Priced {
             billed,
             price,
             source,
-        }
+        })
     }
 
     /// The rollup rows this event adds to: the total and one per dimension.
@@ -126,6 +140,9 @@ pub struct Job {
     pub settings: Arc<Current>,
     pub events: Vec<Priced>,
     pub rollups: Rollups,
+    /// The sum of every event's amounts, duplicates included; it fits in an i64 (`submit`
+    /// refuses a request whose sum does not).
+    pub bound: Totals,
     /// "Now" for limit windows and `created_at`.
     pub now: Micros,
     pub reply: tokio::sync::oneshot::Sender<Result<Outcome, ApiError>>,
@@ -220,6 +237,14 @@ impl Writer {
         job_events: (Uuid, Arc<Current>, Vec<Priced>, Micros),
     ) -> Result<Outcome, ApiError> {
         let (tenant, settings, events, now) = job_events;
+        let bound = events
+            .iter()
+            .try_fold(Totals::default(), |acc, p| acc.checked_add(&p.totals()))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "the events of this request add up to more than can be recorded".into(),
+                )
+            })?;
         let rollups = aggregate(&events);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
@@ -228,6 +253,7 @@ impl Writer {
                 settings,
                 events,
                 rollups,
+                bound,
                 now,
                 reply,
             })
@@ -255,49 +281,73 @@ fn wait_for_lock(attempt: i32) -> bool {
 /// Commits all jobs in one transaction. Should that fail (it takes a disk error, not bad input:
 /// events were validated before), each job is retried alone so only its own request fails.
 fn commit_group(conn: &mut Connection, jobs: Vec<Job>, counters: &Counters) {
-    if jobs.len() > 1 {
-        match commit(conn, &jobs, counters) {
-            Ok(results) => return reply_all(jobs, results.into_iter().map(Ok).collect()),
-            Err(_) => {
-                for job in jobs {
-                    commit_group(conn, vec![job], counters);
-                }
-                return;
-            }
-        }
-    }
     let results = match commit(conn, &jobs, counters) {
-        Ok(r) => r.into_iter().map(Ok).collect(),
-        Err(e) => jobs
-            .iter()
-            .map(|_| Err(ApiError::internal(format!("usage commit failed: {e}"))))
-            .collect(),
+        Ok(results) => results,
+        Err(e) if jobs.len() > 1 => {
+            tracing::warn!(cause = %detail(&e), jobs = jobs.len(), "group commit failed; retrying each request alone");
+            for job in jobs {
+                commit_group(conn, vec![job], counters);
+            }
+            return;
+        }
+        Err(e) => {
+            let cause = detail(&e);
+            tracing::error!(%cause, tenant_id = %jobs[0].tenant, "usage commit failed");
+            vec![Err(ApiError::internal(format!(
+                "usage commit failed: {cause}"
+            )))]
+        }
     };
-    reply_all(jobs, results)
-}
-
-fn reply_all(jobs: Vec<Job>, results: Vec<Result<Outcome, ApiError>>) {
     for (job, r) in jobs.into_iter().zip(results) {
         let _ = job.reply.send(r);
     }
 }
 
+/// What went wrong, with the SQLite cause that `ApiError`'s display keeps out of responses.
+fn detail(e: &ApiError) -> String {
+    match e {
+        ApiError::Internal(d) => d.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Commits the jobs in one transaction and answers each. A job is refused alone (400) when its
+/// events would take one of its tenant's totals past an i64: all time bounds every other total,
+/// so that is the one to check. Only a job that could cross it runs inside a savepoint, which
+/// is then rolled back whole: nothing of a refused request is stored.
 fn commit(
     conn: &mut Connection,
     jobs: &[Job],
     counters: &Counters,
-) -> Result<Vec<Outcome>, ApiError> {
+) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
     let mut windows: HashMap<Uuid, Windows> = HashMap::new();
     let mut rollups: HashMap<(Uuid, i64, &'static str, &str), Totals> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
     let tx = conn.transaction()?;
     for job in jobs {
         let day = day_of(job.now);
-        let mut w = match windows.get(&job.tenant) {
+        let before = match windows.get(&job.tenant) {
             Some(w) if w.day == day => *w,
             _ => counters.windows(&tx, job.tenant, day)?,
         };
-        let (o, duplicates) = apply_job(&tx, job, &mut w)?;
+        let mut w = before;
+        let risky = before.all_time.checked_add(&job.bound).is_none();
+        if risky {
+            tx.execute_batch("SAVEPOINT job")?;
+        }
+        let (o, duplicates) = match apply_job(&tx, job, &mut w) {
+            Ok(applied) => applied,
+            Err(e @ ApiError::InvalidRequest(_)) if risky => {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                windows.insert(job.tenant, before);
+                out.push(Err(e));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if risky {
+            tx.execute_batch("RELEASE job")?;
+        }
         windows.insert(job.tenant, w);
         for ((d, dim), keys) in &job.rollups {
             for (key, t) in keys {
@@ -315,7 +365,7 @@ fn commit(
                 }
             }
         }
-        out.push(o);
+        out.push(Ok(o));
     }
     for ((tenant, day, dim, key), t) in &rollups {
         if t.events != 0 {
@@ -398,8 +448,13 @@ fn apply_job(
         }
         out.accepted += 1;
         let t = p.totals();
+        if !w.add(p.day, &t) {
+            return Err(ApiError::InvalidRequest(format!(
+                "events[{i}] would take the tenant's usage totals past what can be recorded \
+                 (about 9.2 billion USD or 9.2 × 10^18 tokens); nothing of this request was stored"
+            )));
+        }
         out.added.add(&t);
-        w.add(p.day, &t);
         if p.source == "unknown_model" {
             unknown_model_event(c, job, &e.model)?;
         }
@@ -458,6 +513,11 @@ fn crossing_events(
             ],
         };
         for (event_type, severity) in marks {
+            let message = if *event_type == "limit.warning" {
+                check.describe_warning_mark()
+            } else {
+                check.describe()
+            };
             let mut data = check.json();
             data["window"] = json!(window);
             events::record(
@@ -468,7 +528,7 @@ fn crossing_events(
                     category: "billing",
                     event_type,
                     severity: *severity,
-                    message: format!("{} ({window})", check.describe()),
+                    message: format!("{message} ({window})"),
                     data,
                     once_key: Some(format!("{event_type}:{}:{window}", check.limit)),
                 },

@@ -190,3 +190,27 @@ async fn windows_roll_over_at_utc_midnight_and_month_start() {
         .collect();
     assert_eq!(windows, vec!["2026-12-02", "2026-11-30"]);
 }
+
+#[tokio::test]
+async fn a_warning_event_says_warning_even_when_one_event_jumps_past_the_limit() {
+    let app = spawn_app().await;
+    let limits = json!({"limits": {"daily_cost_usd": 10}, "warn_at_percent": 80});
+    app.call("PATCH", "/api/settings", Some(ADMIN), Some(limits))
+        .await;
+    assert_eq!(spend(&app, "15").await.status, 201);
+    let events = crossings(&app).await;
+    let message = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["event_type"] == kind)
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (warning, exceeded) = (message("limit.warning"), message("limit.exceeded"));
+    assert!(
+        warning.contains("warning") && !warning.contains("exceeded"),
+        "{warning}"
+    );
+    assert!(exceeded.contains("exceeded"), "{exceeded}");
+}

@@ -1,5 +1,6 @@
 //! HTTP tests against the real server: one file per area of the contract.
 mod admin_page;
+mod bounds;
 mod browser;
 mod cli;
 mod durability;
