@@ -124,3 +124,35 @@ async fn json_logs_are_one_object_per_line() {
         assert!(!line[f].is_null(), "{f} missing in {line}");
     }
 }
+
+/// A commit that SQLite refuses answers 500 `internal` without detail, and the log line says why.
+#[tokio::test]
+async fn a_failed_usage_commit_logs_its_sqlite_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(dir.path(), &[("TENANTRY_ADMIN_TOKEN", ADMIN)]);
+    let db = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON usage_events
+         BEGIN SELECT RAISE(ABORT, 'the disk said no'); END;",
+    )
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/usage/events", server.url))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"model": "m", "input_tokens": 1, "output_tokens": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "internal");
+    assert!(!body.to_string().contains("disk said no"), "{body}");
+    server.child.kill().unwrap();
+    let (_, text) = server.wait();
+    let line = text
+        .lines()
+        .find(|l| l.contains("usage commit failed"))
+        .unwrap_or_else(|| panic!("no commit failure logged:\n{text}"));
+    assert!(line.contains("the disk said no"), "{line}");
+}
