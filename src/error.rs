@@ -29,6 +29,8 @@ pub enum ApiError {
     ByoKeyMissing(String),
     #[error("{0}")]
     HostedKeyMissing(String),
+    #[error("{0}")]
+    ProviderKeyUnreadable(String),
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("too many requests; retry after {0} seconds")]
@@ -56,6 +58,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::ByoKeyMissing(_) => "byo_key_missing",
             ApiError::HostedKeyMissing(_) => "hosted_key_missing",
+            ApiError::ProviderKeyUnreadable(_) => "provider_key_unreadable",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::Conflict(s()),
             ApiError::ByoKeyMissing(s()),
             ApiError::HostedKeyMissing(s()),
+            ApiError::ProviderKeyUnreadable(s()),
             ApiError::PayloadTooLarge,
             ApiError::RateLimited(1),
             ApiError::UnsupportedMediaType(s()),
@@ -128,9 +132,10 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) | ApiError::ByoKeyMissing(_) | ApiError::HostedKeyMissing(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict(_)
+            | ApiError::ByoKeyMissing(_)
+            | ApiError::HostedKeyMissing(_)
+            | ApiError::ProviderKeyUnreadable(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -62,6 +62,7 @@ pub enum Kind {
     SettingsRolledBack,
     ProviderKeySet,
     ProviderKeyRemoved,
+    ProviderKeyUnreadable,
 }
 
 impl Kind {
@@ -78,6 +79,7 @@ impl Kind {
             Kind::SettingsRolledBack => "settings.rolled_back",
             Kind::ProviderKeySet => "provider_key.set",
             Kind::ProviderKeyRemoved => "provider_key.removed",
+            Kind::ProviderKeyUnreadable => "provider_key.unreadable",
         }
     }
 
@@ -93,12 +95,16 @@ impl Kind {
             | Kind::KeyRevoked
             | Kind::MemberChanged
             | Kind::ProviderKeySet
-            | Kind::ProviderKeyRemoved => "security",
+            | Kind::ProviderKeyRemoved
+            | Kind::ProviderKeyUnreadable => "security",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
+            // A stored secret that no longer opens was tampered with or moved: an operator
+            // must look at it, and every call that needs it fails until then.
+            Kind::ProviderKeyUnreadable => Severity::Critical,
             Kind::TenantDeactivated | Kind::KeyRevoked | Kind::ProviderKeyRemoved => {
                 Severity::Warning
             }

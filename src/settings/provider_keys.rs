@@ -11,6 +11,7 @@ use crate::tenancy::TenantCtx;
 use crate::time::Micros;
 use rusqlite::params;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 /// A provider name: 1 to 32 of `a-z 0-9 _ -`, e.g. `openai`, `azure-openai`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,14 +204,56 @@ impl AppState {
                         provider.as_str()
                     ))
                 })?;
-                let api_key = crypto::open(&self.master_key, &sealed, tenant, provider.as_str())
-                    .map_err(|e| ApiError::internal(format!("provider key does not open: {e}")))?;
+                let api_key =
+                    match crypto::open(&self.master_key, &sealed, tenant, provider.as_str()) {
+                        Ok(k) => k,
+                        Err(e) => return Err(self.unreadable(ctx, &provider, &sealed, e).await),
+                    };
                 Ok(Credential {
                     api_key,
                     source: ExecutionMode::ByoKey,
                 })
             }
         }
+    }
+}
+
+impl AppState {
+    /// Records that a stored key did not open (a critical security event, once per stored
+    /// value, so an application retrying does not flood the list) and gives the 409 to answer.
+    async fn unreadable(
+        &self,
+        ctx: &TenantCtx,
+        provider: &Provider,
+        sealed: &[u8],
+        cause: crypto::CryptoError,
+    ) -> ApiError {
+        let tenant = ctx.id();
+        let p = provider.as_str().to_string();
+        let fingerprint: String = Sha256::digest(sealed)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let reason = cause.to_string();
+        let recorded = self
+            .write(move |st, c| {
+                let msg = format!("the stored {p} key cannot be decrypted: {reason}");
+                let data = json!({"provider": p, "reason": reason});
+                let mut e = NewEvent::of(Kind::ProviderKeyUnreadable, tenant, msg, data);
+                e.once_key = Some(format!("provider_key.unreadable:{p}:{fingerprint}"));
+                events::record(c, st.now(), e)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = ?e, "recording provider_key.unreadable");
+        }
+        tracing::warn!(tenant_id = %tenant, provider = provider.as_str(), %cause, "stored provider key does not open");
+        ApiError::ProviderKeyUnreadable(format!(
+            "the stored {} key cannot be decrypted ({cause}); set it again with PUT /api/settings/provider-keys/{}",
+            provider.as_str(),
+            provider.as_str()
+        ))
     }
 }
 

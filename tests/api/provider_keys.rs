@@ -186,11 +186,9 @@ async fn provider_keys_of_one_tenant_never_open_for_another() {
         [&a_id, b["id"].as_str().unwrap()],
     )
     .unwrap();
+    // Contract v2: not a 500 any more, but the 409 every unreadable key gets.
     let r = app.get("/api/credentials/openai", &a_service).await;
-    assert_eq!(
-        r.status, 500,
-        "a moved ciphertext must fail to open, not hand out B's key"
-    );
+    r.assert_error(409, "provider_key_unreadable");
     assert!(!r.body.to_string().contains("canary"));
 }
 
@@ -221,4 +219,127 @@ async fn bad_provider_names_and_keys_are_400() {
     app.get("/api/credentials/Open_AI", ADMIN)
         .await
         .assert_error(400, "invalid_request");
+}
+
+/// Every way a stored ciphertext can stop opening answers 409 `provider_key_unreadable` (never a
+/// 5xx) and records one critical `security` event, and the key is never echoed.
+#[tokio::test]
+async fn a_key_that_cannot_be_opened_is_a_409_and_a_critical_security_event() {
+    let app = spawn_app().await;
+    let (acme, other) = (
+        app.create_tenant("acme").await,
+        app.create_tenant("other").await,
+    );
+    let (acme, other) = (
+        acme["id"].as_str().unwrap().to_string(),
+        other["id"].as_str().unwrap().to_string(),
+    );
+    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let sealed = |tenant: &str, provider: &str| -> Vec<u8> {
+        db.query_row(
+            "SELECT ciphertext FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
+            [tenant, provider],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let store = |tenant: &str, provider: &str, bytes: &[u8]| {
+        db.execute(
+            "UPDATE provider_keys SET ciphertext = ?3 WHERE tenant_id = ?1 AND provider = ?2",
+            rusqlite::params![tenant, provider, bytes],
+        )
+        .unwrap();
+    };
+    let owner = app.create_key("acme", "owner").await;
+    let service = app.create_key("acme", "service").await;
+    let other_owner = app.create_key("other", "owner").await;
+    app.call(
+        "PATCH",
+        "/api/settings",
+        Some(&owner),
+        Some(json!({"execution_mode": "byo_key"})),
+    )
+    .await;
+    let set = |token: String, provider: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .put(
+                    &format!("/api/settings/provider-keys/{provider}"),
+                    &token,
+                    json!({"api_key": SECRET}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    type Damage = Box<dyn Fn(Vec<u8>) -> Vec<u8>>;
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "bytes flipped",
+            Box::new(|mut b: Vec<u8>| {
+                let last = b.len() - 1;
+                b[last] ^= 0x01;
+                b
+            }),
+        ),
+        ("truncated", Box::new(|b: Vec<u8>| b[..10].to_vec())),
+        ("emptied", Box::new(|_| Vec::new())),
+        (
+            "unknown envelope version",
+            Box::new(|mut b: Vec<u8>| {
+                b[0] = 9;
+                b
+            }),
+        ),
+    ];
+    let mut expected = 0;
+    let check = |expected: usize, case: &str| {
+        let app = &app;
+        let service = service.clone();
+        let case = case.to_string();
+        async move {
+            let r = app.get("/api/credentials/openai", &service).await;
+            r.assert_error(409, "provider_key_unreadable");
+            assert!(!r.body.to_string().contains(SECRET), "{case}");
+            let events: Vec<_> = app
+                .walk("/api/tenant/acme/events?category=security", ADMIN, 100)
+                .await
+                .into_iter()
+                .filter(|e| e["event_type"] == "provider_key.unreadable")
+                .collect();
+            assert_eq!(events.len(), expected, "{case}: {events:?}");
+            assert_eq!(events[0]["severity"], "critical", "{case}");
+            assert_eq!(events[0]["data"]["provider"], "openai", "{case}");
+        }
+    };
+    for (case, damage) in &cases {
+        set(owner.clone(), "openai").await;
+        store(&acme, "openai", &damage(sealed(&acme, "openai")));
+        expected += 1;
+        check(expected, case).await;
+        // Asking again does not record the same damage twice.
+        check(expected, case).await;
+    }
+    // Another tenant's ciphertext for the same provider, copied into this tenant's row.
+    set(other_owner.clone(), "openai").await;
+    set(owner.clone(), "openai").await;
+    store(&acme, "openai", &sealed(&other, "openai"));
+    expected += 1;
+    check(expected, "another tenant's ciphertext").await;
+    // This tenant's own keys, with the providers swapped.
+    set(owner.clone(), "openai").await;
+    set(owner.clone(), "anthropic").await;
+    let (o, a) = (sealed(&acme, "openai"), sealed(&acme, "anthropic"));
+    store(&acme, "openai", &a);
+    store(&acme, "anthropic", &o);
+    expected += 1;
+    check(expected, "providers swapped").await;
+    // Setting the key again mends it.
+    set(owner.clone(), "openai").await;
+    assert_eq!(
+        app.get("/api/credentials/openai", &service).await.body["api_key"],
+        SECRET
+    );
 }
