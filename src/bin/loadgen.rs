@@ -472,7 +472,7 @@ fn raw_sqlite(rows: u64, sync: &str, schema_version: Option<i64>) {
     ))
     .expect("pragmas");
     tenantry::db::migrate::apply_up_to(&mut c, version).expect("migrate");
-    c.execute_batch(tenantry::usage::writer::WRITER_PRAGMAS)
+    c.execute_batch(tenantry::db::checkpoint::WRITER_PRAGMAS)
         .expect("pragmas");
     let tenant = tenantry::tenancy::DEFAULT_TENANT_ID.to_string();
     let schema = batched_rate(&c, rows, |c, n| {

@@ -36,6 +36,40 @@ pub const RESTART_AT: i64 = 65_536;
 /// disk space a burst of ingest took is given back without stalling ingest that is still going.
 const IDLE_CYCLES: u32 = (1000 / INTERVAL.as_millis()) as u32;
 
+/// The usage writer connection's settings. A 64 MiB page cache keeps the hot index pages of
+/// large tenants in memory. The checkpointer starts the WAL again once it holds `RESTART_AT`
+/// frames (256 MiB and a little more by the time it does); the writer's own checkpoint at
+/// 131,072 pages (512 MiB) is the backstop for when it cannot (a long reader such as a backup).
+/// The first commit after a restart truncates a WAL file larger than `journal_size_limit`; at
+/// 64 MiB that cut 5-21 ms (measured with strace) off the file on nearly every cycle, inside a
+/// commit, so the limit sits above the usual cycle, and the checkpointer truncates the WAL once
+/// ingest goes idle instead.
+pub const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 131072; PRAGMA cache_size = -65536;
+     PRAGMA journal_size_limit = 536870912;";
+
+/// Applies `WRITER_PRAGMAS` and the writer's busy handler to its connection.
+pub fn tune_writer(conn: &Connection) {
+    if let Err(e) = conn.execute_batch(WRITER_PRAGMAS) {
+        tracing::warn!(error = %e, "writer pragmas");
+    }
+    if let Err(e) = conn.busy_handler(Some(wait_for_lock)) {
+        tracing::warn!(error = %e, "writer busy handler");
+    }
+}
+
+/// The writer waits for the write lock only while the checkpointer's RESTART or an occasional
+/// write from a request holds it, usually for a few milliseconds. SQLite's own handler sleeps
+/// 1, 2, 5, 10, 15... ms between tries, so a 4 ms hold cost the writer 8 ms and a 12 ms one 18;
+/// trying every 100 us for the first 20 ms ends the wait within 0.1 ms of the lock's release.
+/// After that, every millisecond, up to the 5 s every other connection waits.
+fn wait_for_lock(attempt: i32) -> bool {
+    if attempt < BRIEF_TRIES {
+        return brief(attempt);
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    attempt < BRIEF_TRIES + 4_980
+}
+
 /// `PRAGMA wal_checkpoint`'s answer: (busy, frames in the WAL, frames copied back).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Progress {

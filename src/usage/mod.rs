@@ -1,8 +1,10 @@
 //! Metered usage: exact money, pricing, validated events, the group-commit writer, daily
 //! rollups with in-memory day and month windows, and the reads built on them.
 pub mod counters;
+pub mod crossings;
 pub mod event;
 pub mod money;
+pub mod priced;
 pub mod pricing;
 pub mod rollup;
 pub mod service;

@@ -3,9 +3,10 @@
 //! agent preferences and pricing.
 use super::event::UsageEvent;
 use super::money::Nanousd;
+use super::priced::Priced;
 use super::pricing::{lookup, Price};
 use super::rollup::{self, day_of, Totals};
-use super::writer::{Outcome, Priced};
+use super::writer::{Batch, Outcome};
 use crate::auth::Action;
 use crate::config::Feature;
 use crate::error::ApiError;
@@ -110,7 +111,13 @@ impl AppState {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let outcome = self.writer.submit((ctx.id(), current, priced, now)).await?;
+        let batch = Batch {
+            tenant: ctx.id(),
+            settings: current,
+            events: priced,
+            now,
+        };
+        let outcome = self.writer.submit(batch).await?;
         let (tenant, added) = (ctx.id().to_string(), &outcome.added);
         let m = &self.metrics;
         m.tokens

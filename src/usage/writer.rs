@@ -3,18 +3,15 @@
 //! idempotently, adding them to the rollups, recording unknown-model and limit-crossing events,
 //! and answers each request only after the commit: a 201 means the events are durable.
 use super::counters::{Counters, Windows};
-use super::event::UsageEvent;
+use super::crossings::{crossing_events, unknown_model_event};
 use super::money::Nanousd;
-use super::pricing::Price;
-use super::rollup::{self, day_of, Totals, DIMS};
+use super::priced::{aggregate, CostSource, Priced, Rollups};
+use super::rollup::{self, day_of, Totals};
 use crate::error::ApiError;
-use crate::events::{self, NewEvent, Severity};
-use crate::limits::{self, Level};
+use crate::limits;
 use crate::settings::cache::Current;
-use crate::settings::{ExecutionMode, Settings};
 use crate::time::Micros;
 use rusqlite::{params, Connection};
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use uuid::Uuid;
@@ -32,109 +29,16 @@ pub const INSERT_EVENT: &str =
              ?19, ?20, ?21)
      ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING";
 
-/// The writer connection's settings (see `Writer::start`).
-pub const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 131072; PRAGMA cache_size = -65536;
-     PRAGMA journal_size_limit = 536870912;";
-
-/// An event with its id, day and cost worked out at ingest, on the request's own thread.
-#[derive(Clone, Debug)]
-pub struct Priced {
-    pub id: String,
-    pub day: i64,
-    pub event: UsageEvent,
-    pub estimated: Nanousd,
-    pub billed: Nanousd,
-    /// The prices charged, when the cost came from the table.
-    pub price: Option<Price>,
-    pub source: &'static str,
+/// One request's events, priced, for one tenant under one settings version.
+pub struct Batch {
+    pub tenant: Uuid,
+    pub settings: Arc<Current>,
+    pub events: Vec<Priced>,
+    /// "Now" for limit windows and `created_at`.
+    pub now: Micros,
 }
 
-impl Priced {
-    /// Prices an event; refuses one whose cost, marked up, would not fit in nano-USD.
-    pub fn new(
-        event: UsageEvent,
-        settings: &Settings,
-        price: Option<Price>,
-    ) -> Result<Priced, String> {
-        let too_large = || {
-            "its cost is larger than can be recorded (the price times the tokens exceeds \
-             about 9.2 billion USD)"
-                .to_string()
-        };
-        let (estimated, price, source) = match (event.cost, price) {
-            (Some(c), _) => (c, None, "client"),
-            (None, Some(p)) => (
-                super::pricing::cost(event.input_tokens, event.output_tokens, p)
-                    .ok_or_else(too_large)?,
-                Some(p),
-                "pricing",
-            ),
-            (None, None) => (Nanousd::ZERO, None, "unknown_model"),
-        };
-        let billed = match settings.execution_mode {
-            ExecutionMode::Hosted => settings
-                .markup_percent
-                .apply(estimated)
-                .ok_or_else(too_large)?,
-            ExecutionMode::ByoKey => Nanousd::ZERO,
-        };
-        Ok(Priced {
-            id: Uuid::new_v4().to_string(),
-            day: day_of(event.ts),
-            event,
-            estimated,
-            billed,
-            price,
-            source,
-        })
-    }
-
-    /// The rollup rows this event adds to: the total and one per dimension.
-    pub fn rollup_keys(&self) -> [(&'static str, &str); 5] {
-        let e = &self.event;
-        [
-            ("", ""),
-            (DIMS[0], e.model.as_str()),
-            (DIMS[1], e.pipeline_stage.as_deref().unwrap_or("")),
-            (DIMS[2], e.agent_name.as_deref().unwrap_or("")),
-            (DIMS[3], e.user_id.as_deref().unwrap_or("")),
-        ]
-    }
-
-    pub fn totals(&self) -> Totals {
-        Totals {
-            events: 1,
-            input_tokens: self.event.input_tokens as i64,
-            output_tokens: self.event.output_tokens as i64,
-            estimated: self.estimated,
-            billed: self.billed,
-        }
-    }
-}
-
-/// A job's rollup deltas by (day, dimension), then key, assuming every event is accepted. Two
-/// levels so that adding an event to an existing row looks the key up by `&str`, without
-/// allocating a String per event and dimension.
-pub type Rollups = HashMap<(i64, &'static str), HashMap<String, Totals>>;
-
-/// Sums a request's events by rollup row, before it reaches the writer.
-pub fn aggregate(events: &[Priced]) -> Rollups {
-    let mut r = Rollups::new();
-    for p in events {
-        let t = p.totals();
-        for (dim, key) in p.rollup_keys() {
-            let keys = r.entry((p.day, dim)).or_default();
-            match keys.get_mut(key) {
-                Some(acc) => acc.add(&t),
-                None => {
-                    keys.insert(key.to_string(), t);
-                }
-            }
-        }
-    }
-    r
-}
-
+/// A batch as the writer thread receives it, with its deltas summed and its answer channel.
 pub struct Job {
     pub tenant: Uuid,
     pub settings: Arc<Current>,
@@ -143,9 +47,14 @@ pub struct Job {
     /// The sum of every event's amounts, duplicates included; it fits in an i64 (`submit`
     /// refuses a request whose sum does not).
     pub bound: Totals,
-    /// "Now" for limit windows and `created_at`.
     pub now: Micros,
     pub reply: tokio::sync::oneshot::Sender<Result<Outcome, ApiError>>,
+}
+
+enum Message {
+    Job(Job),
+    /// Answered once every job sent before it is committed.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 #[derive(Debug)]
@@ -169,7 +78,7 @@ pub struct Outcome {
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Message>,
 }
 
 impl Writer {
@@ -180,39 +89,37 @@ impl Writer {
         checkpointer: Connection,
         counters: Arc<Counters>,
     ) -> Writer {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Message>();
         let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        // A 64 MiB page cache keeps the hot index pages of large tenants in memory. The
-        // checkpointer starts the WAL again once it holds 65,536 frames (256 MiB and a little
-        // more by the time it does); the writer's own checkpoint at 131,072 pages (512 MiB) is
-        // the backstop for when it cannot (a long reader such as a backup). The first commit
-        // after a restart truncates a WAL file larger than `journal_size_limit`; at 64 MiB that
-        // cut 5-21 ms (measured with strace) off the file on nearly every cycle, inside a
-        // commit, so the limit sits above the usual cycle, and the checkpointer truncates the
-        // WAL once ingest goes idle instead.
-        if let Err(e) = conn.execute_batch(WRITER_PRAGMAS) {
-            tracing::warn!(error = %e, "writer pragmas");
-        }
-        if let Err(e) = conn.busy_handler(Some(wait_for_lock)) {
-            tracing::warn!(error = %e, "writer busy handler");
-        }
+        crate::db::checkpoint::tune_writer(&conn);
         crate::db::checkpoint::start(checkpointer, running.clone());
         std::thread::Builder::new()
             .name("usage-writer".into())
             .spawn(move || {
+                let mut flushes = Vec::new();
                 while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    let mut n = jobs[0].events.len();
-                    while n < MAX_EVENTS_PER_COMMIT {
-                        match rx.try_recv() {
-                            Ok(j) => {
+                    // Every request waiting now goes into one commit.
+                    let mut jobs = Vec::new();
+                    let mut n = 0;
+                    let mut next = Some(first);
+                    while let Some(m) = next.take() {
+                        match m {
+                            Message::Job(j) => {
                                 n += j.events.len();
                                 jobs.push(j);
                             }
-                            Err(_) => break,
+                            Message::Flush(done) => flushes.push(done),
+                        }
+                        if n < MAX_EVENTS_PER_COMMIT {
+                            next = rx.try_recv().ok();
                         }
                     }
-                    commit_group(&mut conn, jobs, &counters);
+                    if !jobs.is_empty() {
+                        commit_group(&mut conn, jobs, &counters);
+                    }
+                    for done in flushes.drain(..) {
+                        let _ = done.send(());
+                    }
                 }
                 running.store(false, std::sync::atomic::Ordering::Relaxed);
             })
@@ -222,21 +129,23 @@ impl Writer {
 
     /// Waits until every event submitted before this call is committed.
     pub async fn flush(&self) -> Result<(), ApiError> {
-        let settings = Arc::new(Current {
-            version: 0,
-            settings: Settings::default(),
-            changed_at: 0,
-        });
-        self.submit((Uuid::nil(), settings, Vec::new(), 0))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Message::Flush(done))
+            .map_err(|_| ApiError::internal("the usage writer has stopped"))?;
+        answer
             .await
-            .map(drop)
+            .map_err(|_| ApiError::internal("the usage writer stopped before the flush"))
     }
 
-    pub async fn submit(
-        &self,
-        job_events: (Uuid, Arc<Current>, Vec<Priced>, Micros),
-    ) -> Result<Outcome, ApiError> {
-        let (tenant, settings, events, now) = job_events;
+    /// Hands a batch to the writer and waits for its commit: the answer means durable.
+    pub async fn submit(&self, batch: Batch) -> Result<Outcome, ApiError> {
+        let Batch {
+            tenant,
+            settings,
+            events,
+            now,
+        } = batch;
         let bound = events
             .iter()
             .try_fold(Totals::default(), |acc, p| acc.checked_add(&p.totals()))
@@ -248,7 +157,7 @@ impl Writer {
         let rollups = aggregate(&events);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Job {
+            .send(Message::Job(Job {
                 tenant,
                 settings,
                 events,
@@ -256,26 +165,12 @@ impl Writer {
                 bound,
                 now,
                 reply,
-            })
+            }))
             .map_err(|_| ApiError::internal("the usage writer has stopped"))?;
         answer
             .await
             .map_err(|_| ApiError::internal("the usage writer dropped a request"))?
     }
-}
-
-/// The writer waits for the write lock only while the checkpointer's RESTART or an occasional
-/// write from a request holds it, usually for a few milliseconds. SQLite's own handler sleeps
-/// 1, 2, 5, 10, 15... ms between tries, so a 4 ms hold cost the writer 8 ms and a 12 ms one 18;
-/// trying every 100 us for the first 20 ms ends the wait within 0.1 ms of the lock's release.
-/// After that, every millisecond, up to the 5 s every other connection waits.
-fn wait_for_lock(attempt: i32) -> bool {
-    use crate::db::checkpoint::{brief, BRIEF_TRIES};
-    if attempt < BRIEF_TRIES {
-        return brief(attempt);
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1));
-    attempt < BRIEF_TRIES + 4_980
 }
 
 /// Commits all jobs in one transaction. Should that fail (it takes a disk error, not bad input:
@@ -419,7 +314,7 @@ fn apply_job(
             p.billed.0,
             p.price.map(|x| x.input_per_million.0),
             p.price.map(|x| x.output_per_million.0),
-            p.source,
+            p.source.as_str(),
             mode,
             markup,
             e.pipeline_stage,
@@ -455,7 +350,7 @@ fn apply_job(
             )));
         }
         out.added.add(&t);
-        if p.source == "unknown_model" {
+        if p.source == CostSource::UnknownModel {
             unknown_model_event(c, job, &e.model)?;
         }
         out.events.push(Recorded {
@@ -469,73 +364,6 @@ fn apply_job(
     out.limits = limits::evaluate(&job.settings.settings, &w.today, &w.this_month);
     crossing_events(c, job, w, &out.limits)?;
     Ok((out, duplicates))
-}
-
-fn unknown_model_event(c: &Connection, job: &Job, model: &str) -> Result<(), ApiError> {
-    events::record(
-        c,
-        job.now,
-        NewEvent {
-            tenant_id: job.tenant,
-            category: "billing",
-            event_type: "pricing.unknown_model",
-            severity: Severity::Warning,
-            message: format!(
-                "no price for model `{}`: its events cost 0 until a price is set with PUT /api/pricing",
-                crate::error::clip(model)
-            ),
-            data: json!({"model": model}),
-            once_key: Some(format!("pricing.unknown_model:{model}")),
-        },
-    )?;
-    Ok(())
-}
-
-/// One event per limit, window and mark: the `once_key` makes a second one a no-op, whatever
-/// the timing of concurrent requests.
-fn crossing_events(
-    c: &Connection,
-    job: &Job,
-    w: &Windows,
-    status: &limits::Status,
-) -> Result<(), ApiError> {
-    for check in &status.checks {
-        let window = match check.window {
-            limits::Window::Day => rollup::day_label(w.day),
-            limits::Window::Month => rollup::month_label(w.month),
-        };
-        let marks: &[(&str, Severity)] = match check.level {
-            Level::Ok => &[],
-            Level::Warning => &[("limit.warning", Severity::Warning)],
-            Level::Exceeded => &[
-                ("limit.warning", Severity::Warning),
-                ("limit.exceeded", Severity::Error),
-            ],
-        };
-        for (event_type, severity) in marks {
-            let message = if *event_type == "limit.warning" {
-                check.describe_warning_mark()
-            } else {
-                check.describe()
-            };
-            let mut data = check.json();
-            data["window"] = json!(window);
-            events::record(
-                c,
-                job.now,
-                NewEvent {
-                    tenant_id: job.tenant,
-                    category: "billing",
-                    event_type,
-                    severity: *severity,
-                    message: format!("{message} ({window})"),
-                    data,
-                    once_key: Some(format!("{event_type}:{}:{window}", check.limit)),
-                },
-            )?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
