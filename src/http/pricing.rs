@@ -62,11 +62,13 @@ async fn put(
         ));
     }
     let money = |v: &Number, field: &str| {
-        Nanousd::from_json_number_up_to(v, Nanousd(MAX_PRICE_PER_MILLION)).map_err(|e| {
-            ApiError::InvalidRequest(format!(
-                "{field} {e} (at most 1000000 USD per million tokens)"
-            ))
-        })
+        Nanousd::from_json_number_up_to(v, Nanousd::from_nanos(MAX_PRICE_PER_MILLION)).map_err(
+            |e| {
+                ApiError::InvalidRequest(format!(
+                    "{field} {e} (at most 1000000 USD per million tokens)"
+                ))
+            },
+        )
     };
     let price = Price {
         input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,

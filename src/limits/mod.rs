@@ -92,8 +92,8 @@ pub fn evaluate(s: &Settings, today: &Totals, month: &Totals) -> Status {
             "daily_cost_usd",
             Window::Day,
             true,
-            today.estimated.0,
-            max.0,
+            today.estimated.nanos(),
+            max.nanos(),
             w,
         ));
     }
@@ -102,8 +102,8 @@ pub fn evaluate(s: &Settings, today: &Totals, month: &Totals) -> Status {
             "monthly_cost_usd",
             Window::Month,
             true,
-            month.estimated.0,
-            max.0,
+            month.estimated.nanos(),
+            max.nanos(),
             w,
         ));
     }
@@ -134,7 +134,7 @@ pub fn evaluate(s: &Settings, today: &Totals, month: &Totals) -> Status {
 
 fn amount(money: bool, v: i64) -> Value {
     if money {
-        json!(Nanousd(v))
+        json!(Nanousd::from_nanos(v))
     } else {
         json!(v)
     }
@@ -215,7 +215,7 @@ mod tests {
     fn settings(daily_cost: i64, warn: u8) -> Settings {
         Settings {
             limits: Limits {
-                daily_cost_usd: Some(Nanousd(daily_cost)),
+                daily_cost_usd: Some(Nanousd::from_nanos(daily_cost)),
                 ..Limits::default()
             },
             warn_at_percent: warn,
@@ -225,7 +225,7 @@ mod tests {
 
     fn spent(n: i64) -> Totals {
         Totals {
-            estimated: Nanousd(n),
+            estimated: Nanousd::from_nanos(n),
             ..Totals::default()
         }
     }

@@ -196,7 +196,7 @@ impl Settings {
 
     /// A template's settings; `None` for an unknown name.
     pub fn template(name: &str) -> Option<(Settings, Plan)> {
-        let usd = |whole: i64| Some(Nanousd(whole * 1_000_000_000));
+        let usd = |whole: i64| Some(Nanousd::from_nanos(whole * 1_000_000_000));
         Some(match name {
             "trial" => (
                 Settings {
@@ -301,7 +301,10 @@ mod tests {
     #[test]
     fn partial_patch_changes_only_what_it_names() {
         let s = patch(json!({"limits": {"daily_cost_usd": 5.5}})).unwrap();
-        assert_eq!(s.limits.daily_cost_usd, Some(Nanousd(5_500_000_000)));
+        assert_eq!(
+            s.limits.daily_cost_usd,
+            Some(Nanousd::from_nanos(5_500_000_000))
+        );
         assert_eq!(s.limits.monthly_cost_usd, None);
         assert_eq!(s.execution_mode, ExecutionMode::Hosted);
         let t = s
@@ -309,7 +312,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             t.limits.daily_cost_usd,
-            Some(Nanousd(5_500_000_000)),
+            Some(Nanousd::from_nanos(5_500_000_000)),
             "kept"
         );
         assert_eq!(t.limits.monthly_tokens, Some(100));

@@ -8,7 +8,7 @@ use serde_json::Value;
 pub const MAX_BATCH: usize = 1000;
 const MAX_TOKENS: u64 = 1_000_000_000_000;
 /// The contract's bound on a cost sent with an event: a million USD.
-const MAX_COST: Nanousd = Nanousd(1_000_000 * super::money::NANOS_PER_USD);
+const MAX_COST: Nanousd = Nanousd::from_nanos(1_000_000 * super::money::NANOS_PER_USD);
 const MAX_METADATA: usize = 16 * 1024;
 /// Clocks drift; an event may carry a time up to a day ahead of ours, not more.
 const MAX_FUTURE: Micros = 24 * 3600 * 1_000_000;

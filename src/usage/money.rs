@@ -135,11 +135,22 @@ fn number(text: &str) -> Number {
     Number::from_str(text).expect("formatted decimals are valid JSON numbers")
 }
 
+/// An amount of USD in nano-dollars. The field is private: amounts come from parsing, from the
+/// store, or from checked arithmetic, never from a bare integer by accident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Nanousd(pub i64);
+pub struct Nanousd(i64);
 
 impl Nanousd {
     pub const ZERO: Nanousd = Nanousd(0);
+
+    /// An amount as stored (a column of nano-USD) or written as a constant.
+    pub const fn from_nanos(nanos: i64) -> Nanousd {
+        Nanousd(nanos)
+    }
+
+    pub const fn nanos(self) -> i64 {
+        self.0
+    }
 
     pub fn from_usd_decimal(text: &str) -> Result<Nanousd, MoneyError> {
         parse_scaled(text, 9, MAX_NANOS).map(|v| Nanousd(v as i64))
@@ -166,6 +177,10 @@ impl Nanousd {
 
     pub fn saturating_add(self, other: Nanousd) -> Nanousd {
         Nanousd(self.0.saturating_add(other.0))
+    }
+
+    pub fn saturating_sub(self, other: Nanousd) -> Nanousd {
+        Nanousd(self.0.saturating_sub(other.0))
     }
 }
 

@@ -18,8 +18,8 @@ pub struct Price {
 /// USD per million tokens, written as whole micro-dollars so no float is involved.
 const fn micro(input: i64, output: i64) -> Price {
     Price {
-        input_per_million: Nanousd(input * 1000),
-        output_per_million: Nanousd(output * 1000),
+        input_per_million: Nanousd::from_nanos(input * 1000),
+        output_per_million: Nanousd::from_nanos(output * 1000),
     }
 }
 
@@ -75,11 +75,11 @@ pub const BUILTIN: &[(&str, Price)] = &[
 /// The cost of a call: tokens × price per million, summed exactly, rounded half to even once;
 /// `None` when it does not fit in nano-USD (10^12 tokens at a price of a million dollars).
 pub fn cost(input_tokens: u64, output_tokens: u64, p: Price) -> Option<Nanousd> {
-    let num = i128::from(input_tokens) * i128::from(p.input_per_million.0)
-        + i128::from(output_tokens) * i128::from(p.output_per_million.0);
+    let num = i128::from(input_tokens) * i128::from(p.input_per_million.nanos())
+        + i128::from(output_tokens) * i128::from(p.output_per_million.nanos());
     i64::try_from(div_round_half_even(num, 1_000_000))
         .ok()
-        .map(Nanousd)
+        .map(Nanousd::from_nanos)
 }
 
 /// Exact name first, then the name cut back at each `-` from the right, so the longest known
@@ -109,8 +109,8 @@ impl PricingTable {
             map.insert(
                 model,
                 Price {
-                    input_per_million: Nanousd(i),
-                    output_per_million: Nanousd(o),
+                    input_per_million: Nanousd::from_nanos(i),
+                    output_per_million: Nanousd::from_nanos(o),
                 },
             );
         }
@@ -135,8 +135,8 @@ impl PricingTable {
                  updated_at = excluded.updated_at",
             params![
                 model,
-                price.input_per_million.0,
-                price.output_per_million.0,
+                price.input_per_million.nanos(),
+                price.output_per_million.nanos(),
                 at
             ],
         )?;
@@ -159,34 +159,34 @@ mod tests {
     #[test]
     fn a_fraction_of_a_cent_per_token_is_exact() {
         let p = Price {
-            input_per_million: Nanousd(150_000_000),
+            input_per_million: Nanousd::from_nanos(150_000_000),
             output_per_million: Nanousd::ZERO,
         };
-        assert_eq!(cost(1, 0, p), Some(Nanousd(150))); // $0.15/M on 1 token = $0.00000015
+        assert_eq!(cost(1, 0, p), Some(Nanousd::from_nanos(150))); // $0.15/M on 1 token = $0.00000015
         let p = Price {
-            input_per_million: Nanousd(37_500_000),
+            input_per_million: Nanousd::from_nanos(37_500_000),
             output_per_million: Nanousd::ZERO,
         };
-        assert_eq!(cost(1, 0, p), Some(Nanousd(38))); // 37.5 nano, half to even
-        assert_eq!(cost(3, 0, p), Some(Nanousd(112))); // 112.5 -> 112
+        assert_eq!(cost(1, 0, p), Some(Nanousd::from_nanos(38))); // 37.5 nano, half to even
+        assert_eq!(cost(3, 0, p), Some(Nanousd::from_nanos(112))); // 112.5 -> 112
         assert_eq!(
             cost(1_000_000, 1_000_000, micro(2_500_000, 10_000_000)),
-            Some(Nanousd(12_500_000_000))
+            Some(Nanousd::from_nanos(12_500_000_000))
         );
     }
 
     #[test]
     fn a_cost_past_what_nano_usd_can_hold_is_none() {
         let top = Price {
-            input_per_million: Nanousd(MAX_PRICE_PER_MILLION),
-            output_per_million: Nanousd(MAX_PRICE_PER_MILLION),
+            input_per_million: Nanousd::from_nanos(MAX_PRICE_PER_MILLION),
+            output_per_million: Nanousd::from_nanos(MAX_PRICE_PER_MILLION),
         };
         // 10^12 tokens at $10^6 per million: $10^12, beyond i64 nano-USD (about $9.2 × 10^9).
         assert_eq!(cost(1_000_000_000_000, 0, top), None);
         // At that price a token costs a dollar: the last whole token that fits, and one more.
         assert_eq!(
             cost(9_223_372_036, 0, top),
-            Some(Nanousd(9_223_372_036_000_000_000))
+            Some(Nanousd::from_nanos(9_223_372_036_000_000_000))
         );
         assert_eq!(cost(9_223_372_037, 0, top), None);
     }
@@ -218,6 +218,6 @@ mod tests {
         assert_eq!(table().len(), BUILTIN.len());
         assert!(BUILTIN
             .iter()
-            .all(|(_, p)| p.input_per_million.0 > 0 && p.output_per_million.0 > 0));
+            .all(|(_, p)| p.input_per_million.nanos() > 0 && p.output_per_million.nanos() > 0));
     }
 }

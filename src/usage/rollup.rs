@@ -44,13 +44,14 @@ impl Totals {
         Some(t)
     }
 
-    /// Takes out what `add` put in (a duplicate's share of a request's deltas).
+    /// Takes out what `add` put in (a duplicate's share of a request's deltas). Saturating like
+    /// `add`; the writer's deltas fit (`Job::bound`), so neither ever saturates there.
     pub fn sub(&mut self, o: &Totals) {
-        self.events -= o.events;
-        self.input_tokens -= o.input_tokens;
-        self.output_tokens -= o.output_tokens;
-        self.estimated = Nanousd(self.estimated.0 - o.estimated.0);
-        self.billed = Nanousd(self.billed.0 - o.billed.0);
+        self.events = self.events.saturating_sub(o.events);
+        self.input_tokens = self.input_tokens.saturating_sub(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_sub(o.output_tokens);
+        self.estimated = self.estimated.saturating_sub(o.estimated);
+        self.billed = self.billed.saturating_sub(o.billed);
     }
 
     pub fn tokens(&self) -> i64 {
@@ -133,8 +134,8 @@ pub fn upsert(
         t.events,
         t.input_tokens,
         t.output_tokens,
-        t.estimated.0,
-        t.billed.0
+        t.estimated.nanos(),
+        t.billed.nanos()
     ])?;
     Ok(())
 }
@@ -144,8 +145,8 @@ fn totals_row(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Totals> {
         events: r.get::<_, Option<i64>>(from)?.unwrap_or(0),
         input_tokens: r.get::<_, Option<i64>>(from + 1)?.unwrap_or(0),
         output_tokens: r.get::<_, Option<i64>>(from + 2)?.unwrap_or(0),
-        estimated: Nanousd(r.get::<_, Option<i64>>(from + 3)?.unwrap_or(0)),
-        billed: Nanousd(r.get::<_, Option<i64>>(from + 4)?.unwrap_or(0)),
+        estimated: Nanousd::from_nanos(r.get::<_, Option<i64>>(from + 3)?.unwrap_or(0)),
+        billed: Nanousd::from_nanos(r.get::<_, Option<i64>>(from + 4)?.unwrap_or(0)),
     })
 }
 

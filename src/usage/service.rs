@@ -129,7 +129,7 @@ impl AppState {
         // Metrics are floating point by nature; the exact figures are in /api/usage/stats.
         m.cost_usd
             .with_label_values(&[tenant.as_str()])
-            .inc_by(added.estimated.0 as f64 / 1e9);
+            .inc_by(added.estimated.nanos() as f64 / 1e9);
         Ok(outcome)
     }
 
@@ -313,7 +313,7 @@ impl AppState {
                             let seq: i64 = r.get(0)?;
                             let (input, output): (i64, i64) = (r.get(6)?, r.get(7)?);
                             let price = |i: usize| -> rusqlite::Result<Value> {
-                                Ok(r.get::<_, Option<i64>>(i)?.map_or(Value::Null, |n| json!(Nanousd(n))))
+                                Ok(r.get::<_, Option<i64>>(i)?.map_or(Value::Null, |n| json!(Nanousd::from_nanos(n))))
                             };
                             let metadata: Option<String> = r.get(20)?;
                             let v = json!({
@@ -325,8 +325,8 @@ impl AppState {
                                 "input_tokens": input,
                                 "output_tokens": output,
                                 "total_tokens": input + output,
-                                "estimated_cost_usd": Nanousd(r.get(8)?),
-                                "billed_cost_usd": Nanousd(r.get(9)?),
+                                "estimated_cost_usd": Nanousd::from_nanos(r.get(8)?),
+                                "billed_cost_usd": Nanousd::from_nanos(r.get(9)?),
                                 "input_usd_per_million": price(10)?,
                                 "output_usd_per_million": price(11)?,
                                 "cost_source": r.get::<_, String>(12)?,

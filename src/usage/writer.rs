@@ -310,10 +310,10 @@ fn apply_job(
             e.model,
             e.input_tokens as i64,
             e.output_tokens as i64,
-            p.estimated.0,
-            p.billed.0,
-            p.price.map(|x| x.input_per_million.0),
-            p.price.map(|x| x.output_per_million.0),
+            p.estimated.nanos(),
+            p.billed.nanos(),
+            p.price.map(|x| x.input_per_million.nanos()),
+            p.price.map(|x| x.output_per_million.nanos()),
             p.source.as_str(),
             mode,
             markup,
@@ -335,8 +335,8 @@ fn apply_job(
             out.events.push(Recorded {
                 id,
                 event_id: e.event_id.clone(),
-                estimated: Nanousd(est),
-                billed: Nanousd(billed),
+                estimated: Nanousd::from_nanos(est),
+                billed: Nanousd::from_nanos(billed),
                 duplicate: true,
             });
             continue;
