@@ -15,6 +15,7 @@ pub mod routes;
 pub mod settings;
 pub mod tenants;
 pub mod usage;
+pub mod usage_views;
 pub mod views;
 
 use crate::error::{redact_serde_message, ApiError};

@@ -1,6 +1,7 @@
 //! `/api/pricing`: the price list (any valid token) and the admin's overrides.
 use super::extract::{AdminCaller, AnyCaller};
 use super::routes::{Mount, Op};
+use super::usage_views::{PriceListView, PriceView};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::money::Nanousd;
@@ -8,7 +9,7 @@ use crate::usage::pricing::{Price, MAX_PRICE_PER_MILLION};
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{Number, Value};
+use serde_json::Number;
 
 pub fn ops() -> Vec<Op> {
     vec![
@@ -33,7 +34,7 @@ pub fn ops() -> Vec<Op> {
 }
 
 async fn list(_: AnyCaller, st: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(st.price_list())
+    HttpResponse::Ok().json(PriceListView::from(st.price_list()))
 }
 
 #[derive(Deserialize)]
@@ -74,6 +75,6 @@ async fn put(
         input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,
         output_per_million: money(&body.output_usd_per_million, "output_usd_per_million")?,
     };
-    let v: Value = st.set_price(model, price).await?;
-    Ok(HttpResponse::Ok().json(v))
+    let set = st.set_price(model, price).await?;
+    Ok(HttpResponse::Ok().json(PriceView::from(set)))
 }

@@ -2,7 +2,9 @@
 //! preferences (member writes).
 use super::events::time_param;
 use super::routes::{Mount, Op};
+use super::usage_views::{AgentsView, LimitsView, StatsView, StoredEventView, SummaryView};
 use crate::error::ApiError;
+use crate::limits::Level;
 use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
@@ -50,15 +52,9 @@ pub fn ops() -> Vec<Op> {
     ]
 }
 
-fn with_status(mut res: HttpResponse, level: &str) -> HttpResponse {
-    res.headers_mut().insert(
-        LIMIT_STATUS,
-        HeaderValue::from_static(match level {
-            "exceeded" => "exceeded",
-            "warning" => "warning",
-            _ => "ok",
-        }),
-    );
+fn with_status(mut res: HttpResponse, level: Level) -> HttpResponse {
+    res.headers_mut()
+        .insert(LIMIT_STATUS, HeaderValue::from_static(level.as_str()));
     res
 }
 
@@ -68,12 +64,12 @@ async fn ingest(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let o = st.ingest(&ctx, body.into_inner()).await?;
-    let level = o.limits.level.as_str();
+    let level = o.limits.level;
     let res = HttpResponse::Created().json(IngestResult {
         accepted: o.accepted,
         duplicates: o.duplicates,
         events: o.events.iter().map(RecordedJson::from).collect(),
-        limits: o.limits.json(),
+        limits: (&o.limits).into(),
     });
     Ok(with_status(res, level))
 }
@@ -85,7 +81,7 @@ struct IngestResult<'a> {
     accepted: usize,
     duplicates: usize,
     events: Vec<RecordedJson<'a>>,
-    limits: Value,
+    limits: LimitsView,
 }
 
 #[derive(Serialize)]
@@ -139,7 +135,8 @@ async fn list(
         job_id: q.job_id,
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    Ok(HttpResponse::Ok().json(st.list_usage_events(&ctx, filter, page).await?))
+    let page = st.list_usage_events(&ctx, filter, page).await?;
+    Ok(HttpResponse::Ok().json(page.map(StoredEventView::from)))
 }
 
 #[derive(Deserialize)]
@@ -161,23 +158,27 @@ async fn stats(
         st.now(),
     )?;
     let group = q.group_by.as_deref().map(GroupBy::parse).transpose()?;
-    Ok(HttpResponse::Ok().json(st.usage_stats(&ctx, days, group).await?))
+    let stats = st.usage_stats(&ctx, days, group).await?;
+    Ok(HttpResponse::Ok().json(StatsView::from(stats)))
 }
 
 async fn limits(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let s = st.limits_status(&ctx).await?;
-    let level = s.level.as_str();
-    Ok(with_status(HttpResponse::Ok().json(s.json()), level))
+    let res = HttpResponse::Ok().json(LimitsView::from(&s));
+    Ok(with_status(res, s.level))
 }
 
 async fn summary(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let v = st.usage_summary(&ctx).await?;
-    let level = v["limits"]["status"].as_str().unwrap_or("ok").to_string();
-    Ok(with_status(HttpResponse::Ok().json(v), &level))
+    let s = st.usage_summary(&ctx).await?;
+    let level = s.limits.level;
+    Ok(with_status(
+        HttpResponse::Ok().json(SummaryView::from(s)),
+        level,
+    ))
 }
 
 async fn agents(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(st.agents_usage(&ctx).await?))
+    Ok(HttpResponse::Ok().json(AgentsView::from(st.agents_usage(&ctx).await?)))
 }
 
 #[derive(Deserialize)]

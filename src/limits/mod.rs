@@ -147,8 +147,11 @@ impl Check {
         Number::from_str(&text).expect("a decimal is a JSON number")
     }
 
-    pub fn json(&self) -> Value {
+    /// The `data` of the crossing events recorded for this check (free JSON, as event data is;
+    /// the HTTP answers render checks in http/usage_views.rs).
+    pub fn event_data(&self, window: &str) -> Value {
         json!({
+            "window": window,
             "limit": self.limit,
             "used": amount(self.money, self.used),
             "max": amount(self.money, self.max),
@@ -185,25 +188,6 @@ impl Check {
                 show(self.max)
             ),
         }
-    }
-}
-
-impl Status {
-    /// The contract's limits status object.
-    pub fn json(&self) -> Value {
-        let pick = |l: Level| -> Vec<String> {
-            self.checks
-                .iter()
-                .filter(|c| c.level == l)
-                .map(Check::describe)
-                .collect()
-        };
-        json!({
-            "status": self.level.as_str(),
-            "checks": self.checks.iter().map(Check::json).collect::<Vec<_>>(),
-            "warnings": pick(Level::Warning),
-            "errors": pick(Level::Exceeded),
-        })
     }
 }
 
@@ -262,18 +246,14 @@ mod tests {
     }
 
     #[test]
-    fn percent_is_exact_to_hundredths_and_json_is_the_contracts() {
+    fn percent_is_exact_to_hundredths() {
         let s = evaluate(
             &settings(3_000_000_000, 80),
             &spent(2_550_000_000),
             &Totals::default(),
         );
-        let v = s.json();
-        assert_eq!(v["checks"][0]["percent"].to_string(), "85");
-        assert_eq!(v["checks"][0]["used"].to_string(), "2.55");
-        assert_eq!(v["checks"][0]["max"].to_string(), "3");
-        assert_eq!(v["status"], "warning");
-        assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+        assert_eq!(s.checks[0].percent().to_string(), "85");
+        assert_eq!(s.level, Level::Warning);
         let s = evaluate(&settings(3, 80), &spent(1), &Totals::default());
         assert_eq!(s.checks[0].percent().to_string(), "33.33");
     }

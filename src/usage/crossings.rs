@@ -56,8 +56,7 @@ pub fn crossing_events(
             } else {
                 check.describe()
             };
-            let mut data = check.json();
-            data["window"] = json!(window);
+            let data = check.event_data(&window);
             events::record(
                 c,
                 job.now,

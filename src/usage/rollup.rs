@@ -4,7 +4,6 @@ use super::money::Nanousd;
 use crate::time::Micros;
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{params, Connection};
-use serde_json::{json, Value};
 
 pub const DAY_MICROS: i64 = 86_400_000_000;
 /// The rollup dimensions besides the total (`""`); each holds one row per value, `""` for none.
@@ -56,18 +55,6 @@ impl Totals {
 
     pub fn tokens(&self) -> i64 {
         self.input_tokens.saturating_add(self.output_tokens)
-    }
-
-    /// The contract's totals object.
-    pub fn json(&self) -> Value {
-        json!({
-            "events": self.events,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.tokens(),
-            "estimated_cost_usd": self.estimated,
-            "billed_cost_usd": self.billed,
-        })
     }
 }
 

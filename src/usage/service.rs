@@ -14,7 +14,7 @@ use crate::limits;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
-use crate::time::{rfc3339, Micros};
+use crate::time::Micros;
 use rusqlite::params;
 use serde_json::{json, Value};
 
@@ -71,6 +71,54 @@ impl Days {
         }
         Ok(Days { from, to })
     }
+}
+
+/// Totals over whole days, and their groups when asked for.
+pub struct Stats {
+    pub days: Days,
+    pub totals: Totals,
+    pub groups: Vec<Group>,
+}
+
+/// One group of a stats answer: a day, a month, or a dimension's value (`None`: events
+/// without one).
+pub struct Group {
+    pub key: Option<String>,
+    pub totals: Totals,
+}
+
+pub struct Summary {
+    pub today: Totals,
+    pub month: Totals,
+    pub limits: limits::Status,
+    /// At most five of each, by cost this month.
+    pub top_models: Vec<(String, Totals)>,
+    pub top_agents: Vec<(String, Totals)>,
+}
+
+/// A usage event as recorded. `metadata` is the client's free JSON object.
+pub struct StoredEvent {
+    pub id: String,
+    pub tenant_id: String,
+    pub event_id: Option<String>,
+    pub ts: Micros,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub estimated: Nanousd,
+    pub billed: Nanousd,
+    /// The prices charged, when the cost came from the table.
+    pub input_price: Option<Nanousd>,
+    pub output_price: Option<Nanousd>,
+    pub cost_source: String,
+    pub execution_mode: String,
+    pub pipeline_stage: Option<String>,
+    pub agent_name: Option<String>,
+    pub job_id: Option<String>,
+    pub user_id: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub metadata: Option<Value>,
+    pub created_at: Micros,
 }
 
 pub struct EventFilter {
@@ -160,60 +208,56 @@ impl AppState {
         ctx: &TenantCtx,
         days: Days,
         group: Option<GroupBy>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Stats, ApiError> {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
         self.db
             .run(move |c| {
                 let totals = rollup::total(c, &tenant, days.from, days.to)?;
-                let groups: Vec<Value> = match group {
+                let groups: Vec<Group> = match group {
                     None => Vec::new(),
                     Some(GroupBy::Day) => rollup::groups(c, &tenant, "", days.from, days.to)?
                         .into_iter()
-                        .map(|(d, t)| {
-                            group_json(Value::from(rollup::day_label(d.parse().unwrap_or(0))), &t)
+                        .map(|(d, t)| Group {
+                            key: Some(rollup::day_label(d.parse().unwrap_or(0))),
+                            totals: t,
                         })
                         .collect(),
                     Some(GroupBy::Month) => {
-                        let mut months: Vec<(String, Totals)> = Vec::new();
+                        let mut months: Vec<Group> = Vec::new();
                         for (d, t) in rollup::groups(c, &tenant, "", days.from, days.to)? {
                             let label = rollup::month_label(d.parse().unwrap_or(0));
                             match months.last_mut() {
-                                Some((l, acc)) if *l == label => acc.add(&t),
-                                _ => months.push((label, t)),
+                                Some(g) if g.key.as_deref() == Some(label.as_str()) => {
+                                    g.totals.add(&t)
+                                }
+                                _ => months.push(Group {
+                                    key: Some(label),
+                                    totals: t,
+                                }),
                             }
                         }
                         months
-                            .into_iter()
-                            .map(|(l, t)| group_json(Value::from(l), &t))
-                            .collect()
                     }
                     Some(GroupBy::Dim(dim)) => rollup::groups(c, &tenant, dim, days.from, days.to)?
                         .into_iter()
-                        .map(|(k, t)| {
-                            group_json(
-                                if k.is_empty() {
-                                    Value::Null
-                                } else {
-                                    Value::from(k)
-                                },
-                                &t,
-                            )
+                        .map(|(k, t)| Group {
+                            key: Some(k).filter(|k| !k.is_empty()),
+                            totals: t,
                         })
                         .collect(),
                 };
-                Ok(json!({
-                    "from": rfc3339(days.from * rollup::DAY_MICROS),
-                    "to": rfc3339(days.to * rollup::DAY_MICROS),
-                    "totals": totals.json(),
-                    "groups": groups,
-                }))
+                Ok(Stats {
+                    days,
+                    totals,
+                    groups,
+                })
             })
             .await
     }
 
-    pub async fn usage_summary(&self, ctx: &TenantCtx) -> Result<Value, ApiError> {
+    pub async fn usage_summary(&self, ctx: &TenantCtx) -> Result<Summary, ApiError> {
         let limits = self.limits_status(ctx).await?;
         let (tenant, today) = (ctx.db_id(), day_of(self.now()));
         let (first, next) = rollup::month_span(today);
@@ -228,28 +272,23 @@ impl AppState {
                 ))
             })
             .await?;
-        let top = |rows: Vec<(String, Totals)>, field: &str| -> Vec<Value> {
+        let top = |rows: Vec<(String, Totals)>| -> Vec<(String, Totals)> {
             rows.into_iter()
                 .filter(|(k, _)| !k.is_empty())
                 .take(5)
-                .map(|(k, t)| {
-                    let mut v = t.json();
-                    v[field] = json!(k);
-                    v
-                })
                 .collect()
         };
-        Ok(json!({
-            "today": day_totals.json(),
-            "month": month_totals.json(),
-            "limits": limits.json(),
-            "top_models": top(models, "model"),
-            "top_agents": top(agents, "agent_name"),
-        }))
+        Ok(Summary {
+            today: day_totals,
+            month: month_totals,
+            limits,
+            top_models: top(models),
+            top_agents: top(agents),
+        })
     }
 
     /// Every agent's usage over all time, most used (by events) first.
-    pub async fn agents_usage(&self, ctx: &TenantCtx) -> Result<Value, ApiError> {
+    pub async fn agents_usage(&self, ctx: &TenantCtx) -> Result<Vec<(String, Totals)>, ApiError> {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
@@ -267,14 +306,7 @@ impl AppState {
             .await?;
         rows.retain(|(k, _)| !k.is_empty());
         rows.sort_by(|a, b| b.1.events.cmp(&a.1.events).then_with(|| a.0.cmp(&b.0)));
-        let agents: Vec<Value> = rows
-            .iter()
-            .map(|(k, t)| {
-                json!({"agent_name": k, "events": t.events, "total_tokens": t.tokens(),
-                       "estimated_cost_usd": t.estimated})
-            })
-            .collect();
-        Ok(json!({"agents": agents, "most_used_agent": rows.first().map(|r| r.0.clone())}))
+        Ok(rows)
     }
 
     pub async fn list_usage_events(
@@ -282,7 +314,7 @@ impl AppState {
         ctx: &TenantCtx,
         f: EventFilter,
         page: PageRequest<(Micros, i64)>,
-    ) -> Result<Page<Value>, ApiError> {
+    ) -> Result<Page<StoredEvent>, ApiError> {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
@@ -305,41 +337,47 @@ impl AppState {
                 let rows = stmt
                     .query_map(
                         params![
-                            tenant, before_ts, before_seq, f.from, f.to, f.model, f.pipeline_stage,
-                            f.agent_name, f.user_id, f.job_id, page.fetch()
+                            tenant,
+                            before_ts,
+                            before_seq,
+                            f.from,
+                            f.to,
+                            f.model,
+                            f.pipeline_stage,
+                            f.agent_name,
+                            f.user_id,
+                            f.job_id,
+                            page.fetch()
                         ],
                         |r| {
-                            let ts: Micros = r.get(4)?;
-                            let seq: i64 = r.get(0)?;
-                            let (input, output): (i64, i64) = (r.get(6)?, r.get(7)?);
-                            let price = |i: usize| -> rusqlite::Result<Value> {
-                                Ok(r.get::<_, Option<i64>>(i)?.map_or(Value::Null, |n| json!(Nanousd::from_nanos(n))))
+                            let money = |i: usize| -> rusqlite::Result<Option<Nanousd>> {
+                                Ok(r.get::<_, Option<i64>>(i)?.map(Nanousd::from_nanos))
                             };
                             let metadata: Option<String> = r.get(20)?;
-                            let v = json!({
-                                "id": r.get::<_, String>(1)?,
-                                "tenant_id": r.get::<_, String>(2)?,
-                                "event_id": r.get::<_, Option<String>>(3)?,
-                                "timestamp": rfc3339(ts),
-                                "model": r.get::<_, String>(5)?,
-                                "input_tokens": input,
-                                "output_tokens": output,
-                                "total_tokens": input + output,
-                                "estimated_cost_usd": Nanousd::from_nanos(r.get(8)?),
-                                "billed_cost_usd": Nanousd::from_nanos(r.get(9)?),
-                                "input_usd_per_million": price(10)?,
-                                "output_usd_per_million": price(11)?,
-                                "cost_source": r.get::<_, String>(12)?,
-                                "execution_mode": r.get::<_, String>(13)?,
-                                "pipeline_stage": r.get::<_, Option<String>>(15)?,
-                                "agent_name": r.get::<_, Option<String>>(16)?,
-                                "job_id": r.get::<_, Option<String>>(17)?,
-                                "user_id": r.get::<_, Option<String>>(18)?,
-                                "duration_ms": r.get::<_, Option<i64>>(19)?,
-                                "metadata": metadata.and_then(|m| serde_json::from_str::<Value>(&m).ok()),
-                                "created_at": rfc3339(r.get(21)?),
-                            });
-                            Ok(((ts, seq), v))
+                            let e = StoredEvent {
+                                id: r.get(1)?,
+                                tenant_id: r.get(2)?,
+                                event_id: r.get(3)?,
+                                ts: r.get(4)?,
+                                model: r.get(5)?,
+                                input_tokens: r.get(6)?,
+                                output_tokens: r.get(7)?,
+                                estimated: Nanousd::from_nanos(r.get(8)?),
+                                billed: Nanousd::from_nanos(r.get(9)?),
+                                input_price: money(10)?,
+                                output_price: money(11)?,
+                                cost_source: r.get(12)?,
+                                execution_mode: r.get(13)?,
+                                pipeline_stage: r.get(15)?,
+                                agent_name: r.get(16)?,
+                                job_id: r.get(17)?,
+                                user_id: r.get(18)?,
+                                duration_ms: r.get(19)?,
+                                metadata: metadata
+                                    .and_then(|m| serde_json::from_str::<Value>(&m).ok()),
+                                created_at: r.get(21)?,
+                            };
+                            Ok(((e.ts, r.get::<_, i64>(0)?), e))
                         },
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -406,34 +444,23 @@ impl AppState {
         Ok(prefs)
     }
 
-    pub fn price_list(&self) -> Value {
+    /// The effective prices, by model name.
+    pub fn price_list(&self) -> Vec<(String, Price)> {
         let table = self.pricing.snapshot();
-        let mut items: Vec<(&String, &Price)> = table.iter().collect();
-        items.sort_by(|a, b| a.0.cmp(b.0));
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|(m, p)| {
-                json!({"model": m, "input_usd_per_million": p.input_per_million,
-                       "output_usd_per_million": p.output_per_million})
-            })
-            .collect();
-        json!({"items": items})
+        let mut items: Vec<(String, Price)> = table.iter().map(|(m, p)| (m.clone(), *p)).collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items
     }
 
-    pub async fn set_price(&self, model: String, price: Price) -> Result<Value, ApiError> {
+    pub async fn set_price(
+        &self,
+        model: String,
+        price: Price,
+    ) -> Result<(String, Price), ApiError> {
         self.write(move |st, c| {
             st.pricing.set(c, &model, price, st.now())?;
-            Ok(
-                json!({"model": model, "input_usd_per_million": price.input_per_million,
-                      "output_usd_per_million": price.output_per_million}),
-            )
+            Ok((model, price))
         })
         .await
     }
-}
-
-fn group_json(key: Value, t: &Totals) -> Value {
-    let mut v = t.json();
-    v["key"] = key;
-    v
 }
