@@ -2,6 +2,7 @@
 mod admin_page;
 mod browser;
 mod cli;
+mod docs;
 mod durability;
 mod encryption;
 mod envelope;
