@@ -3,6 +3,7 @@ mod admin_page;
 mod bounds;
 mod browser;
 mod cli;
+mod docs;
 mod durability;
 mod encryption;
 mod envelope;
