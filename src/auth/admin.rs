@@ -1,5 +1,6 @@
-//! The admin token: from `TENANTRY_ADMIN_TOKEN`, or generated on first start and kept only as a
-//! SHA-256 hash in `meta`. Tokens are compared as hashes in constant time.
+//! The admin token: from `TENANTRY_ADMIN_TOKEN`, or generated on first start, and kept only as a
+//! SHA-256 hash in `meta`. A configured token replaces the stored hash, so starting once with the
+//! variable set recovers a lost token for good. Tokens are compared as hashes in constant time.
 use crate::config::Secret;
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension};
@@ -33,12 +34,9 @@ impl AdminToken {
         configured: Option<&Secret>,
     ) -> rusqlite::Result<(AdminToken, Option<String>)> {
         if let Some(t) = configured {
-            return Ok((
-                AdminToken {
-                    hash: sha256(t.expose()),
-                },
-                None,
-            ));
+            let hash = sha256(t.expose());
+            store(c, &hash)?;
+            return Ok((AdminToken { hash }, None));
         }
         let stored: Option<String> = c
             .query_row("SELECT value FROM meta WHERE key = ?1", [META_KEY], |r| {
@@ -50,17 +48,22 @@ impl AdminToken {
         }
         let token = random_token("ta_", 32);
         let hash = sha256(&token);
-        c.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (META_KEY, encode_hex(&hash)),
-        )?;
+        store(c, &hash)?;
         Ok((AdminToken { hash }, Some(token)))
     }
 
     pub fn verify(&self, presented: &str) -> bool {
         sha256(presented).ct_eq(&self.hash).into()
     }
+}
+
+fn store(c: &Connection, hash: &[u8; 32]) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (META_KEY, encode_hex(hash)),
+    )?;
+    Ok(())
 }
 
 fn encode_hex(b: &[u8]) -> String {
@@ -105,14 +108,22 @@ mod tests {
     }
 
     #[test]
-    fn configured_token_wins_and_is_not_stored() {
+    fn a_configured_token_replaces_the_stored_one_for_good() {
         let c = db();
+        let (_, lost) = AdminToken::setup(&c, None).unwrap();
+        let lost = lost.unwrap();
         let (t, gen) = AdminToken::setup(&c, Some(&Secret::new("configured-token-123"))).unwrap();
         assert!(gen.is_none());
         assert!(t.verify("configured-token-123"));
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+        assert!(!t.verify(&lost));
+        // Started again without the variable: the new token stays, nothing is printed.
+        let (after, gen) = AdminToken::setup(&c, None).unwrap();
+        assert!(gen.is_none());
+        assert!(after.verify("configured-token-123"));
+        assert!(!after.verify(&lost));
+        let stored: String = c
+            .query_row("SELECT value FROM meta", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 0);
+        assert!(!stored.contains("configured-token-123"), "only the hash");
     }
 }
