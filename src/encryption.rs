@@ -46,9 +46,9 @@ fn unhex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// Reads the key file, or creates it with a fresh secret (mode 0600). Returns the secret and
-/// whether it was created now.
-fn file_secret(path: &Path) -> Result<(Secret, bool), String> {
+/// Reads the key file, or, for a database that holds no encrypted key yet (`may_create`),
+/// creates it with a fresh secret (mode 0600). Returns the secret and whether it was created now.
+fn file_secret(path: &Path, may_create: bool) -> Result<(Secret, bool), String> {
     match std::fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => return Ok((Secret::new(s.trim()), false)),
         Ok(_) => {
@@ -59,6 +59,15 @@ fn file_secret(path: &Path) -> Result<(Secret, bool), String> {
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(format!("cannot read {}: {e}", path.display()))
+        }
+        Err(_) if !may_create => {
+            // A new key would not open what this database holds, and would then be mistaken
+            // for the real one on every later start.
+            return Err(format!(
+                "{} is missing and this database's provider keys were sealed with a key; restore \
+                 that file from a backup or set ENCRYPTION_KEY",
+                path.display()
+            ));
         }
         Err(_) => {}
     }
@@ -84,11 +93,12 @@ pub fn master_key(
     config: &Config,
     c: &mut Connection,
 ) -> Result<(MasterKey, Option<String>), String> {
+    let stored = (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?);
     let (secret, notice) = match &config.encryption_key {
         Some(s) => (s.clone(), None),
         None => {
             let path = key_file(config);
-            let (s, created) = file_secret(&path)?;
+            let (s, created) = file_secret(&path, stored.2.is_none())?;
             let notice = created.then(|| {
                 format!(
                     "warning: ENCRYPTION_KEY is not set; generated one into {} (mode 0600). \
@@ -99,7 +109,7 @@ pub fn master_key(
             (s, notice)
         }
     };
-    match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
+    match stored {
         (Some(salt), Some(p), Some(check)) => {
             let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
             let key = MasterKey::derive(secret.expose(), &unhex(&salt)?, &params)

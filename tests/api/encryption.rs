@@ -62,6 +62,25 @@ async fn a_wrong_encryption_key_is_refused_at_start() {
     assert!(!err.contains("a-wrong-key"), "the key itself is not echoed");
 }
 
+/// A database moved without its generated key file: the start is refused and no new key file is
+/// written (one would be taken for the real key on every later start).
+#[tokio::test]
+async fn a_missing_key_file_is_refused_not_regenerated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir, &[]);
+    low_kdf(&mut c);
+    let (dir, c) = start(dir, c).await.stop().await;
+    let path = dir.path().join("encryption.key");
+    std::fs::remove_file(&path).unwrap();
+    let err = Application::build(c.clone()).err().expect("refused");
+    assert!(err.contains("encryption.key is missing"), "{err}");
+    assert!(!path.exists(), "no new key file was written");
+    let err = Application::build(c)
+        .err()
+        .expect("refused again, the same way");
+    assert!(err.contains("encryption.key is missing"), "{err}");
+}
+
 #[tokio::test]
 async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
