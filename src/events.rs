@@ -63,6 +63,10 @@ pub enum Kind {
     ProviderKeySet,
     ProviderKeyRemoved,
     ProviderKeyUnreadable,
+    /// Usage of a model without a price: its events cost 0.
+    PricingUnknownModel,
+    LimitWarning,
+    LimitExceeded,
 }
 
 impl Kind {
@@ -80,6 +84,9 @@ impl Kind {
             Kind::ProviderKeySet => "provider_key.set",
             Kind::ProviderKeyRemoved => "provider_key.removed",
             Kind::ProviderKeyUnreadable => "provider_key.unreadable",
+            Kind::PricingUnknownModel => "pricing.unknown_model",
+            Kind::LimitWarning => "limit.warning",
+            Kind::LimitExceeded => "limit.exceeded",
         }
     }
 
@@ -97,6 +104,7 @@ impl Kind {
             | Kind::ProviderKeySet
             | Kind::ProviderKeyRemoved
             | Kind::ProviderKeyUnreadable => "security",
+            Kind::PricingUnknownModel | Kind::LimitWarning | Kind::LimitExceeded => "billing",
         }
     }
 
@@ -105,43 +113,48 @@ impl Kind {
             // A stored secret that no longer opens was tampered with or moved: an operator
             // must look at it, and every call that needs it fails until then.
             Kind::ProviderKeyUnreadable => Severity::Critical,
-            Kind::TenantDeactivated | Kind::KeyRevoked | Kind::ProviderKeyRemoved => {
-                Severity::Warning
-            }
+            Kind::TenantDeactivated
+            | Kind::KeyRevoked
+            | Kind::ProviderKeyRemoved
+            | Kind::PricingUnknownModel
+            | Kind::LimitWarning => Severity::Warning,
+            Kind::LimitExceeded => Severity::Error,
             _ => Severity::Info,
         }
     }
 }
 
-/// One event to write.
-pub struct NewEvent<'a> {
+/// One event to write; its kind gives its category, type and severity.
+pub struct NewEvent {
+    pub kind: Kind,
     pub tenant_id: Uuid,
-    pub category: &'a str,
-    pub event_type: &'a str,
-    pub severity: Severity,
     pub message: String,
     pub data: Value,
     /// When set, a second event with the same key for the tenant is silently not written.
     pub once_key: Option<String>,
 }
 
-impl<'a> NewEvent<'a> {
-    pub fn of(kind: Kind, tenant_id: Uuid, message: String, data: Value) -> NewEvent<'static> {
+impl NewEvent {
+    pub fn of(kind: Kind, tenant_id: Uuid, message: String, data: Value) -> NewEvent {
         NewEvent {
+            kind,
             tenant_id,
-            category: kind.category(),
-            event_type: kind.event_type(),
-            severity: kind.severity(),
             message,
             data,
             once_key: None,
         }
     }
+
+    /// Written once per tenant and key, however often or concurrently it is recorded.
+    pub fn once(mut self, key: String) -> NewEvent {
+        self.once_key = Some(key);
+        self
+    }
 }
 
 /// Writes an event inside the caller's transaction. Returns false when `once_key` had already
 /// been used for this tenant.
-pub fn record(c: &Connection, at: Micros, e: NewEvent<'_>) -> Result<bool, ApiError> {
+pub fn record(c: &Connection, at: Micros, e: NewEvent) -> Result<bool, ApiError> {
     let n = c.execute(
         "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
                              created_at, once_key)
@@ -150,9 +163,9 @@ pub fn record(c: &Connection, at: Micros, e: NewEvent<'_>) -> Result<bool, ApiEr
         params![
             Uuid::new_v4().to_string(),
             e.tenant_id.to_string(),
-            e.category,
-            e.event_type,
-            e.severity.as_str(),
+            e.kind.category(),
+            e.kind.event_type(),
+            e.kind.severity().as_str(),
             e.message,
             e.data.to_string(),
             at,

@@ -49,21 +49,31 @@ impl KeyCache {
             let tenant: String = r.get(2)?;
             let role: String = r.get(3)?;
             let member_role: Option<String> = r.get(6)?;
-            Ok((
-                hash,
-                CachedKey {
-                    id: Uuid::parse_str(&id).unwrap_or_default(),
-                    tenant_id: Uuid::parse_str(&tenant).unwrap_or_default(),
-                    role: Role::parse_key_role(&role).unwrap_or(Role::Viewer),
+            // A row that does not read back as a key is left out, so its key is refused: a
+            // damaged tenant id must not become the nil id, which is the default tenant.
+            let key = match (
+                Uuid::parse_str(&id),
+                Uuid::parse_str(&tenant),
+                Role::parse_key_role(&role),
+            ) {
+                (Ok(id), Ok(tenant_id), Ok(role)) => Some(CachedKey {
+                    id,
+                    tenant_id,
+                    role,
                     user_id: r.get(4)?,
                     expires_at: r.get(5)?,
                     member_role: member_role.and_then(|m| Role::parse_member_role(&m).ok()),
-                },
-            ))
+                }),
+                _ => {
+                    tracing::warn!(key_id = %crate::error::clip(&id), "an API key row is damaged; the key is refused");
+                    None
+                }
+            };
+            Ok((hash, key))
         })?;
         for row in rows {
             let (hash, key) = row?;
-            if let Ok(h) = <[u8; 32]>::try_from(hash.as_slice()) {
+            if let (Ok(h), Some(key)) = (<[u8; 32]>::try_from(hash.as_slice()), key) {
                 map.insert(h, key);
             }
         }
@@ -140,6 +150,38 @@ mod tests {
             Caller::Key(k) => k.role,
             Caller::Admin => panic!("not a key"),
         }
+    }
+
+    #[test]
+    fn a_key_row_with_a_damaged_tenant_id_is_refused_not_read_as_the_default_tenant() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate::apply(&mut c).unwrap();
+        let (good, good_hash, _) = generate();
+        let (bad, bad_hash, _) = generate();
+        let default = "00000000-0000-0000-0000-000000000000";
+        // Damage the way a bad restore or a hand edit would: past the foreign key.
+        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for (id, tenant, hash) in [
+            ("6f9619ff-8b86-d011-b42d-00c04fc964ff", default, &good_hash),
+            (
+                "7f9619ff-8b86-d011-b42d-00c04fc964ff",
+                "not-a-uuid",
+                &bad_hash,
+            ),
+        ] {
+            c.execute(
+                "INSERT INTO api_keys (id, tenant_id, name, role, key_hash, prefix, created_at)
+                 VALUES (?1, ?2, 'k', 'owner', ?3, 'tk_x', 0)",
+                rusqlite::params![id, tenant, hash.to_vec()],
+            )
+            .unwrap();
+        }
+        let cache = KeyCache::load(&c).unwrap();
+        assert!(cache.authenticate(&good, 0).is_ok());
+        assert!(matches!(
+            cache.authenticate(&bad, 0),
+            Err(ApiError::Unauthorized)
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::usage::money::Nanousd;
-use crate::usage::service::{Days, EventFilter, GroupBy};
+use crate::usage::service::{Days, GroupBy, UsageFilter};
 use crate::usage::writer::Recorded;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
@@ -125,7 +125,7 @@ async fn list(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let filter = EventFilter {
+    let filter = UsageFilter {
         from: time_param(q.from.as_deref(), "from")?,
         to: time_param(q.to.as_deref(), "to")?,
         model: q.model,

@@ -239,8 +239,8 @@ impl AppState {
             .write(move |st, c| {
                 let msg = format!("the stored {p} key cannot be decrypted: {reason}");
                 let data = json!({"provider": p, "reason": reason});
-                let mut e = NewEvent::of(Kind::ProviderKeyUnreadable, tenant, msg, data);
-                e.once_key = Some(format!("provider_key.unreadable:{p}:{fingerprint}"));
+                let e = NewEvent::of(Kind::ProviderKeyUnreadable, tenant, msg, data)
+                    .once(format!("provider_key.unreadable:{p}:{fingerprint}"));
                 events::record(c, st.now(), e)?;
                 Ok(())
             })

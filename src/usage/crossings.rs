@@ -4,28 +4,24 @@ use super::counters::Windows;
 use super::rollup;
 use super::writer::Job;
 use crate::error::ApiError;
-use crate::events::{self, NewEvent, Severity};
+use crate::events::{self, Kind, NewEvent};
 use crate::limits::{self, Level};
 use rusqlite::Connection;
 use serde_json::json;
 
 pub fn unknown_model_event(c: &Connection, job: &Job, model: &str) -> Result<(), ApiError> {
-    events::record(
-        c,
-        job.now,
-        NewEvent {
-            tenant_id: job.tenant,
-            category: "billing",
-            event_type: "pricing.unknown_model",
-            severity: Severity::Warning,
-            message: format!(
-                "no price for model `{}`: its events cost 0 until a price is set with PUT /api/pricing",
-                crate::error::clip(model)
-            ),
-            data: json!({"model": model}),
-            once_key: Some(format!("pricing.unknown_model:{model}")),
-        },
-    )?;
+    let message = format!(
+        "no price for model `{}`: its events cost 0 until a price is set with PUT /api/pricing",
+        crate::error::clip(model)
+    );
+    let e = NewEvent::of(
+        Kind::PricingUnknownModel,
+        job.tenant,
+        message,
+        json!({"model": model}),
+    )
+    .once(format!("pricing.unknown_model:{model}"));
+    events::record(c, job.now, e)?;
     Ok(())
 }
 
@@ -42,34 +38,24 @@ pub fn crossing_events(
             limits::Window::Day => rollup::day_label(w.day),
             limits::Window::Month => rollup::month_label(w.month),
         };
-        let marks: &[(&str, Severity)] = match check.level {
+        let marks: &[Kind] = match check.level {
             Level::Ok => &[],
-            Level::Warning => &[("limit.warning", Severity::Warning)],
-            Level::Exceeded => &[
-                ("limit.warning", Severity::Warning),
-                ("limit.exceeded", Severity::Error),
-            ],
+            Level::Warning => &[Kind::LimitWarning],
+            Level::Exceeded => &[Kind::LimitWarning, Kind::LimitExceeded],
         };
-        for (event_type, severity) in marks {
-            let message = if *event_type == "limit.warning" {
-                check.describe_warning_mark()
-            } else {
-                check.describe()
+        for &kind in marks {
+            let message = match kind {
+                Kind::LimitWarning => check.describe_warning_mark(),
+                _ => check.describe(),
             };
-            let data = check.event_data(&window);
-            events::record(
-                c,
-                job.now,
-                NewEvent {
-                    tenant_id: job.tenant,
-                    category: "billing",
-                    event_type,
-                    severity: *severity,
-                    message: format!("{message} ({window})"),
-                    data,
-                    once_key: Some(format!("{event_type}:{}:{window}", check.limit)),
-                },
-            )?;
+            let e = NewEvent::of(
+                kind,
+                job.tenant,
+                format!("{message} ({window})"),
+                check.event_data(&window),
+            )
+            .once(format!("{}:{}:{window}", kind.event_type(), check.limit));
+            events::record(c, job.now, e)?;
         }
     }
     Ok(())

@@ -121,7 +121,7 @@ pub struct StoredEvent {
     pub created_at: Micros,
 }
 
-pub struct EventFilter {
+pub struct UsageFilter {
     pub from: Option<Micros>,
     pub to: Option<Micros>,
     pub model: Option<String>,
@@ -312,7 +312,7 @@ impl AppState {
     pub async fn list_usage_events(
         &self,
         ctx: &TenantCtx,
-        f: EventFilter,
+        f: UsageFilter,
         page: PageRequest<(Micros, i64)>,
     ) -> Result<Page<StoredEvent>, ApiError> {
         self.usage_enabled()?;
