@@ -46,6 +46,32 @@ async fn the_page_and_its_assets_are_served_with_types_etags_and_csp() {
 }
 
 #[tokio::test]
+async fn the_favicon_is_served_as_an_icon_that_revalidates() {
+    let app = spawn_app().await;
+    let res = app
+        .request("GET", "/favicon.ico", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "image/x-icon");
+    assert_eq!(h["content-security-policy"], "default-src 'self'");
+    assert_eq!(h["cache-control"], "no-cache");
+    let body = res.bytes().await.unwrap();
+    // An ICO file: reserved 0, type 1 (icon), at least one image; small enough to send on every load.
+    assert_eq!(&body[..4], &[0, 0, 1, 0], "ICO header");
+    assert!(body.len() < 4096, "{} bytes", body.len());
+    let again = app
+        .request("GET", "/favicon.ico", None)
+        .header("If-None-Match", h["etag"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+}
+
+#[tokio::test]
 async fn nothing_outside_static_is_served() {
     let app = spawn_app().await;
     for path in [
