@@ -10,6 +10,16 @@ async fn the_page_and_its_assets_are_served_with_types_etags_and_csp() {
         ("/ui/app.js", "text/javascript"),
         ("/ui/api.js", "text/javascript"),
         ("/ui/views.js", "text/javascript"),
+        ("/ui/ui.js", "text/javascript"),
+        ("/ui/format.js", "text/javascript"),
+        ("/ui/common.js", "text/javascript"),
+        ("/ui/chart.js", "text/javascript"),
+        ("/ui/tenants.js", "text/javascript"),
+        ("/ui/tenant.js", "text/javascript"),
+        ("/ui/settings.js", "text/javascript"),
+        ("/ui/usage.js", "text/javascript"),
+        ("/ui/instance.js", "text/javascript"),
+        ("/ui/service.js", "text/javascript"),
         ("/ui/app.css", "text/css"),
     ] {
         let res = app.request("GET", path, None).send().await.unwrap();
