@@ -30,7 +30,13 @@ export async function instanceView(ctx, main) {
       { label: "p99 ms", num: true }], rows)));
 }
 
-const perMillion = (v) => (v === null || v === undefined ? "—" : `$${v}`);
+/** A price to the cent at least, and to every digit it has: $4.00, $0.075. */
+function perMillion(v) {
+  if (v === null || v === undefined) return "—";
+  const text = String(v);
+  const decimals = (text.split(".")[1] ?? "").length;
+  return `$${decimals >= 2 ? text : Number(v).toFixed(2)}`;
+}
 
 export async function pricingView(ctx, main) {
   const { items } = await api("GET", "/api/pricing");

@@ -262,7 +262,8 @@ async function adminViews(page) {
   await set.getByRole("alert").filter({ hasText: "number of dollars" }).waitFor();
   await set.getByLabel(/^Input/).fill("1.25");
   await set.getByRole("button", { name: "Save price" }).click();
-  await page.getByRole("cell", { name: "house-model" }).waitFor();
+  await page.locator("tr", { hasText: "house-model" }).getByRole("cell", { name: "$1.25" }).waitFor();
+  await page.locator("tr", { hasText: "house-model" }).getByRole("cell", { name: "$2.00" }).waitFor();
   const price = (await call(base, admin, "GET", "/api/pricing")).body.items.find((p) => p.model === "house-model");
   check(Number(price.input_usd_per_million) === 1.25 && Number(price.output_usd_per_million) === 2, `price ${JSON.stringify(price)}`);
   await page.locator("tr", { hasText: "gpt-4o-mini" }).first().getByRole("button", { name: "Edit" }).click();
