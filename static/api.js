@@ -1,5 +1,5 @@
 // The page's only way to the server: the public HTTP API with a bearer token kept in
-// sessionStorage (no cookies, so no CSRF surface), plus formatting helpers.
+// sessionStorage (no cookies, so no CSRF surface), plus the element and form builders.
 const KEY = "tenantry.token";
 
 export const token = () => sessionStorage.getItem(KEY);
@@ -24,7 +24,12 @@ export async function api(method, path, body) {
   }
   const res = await fetch(path, init);
   const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: `HTTP ${res.status}: ${text.slice(0, 200)}` };
+  }
   if (res.status === 401) {
     clearToken();
     window.dispatchEvent(new CustomEvent("tenantry:signed-out"));
@@ -49,17 +54,7 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-/** Costs to the cent, the exact figure on hover. */
-export function usd(v) {
-  const n = Number(v ?? 0);
-  const shown = n > 0 && n < 0.01 ? "< $0.01" : `$${n.toFixed(2)}`;
-  return el("span", { title: `$${v ?? 0}` }, shown);
-}
-
-export const int = (v) => Number(v ?? 0).toLocaleString("en-US");
-export const when = (ts) => (ts ? new Date(ts).toISOString().replace("T", " ").slice(0, 19) + "Z" : "—");
-
-/** A form whose submit runs `fn(values)` and shows the API's message next to it on failure. */
+/** A form whose submit runs `fn(values, form)` and shows the failure's message next to it. */
 export function form(attrs, fields, submitLabel, fn) {
   const err = el("p", { class: "error", role: "alert", hidden: true });
   const f = el("form", { class: "inline", ...attrs }, ...fields, el("button", { type: "submit" }, submitLabel), err);
@@ -77,11 +72,17 @@ export function form(attrs, fields, submitLabel, fn) {
   return f;
 }
 
+// A control's label text sits in its own span, so a table row can hide it visually when the
+// column already names the control.
 export function input(name, label, attrs = {}) {
-  return el("label", {}, label, el("input", { name, ...attrs }));
+  return el("label", {}, el("span", { class: "label-text" }, label), el("input", { name, ...attrs }));
 }
 
+/** A select; each option is a value, or a [value, label] pair. */
 export function select(name, label, options, value) {
-  return el("label", {}, label,
-    el("select", { name }, ...options.map((o) => el("option", { value: o, selected: o === value }, o))));
+  return el("label", {}, el("span", { class: "label-text" }, label),
+    el("select", { name }, ...options.map((o) => {
+      const [v, text] = Array.isArray(o) ? o : [o, o];
+      return el("option", { value: v, selected: v === value }, text);
+    })));
 }

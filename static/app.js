@@ -1,6 +1,6 @@
 // Sign-in, navigation and routing for the admin page.
 import { api, el, token, setToken, clearToken, form, input } from "./api.js";
-import { tenantsView, tenantView, usageView, instanceView, setRouter } from "./views.js";
+import { tenantsView, tenantView, usageView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
 
 const main = document.getElementById("app");
 const nav = document.getElementById("nav");
@@ -23,13 +23,37 @@ function signIn(message) {
   document.getElementById("token")?.focus();
 }
 
-/** Learns who the token is: the admin (may list tenants) or a tenant key. */
+/** Whether a call is allowed: true, or false on 403 (any other failure is thrown). */
+async function allowed(method, path, body) {
+  try {
+    await api(method, path, body);
+    return true;
+  } catch (e) {
+    if (e.status === 403) return false;
+    if (e.status === 400) return true; // allowed, and refused only for the empty body below
+    throw e;
+  }
+}
+
+/**
+ * A key's role, learnt from what it may do (the API has no "who am I"): reading settings
+ * (viewer and up), listing keys (owner), recording usage (member; an empty batch is refused
+ * with 400 after the role check, so nothing is written).
+ */
+async function keyRole() {
+  if (!(await allowed("GET", "/api/settings"))) return "service";
+  if (await allowed("GET", "/api/keys?limit=1")) return "owner";
+  return (await allowed("POST", "/api/usage/events", { events: [] })) ? "member" : "viewer";
+}
+
+/** Learns who the token is: the admin (may list tenants) or a tenant key and its role. */
 async function start() {
   if (!token()) return signIn();
   try {
     const features = await api("GET", "/api/features");
     // Tenant keys start with tk_; the server refuses an admin token that does.
-    ctx = { admin: !token().startsWith("tk_"), features };
+    const admin = !token().startsWith("tk_");
+    ctx = { admin, features, role: admin ? "admin" : await keyRole() };
   } catch (e) {
     clearToken();
     return signIn(e.status === 401 ? "That token was not accepted." : e.message);
@@ -37,10 +61,14 @@ async function start() {
   signout.hidden = false;
   const link = (href, label) => el("a", { href }, label);
   nav.replaceChildren(...(ctx.admin
-    ? [link("#/", "Tenants"), link("#/instance", "Instance")]
-    : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage")]));
+    ? [link("#/", "Tenants"), link("#/instance", "Instance"), link("#/pricing", "Pricing")]
+    : ctx.role === "service" ? [link("#/service", "Service key")]
+      : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage")]));
   await route();
 }
+
+/** Where a key lands: what its role may read. */
+const landing = () => (ctx.role === "service" ? "#/service" : ctx.role === "owner" ? "#/t/own" : "#/t/own/usage");
 
 async function route() {
   if (!ctx) return signIn();
@@ -49,14 +77,21 @@ async function route() {
     a.setAttribute("aria-current", a.getAttribute("href") === `#/${parts.join("/")}` ? "page" : "false");
   }
   try {
-    if (parts[0] === "t" && parts[1]) {
+    if (ctx.role === "service" && parts[0] !== "service") {
+      location.hash = landing();
+      return;
+    } else if (parts[0] === "service") {
+      await serviceView(ctx, main);
+    } else if (parts[0] === "t" && parts[1]) {
       await (parts[2] === "usage" ? usageView : tenantView)(ctx, main, decodeURIComponent(parts[1]));
     } else if (parts[0] === "instance" && ctx.admin) {
       await instanceView(ctx, main);
+    } else if (parts[0] === "pricing" && ctx.admin) {
+      await pricingView(ctx, main);
     } else if (ctx.admin) {
       await tenantsView(ctx, main);
     } else {
-      location.hash = "#/t/own";
+      location.hash = landing();
       return;
     }
   } catch (e) {

@@ -1,6 +1,7 @@
 //! The bundled admin page: `static/` embedded in the binary, served at `/` and `/admin/` with
 //! its assets under `/ui/`. Every answer revalidates by ETag, so an upgraded binary's page is
 //! never stale and an unchanged one costs a 304. The CSP of the envelope middleware applies.
+//! Browsers ask for `/favicon.ico` on every load, so the icon is served there too.
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use include_dir::{include_dir, Dir};
@@ -12,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").get(index))
         .service(web::resource("/admin").get(index))
         .service(web::resource("/admin/").get(index))
+        .service(web::resource("/favicon.ico").get(favicon))
         .service(web::resource("/ui/{file}").get(asset));
 }
 
@@ -22,6 +24,7 @@ fn content_type(name: &str) -> &'static str {
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
         _ => "application/octet-stream",
     }
 }
@@ -56,6 +59,10 @@ fn hex(b: &[u8]) -> String {
 
 async fn index(req: HttpRequest) -> HttpResponse {
     serve(&req, "index.html")
+}
+
+async fn favicon(req: HttpRequest) -> HttpResponse {
+    serve(&req, "favicon.ico")
 }
 
 async fn asset(req: HttpRequest, file: web::Path<String>) -> HttpResponse {

@@ -33,22 +33,29 @@ async fn the_admin_page_works_in_a_real_browser() {
             .unwrap();
         assert!(ok.success(), "npm ci failed");
     }
-    let app = spawn_app().await;
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/admin-usage.png");
-    let out = tokio::process::Command::new("node")
-        .arg("admin.mjs")
-        .arg(&app.address)
-        .arg(ADMIN)
-        .arg(&shot)
-        .current_dir(&dir)
-        .output()
-        .await
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "browser test failed:\n{log}");
-    assert!(log.contains("browser test passed"), "{log}");
+    // The whole flow at a desktop's size and at a phone's: every view must work at both.
+    for viewport in ["1280x800", "390x844"] {
+        let app = spawn_app().await;
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let out = tokio::process::Command::new("node")
+            .arg("admin.mjs")
+            .arg(&app.address)
+            .arg(ADMIN)
+            .arg(&shots)
+            .arg(viewport)
+            .current_dir(&dir)
+            .output()
+            .await
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "browser test at {viewport} failed:\n{log}"
+        );
+        assert!(log.contains("browser test passed"), "{viewport}: {log}");
+    }
 }
