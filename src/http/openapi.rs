@@ -165,12 +165,20 @@ fn page(item: &str) -> Value {
         "next_cursor": {"type": "string", "nullable": true}}})
 }
 
+/// OpenAPI 3.0 forbids an empty `required` list (it must have at least one name), so a
+/// schema with no required property leaves the keyword out.
 fn obj(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": props})
+    let mut schema = json!({"type": "object", "properties": props});
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn closed(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "additionalProperties": false, "properties": props})
+    let mut schema = obj(required, props);
+    schema["additionalProperties"] = json!(false);
+    schema
 }
 
 fn schemas() -> Value {
