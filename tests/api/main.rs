@@ -22,3 +22,4 @@ mod sweep;
 mod tenants;
 mod traffic;
 mod usage;
+mod verify;
