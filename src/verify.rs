@@ -65,6 +65,13 @@ fn open(path: &Path) -> Result<Connection, String> {
             migrate::latest()
         ));
     }
+    if version < migrate::latest() {
+        return Err(format!(
+            "{} is at schema version {version}, older than this binary's ({}); run `tenantry migrate` first",
+            path.display(),
+            migrate::latest()
+        ));
+    }
     Ok(c)
 }
 

@@ -252,3 +252,17 @@ fn without_a_database_it_fails_with_one_line_and_creates_nothing() {
     assert!(err.contains("no database"), "{err}");
     assert!(!dir.exists(), "the data directory was created");
 }
+
+#[test]
+fn a_database_of_another_schema_version_is_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
+    tenantry::db::migrate::apply_up_to(&mut c, 3).unwrap();
+    drop(c);
+    let out = verify(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("older") && err.contains("migrate"), "{err}");
+    assert!(out.stdout.is_empty());
+}
