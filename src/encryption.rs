@@ -206,3 +206,35 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
     tx.commit().map_err(|e| e.to_string())?;
     Ok(rows.len())
 }
+
+/// The master key this database's provider keys were sealed with, for commands that only read
+/// (`tenantry verify`): from `ENCRYPTION_KEY` or an existing key file, never generating or
+/// installing one. `None` when the database has no key installed yet.
+pub fn existing_master_key(config: &Config, c: &Connection) -> Result<Option<MasterKey>, String> {
+    let (salt, p, check) = match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
+        (Some(s), Some(p), Some(ch)) => (s, p, ch),
+        _ => return Ok(None),
+    };
+    let secret = match &config.encryption_key {
+        Some(s) => s.clone(),
+        None => {
+            let path = key_file(config);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => Secret::new(s.trim()),
+                _ => {
+                    return Err(format!(
+                        "ENCRYPTION_KEY is not set and {} cannot be read",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    };
+    let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
+    let key =
+        MasterKey::derive(secret.expose(), &unhex(&salt)?, &params).map_err(|e| e.to_string())?;
+    if !key.verify_check(&check) {
+        return Err("ENCRYPTION_KEY is not the key this database was encrypted with".into());
+    }
+    Ok(Some(key))
+}

@@ -19,3 +19,4 @@ pub mod state;
 pub mod tenancy;
 pub mod time;
 pub mod usage;
+pub mod verify;

@@ -37,6 +37,9 @@ enum Command {
     Backup { file: PathBuf },
     /// Replace the database with a verified snapshot (server stopped); the old one is kept aside.
     Restore { file: PathBuf },
+    /// Check the database (integrity, foreign keys, tenant ownership, rollups, provider keys),
+    /// read-only, also while the server runs; one line per check, exit 0 only when all pass.
+    Verify,
     /// Move one tenant between instances.
     Tenant {
         #[command(subcommand)]
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Some(Command::Verify) => verify(&config),
         Some(Command::Tenant {
             command: TenantCommand::Export { id_or_slug },
         }) => {
@@ -192,6 +196,20 @@ fn rotate(config: Config) -> Result<(), String> {
         "re-encrypted {n} provider keys; start the server with the new ENCRYPTION_KEY"
     ));
     Ok(())
+}
+
+/// Prints one line per check on stdout; the exit status says whether all passed.
+fn verify(config: &Config) -> Result<(), String> {
+    use std::io::Write;
+    let checks = tenantry::verify::run(config)?;
+    let mut out = std::io::stdout().lock();
+    for check in &checks {
+        writeln!(out, "{}", check.line()).map_err(|e| format!("cannot write the report: {e}"))?;
+    }
+    match checks.iter().filter(|c| !c.passed()).count() {
+        0 => Ok(()),
+        n => Err(format!("verify: {n} of {} checks failed", checks.len())),
+    }
 }
 
 fn migrate(config: Config) -> Result<(), String> {

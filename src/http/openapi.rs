@@ -165,12 +165,20 @@ fn page(item: &str) -> Value {
         "next_cursor": {"type": "string", "nullable": true}}})
 }
 
+/// OpenAPI 3.0 forbids an empty `required` list (it must have at least one name), so a
+/// schema with no required property leaves the keyword out.
 fn obj(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": props})
+    let mut schema = json!({"type": "object", "properties": props});
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn closed(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "additionalProperties": false, "properties": props})
+    let mut schema = obj(required, props);
+    schema["additionalProperties"] = json!(false);
+    schema
 }
 
 fn schemas() -> Value {
@@ -202,7 +210,9 @@ fn schemas() -> Value {
         "limits": limits_value,
         "warn_at_percent": {"type": "integer", "minimum": 1, "maximum": 100},
         "markup_percent": {"type": "number", "minimum": 0, "maximum": 1000},
-        "rate_limit_per_minute": {"type": "integer", "minimum": 1, "maximum": 1000000, "nullable": true}});
+        "rate_limit_per_minute": {"type": "integer", "minimum": 1, "maximum": 1000000, "nullable": true},
+        "custom": {"type": "object", "additionalProperties": true,
+            "description": "The application's own settings, any JSON object up to 64 KiB as compact JSON; versioned with the rest; PATCH replaces it whole"}});
     let mut settings = settings_fields.clone();
     settings["version"] = int();
     settings["provider_keys"] = json!({"type": "object", "additionalProperties":
@@ -264,7 +274,7 @@ fn schemas() -> Value {
             "role": {"type": "string", "enum": ["owner", "member", "viewer", "service"]},
             "user_id": s(), "expires_at": ts()})),
         "KeyPage": page("Key"),
-        "Settings": obj(&["version", "execution_mode", "default_model", "allowed_models", "limits", "warn_at_percent", "markup_percent", "provider_keys", "updated_at"], settings),
+        "Settings": obj(&["version", "execution_mode", "default_model", "allowed_models", "limits", "warn_at_percent", "markup_percent", "custom", "provider_keys", "updated_at"], settings),
         "SettingsPatch": {"type": "object", "additionalProperties": false, "properties": settings_fields},
         "HistoryEntry": obj(&["version", "settings", "changed_by", "changed_at"], json!({
             "version": int(), "settings": schema_ref("SettingsPatch"), "changed_by": s(), "changed_at": ts()})),

@@ -53,6 +53,9 @@ pub struct Settings {
     pub markup_percent: MarkupPercent,
     /// Requests a minute for this tenant; `None` for its plan's rate.
     pub rate_limit_per_minute: Option<u32>,
+    /// The application's own per-tenant settings, opaque to tenantry: versioned and rolled
+    /// back with the rest, replaced whole by a PATCH.
+    pub custom: Map<String, Value>,
 }
 
 impl Default for Settings {
@@ -65,11 +68,14 @@ impl Default for Settings {
             warn_at_percent: 80,
             markup_percent: MarkupPercent::ZERO,
             rate_limit_per_minute: None,
+            custom: Map::new(),
         }
     }
 }
 
 const MAX_MODELS: usize = 500;
+/// `custom` is at most this many bytes as compact JSON (what is stored).
+pub const MAX_CUSTOM_BYTES: usize = 64 * 1024;
 const MAX_TOKENS_LIMIT: u64 = 1_000_000_000_000_000;
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -166,6 +172,7 @@ impl Settings {
                         },
                     }
                 }
+                "custom" => s.custom = custom(v)?,
                 "version" | "provider_keys" | "updated_at" => {
                     return Err(bad(format!("{field} cannot be changed with PATCH")))
                 }
@@ -267,6 +274,19 @@ fn allowed_models(v: &Value) -> Result<Option<Vec<String>>, ApiError> {
     Ok(Some(out))
 }
 
+fn custom(v: &Value) -> Result<Map<String, Value>, ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("custom must be a JSON object"))?;
+    let size = serde_json::to_vec(obj).map_err(ApiError::internal)?.len();
+    if size > MAX_CUSTOM_BYTES {
+        return Err(bad(format!(
+            "custom is {size} bytes as JSON; at most {MAX_CUSTOM_BYTES} are allowed"
+        )));
+    }
+    Ok(obj.clone())
+}
+
 fn patched_limits(current: &Limits, v: &Value) -> Result<Limits, ApiError> {
     let obj: &Map<String, Value> = v
         .as_object()
@@ -352,6 +372,20 @@ mod tests {
         ] {
             assert!(patch(v.clone()).is_err(), "{v}");
         }
+    }
+
+    #[test]
+    fn custom_is_replaced_whole_and_bounded() {
+        let s = patch(json!({"custom": {"a": 1, "b": {"c": [true]}}})).unwrap();
+        let s = s.patched(&json!({"custom": {"d": null}})).unwrap();
+        assert_eq!(Value::Object(s.custom.clone()), json!({"d": null}));
+        for v in [json!(null), json!([1]), json!("x"), json!(3)] {
+            assert!(patch(json!({"custom": v})).is_err(), "{v}");
+        }
+        // {"k":"..."} is 8 bytes around the string.
+        let at = |n: usize| json!({"custom": {"k": "x".repeat(n - 8)}});
+        assert!(patch(at(MAX_CUSTOM_BYTES)).is_ok());
+        assert!(patch(at(MAX_CUSTOM_BYTES + 1)).is_err());
     }
 
     #[test]

@@ -23,10 +23,18 @@ const fn micro(input: i64, output: i64) -> Price {
     }
 }
 
-/// List prices (standard tier, no caching or batch discounts) as known when written; operators
-/// correct or extend them with `PUT /api/pricing/{model}`.
+/// List prices (standard tier, no caching or batch discounts, the lowest context tier where a
+/// provider has several); operators correct or extend them with `PUT /api/pricing/{model}`.
+///
+/// Every row was checked on 2026-11-29 against the source its comment names, and against
+/// LiteLLM's `model_prices_and_context_window.json` (PyPI litellm 1.110.2, the same day) where
+/// that file still lists the model. Abbreviations: "OpenAI" is
+/// developers.openai.com (pricing and model pages), "Anthropic" is
+/// docs.anthropic.com/en/docs/about-claude/pricing, "Google" is ai.google.dev/gemini-api/docs/pricing,
+/// "Mistral" is mistral.ai/pricing, "LiteLLM" the file above.
+/// Embedding models are billed on input only: their output price is 0.
 pub const BUILTIN: &[(&str, Price)] = &[
-    // OpenAI
+    // OpenAI; all: OpenAI, LiteLLM (`gpt-4o`, ... provider openai), 2026-11-29.
     ("gpt-4o", micro(2_500_000, 10_000_000)),
     ("gpt-4o-mini", micro(150_000, 600_000)),
     ("gpt-4.1", micro(2_000_000, 8_000_000)),
@@ -36,40 +44,67 @@ pub const BUILTIN: &[(&str, Price)] = &[
     ("gpt-5-mini", micro(250_000, 2_000_000)),
     ("gpt-5-nano", micro(50_000, 400_000)),
     ("o1", micro(15_000_000, 60_000_000)),
+    // OpenAI (cut from $3/$12 in late 2024); LiteLLM lists it only under azure now, same price.
     ("o1-mini", micro(1_100_000, 4_400_000)),
-    // The dated first release of gpt-4o kept its launch price.
+    // The dated first release of gpt-4o kept its launch price. OpenAI, LiteLLM, 2026-11-29.
     ("gpt-4o-2024-05-13", micro(5_000_000, 15_000_000)),
+    // o3 since its June 2025 price cut. OpenAI, LiteLLM, 2026-11-29.
     ("o3", micro(2_000_000, 8_000_000)),
     ("o3-mini", micro(1_100_000, 4_400_000)),
     ("o4-mini", micro(1_100_000, 4_400_000)),
-    // Anthropic
+    // OpenAI embeddings, input only. OpenAI, LiteLLM (output 0), 2026-11-29.
+    ("text-embedding-3-small", micro(20_000, 0)),
+    ("text-embedding-3-large", micro(130_000, 0)),
+    ("text-embedding-ada-002", micro(100_000, 0)),
+    // Anthropic; all: Anthropic, 2026-11-29. LiteLLM has dropped most retired Claude 3 rows
+    // from its anthropic provider; where it lists them (vertex_ai, bedrock) the price is the same.
     ("claude-3-haiku", micro(250_000, 1_250_000)),
+    // Anthropic's own price; LiteLLM's vertex_ai row ($1/$5) is Google's resale price.
     ("claude-3-5-haiku", micro(800_000, 4_000_000)),
     ("claude-3-5-sonnet", micro(3_000_000, 15_000_000)),
     ("claude-3-7-sonnet", micro(3_000_000, 15_000_000)),
     ("claude-haiku-4-5", micro(1_000_000, 5_000_000)),
     ("claude-sonnet-4", micro(3_000_000, 15_000_000)),
+    // At most 200k input tokens; longer prompts cost more ($6/$22.50), not modelled here.
     ("claude-sonnet-4-5", micro(3_000_000, 15_000_000)),
     ("claude-opus-4", micro(15_000_000, 75_000_000)),
     ("claude-opus-4-1", micro(15_000_000, 75_000_000)),
     // Without its own row, `claude-opus-4-5` would fall back to `claude-opus-4` at 3x its price.
     ("claude-opus-4-5", micro(5_000_000, 25_000_000)),
     ("claude-3-opus", micro(15_000_000, 75_000_000)),
-    // Google
+    // Claude 3 Sonnet (`claude-3-sonnet-20240229`, retired): Anthropic's last list price;
+    // LiteLLM vertex_ai/claude-3-sonnet agrees. 2026-11-29.
+    ("claude-3-sonnet", micro(3_000_000, 15_000_000)),
+    // Google (Gemini API, paid tier, prompts up to the lowest context tier).
+    // Gemini 1.5 (retired in 2025; no longer in LiteLLM): Google's last list prices for
+    // prompts up to 128k tokens, as recorded by third-party price pages, 2026-11-29.
     ("gemini-1.5-flash", micro(75_000, 300_000)),
     ("gemini-1.5-flash-8b", micro(37_500, 150_000)),
     ("gemini-1.5-pro", micro(1_250_000, 5_000_000)),
+    // Google (2.0 Flash deprecated, same price as 2.5 Flash-Lite), 2026-11-29.
     ("gemini-2.0-flash", micro(100_000, 400_000)),
+    // Google; LiteLLM vertex_ai/gemini-2.0-flash-lite agrees, 2026-11-29.
     ("gemini-2.0-flash-lite", micro(75_000, 300_000)),
+    // Google, LiteLLM (gemini/...), 2026-11-29. 2.5 Pro: prompts up to 200k tokens.
     ("gemini-2.5-flash", micro(300_000, 2_500_000)),
     ("gemini-2.5-flash-lite", micro(100_000, 400_000)),
     ("gemini-2.5-pro", micro(1_250_000, 10_000_000)),
-    // Mistral
-    ("mistral-large-latest", micro(2_000_000, 6_000_000)),
-    ("mistral-medium-latest", micro(400_000, 2_000_000)),
-    ("mistral-small-latest", micro(100_000, 300_000)),
+    // Google embeddings, input only. gemini-embedding-001: Google, LiteLLM, 2026-11-29.
+    ("gemini-embedding-001", micro(150_000, 0)),
+    // text-embedding-004: free of charge on the Gemini API; on Vertex AI $0.000025 per 1,000
+    // characters, which LiteLLM (vertex_ai-embedding-models) converts to $0.10 per million
+    // tokens; metered at that price, 2026-11-29. An operator on the free tier sets it to 0.
+    ("text-embedding-004", micro(100_000, 0)),
+    // Mistral: the `-latest` aliases move to new models, and their prices with them. Checked
+    // against LiteLLM (mistral/...-latest) and Mistral, 2026-11-29: mistral-large-latest is
+    // Mistral Large 3 (was $2/$6 for Large 2), mistral-medium-latest is Medium 3.5 (was
+    // $0.40/$2 for Medium 3), mistral-small-latest is Small 4 (was $0.10/$0.30),
+    // ministral-8b-latest is Ministral 3 8B (was $0.10/$0.10), codestral-latest is 25.08.
+    ("mistral-large-latest", micro(500_000, 1_500_000)),
+    ("mistral-medium-latest", micro(1_500_000, 7_500_000)),
+    ("mistral-small-latest", micro(150_000, 600_000)),
     ("codestral-latest", micro(300_000, 900_000)),
-    ("ministral-8b-latest", micro(100_000, 100_000)),
+    ("ministral-8b-latest", micro(150_000, 150_000)),
 ];
 
 /// The cost of a call: tokens × price per million, summed exactly, rounded half to even once;
@@ -213,11 +248,38 @@ mod tests {
         assert!(lookup(&t, "").is_none());
     }
 
+    /// Every model is billed for its input; only embedding models produce no output tokens,
+    /// so only they may have an output price of 0.
     #[test]
     fn builtin_names_are_unique_and_priced() {
         assert_eq!(table().len(), BUILTIN.len());
-        assert!(BUILTIN
-            .iter()
-            .all(|(_, p)| p.input_per_million.nanos() > 0 && p.output_per_million.nanos() > 0));
+        for (model, p) in BUILTIN {
+            assert!(p.input_per_million.nanos() > 0, "{model}: no input price");
+            assert!(
+                p.output_per_million.nanos() > 0 || model.contains("embedding"),
+                "{model}: no output price, and it is not an embedding model"
+            );
+        }
+    }
+
+    #[test]
+    fn embedding_models_and_claude_3_sonnet_are_priced() {
+        let t = table();
+        for (model, expect) in [
+            ("text-embedding-3-small", Nanousd::from_nanos(20_000)),
+            ("text-embedding-3-large", Nanousd::from_nanos(130_000)),
+            ("text-embedding-ada-002", Nanousd::from_nanos(100_000)),
+            ("text-embedding-004", Nanousd::from_nanos(100_000)),
+            ("gemini-embedding-001", Nanousd::from_nanos(150_000)),
+            (
+                "claude-3-sonnet-20240229",
+                Nanousd::from_nanos(3_000_000 + 15_000_000),
+            ),
+        ] {
+            let (_, p) = lookup(&t, model).unwrap_or_else(|| panic!("{model} has no price"));
+            let out = if model.contains("embedding") { 0 } else { 1000 };
+            // 1000 input tokens (and 1000 output for a chat model): $0.02/M is 20,000 nano-USD.
+            assert_eq!(cost(1000, out, p), Some(expect), "{model}");
+        }
     }
 }

@@ -24,3 +24,4 @@ mod sweep;
 mod tenants;
 mod traffic;
 mod usage;
+mod verify;

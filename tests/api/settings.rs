@@ -1,5 +1,5 @@
 //! `/api/settings`: versioned partial updates, history, rollback, validation, templates.
-use crate::helpers::{spawn_app, ADMIN};
+use crate::helpers::{spawn_app, Resp, ADMIN};
 use serde_json::json;
 
 #[tokio::test]
@@ -275,4 +275,159 @@ async fn templates_and_initial_settings_on_tenant_creation() {
         4,
         "refused creations wrote nothing"
     );
+}
+
+/// `PATCH /api/settings` as `token` with `body`.
+async fn patch(app: &crate::helpers::TestApp, token: &str, body: serde_json::Value) -> Resp {
+    app.call("PATCH", "/api/settings", Some(token), Some(body))
+        .await
+}
+
+#[tokio::test]
+async fn custom_starts_as_an_empty_object() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let r = app.get("/api/tenant/acme/settings", ADMIN).await;
+    assert_eq!(r.body["custom"], json!({}));
+    assert_eq!(
+        app.get("/api/settings", ADMIN).await.body["custom"],
+        json!({})
+    );
+}
+
+#[tokio::test]
+async fn patch_replaces_custom_whole_and_leaves_the_rest() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    let first = json!({"thresholds": {"relevance": 0.7, "max_items": 20}, "theme": "dark"});
+    let r = patch(
+        &app,
+        &owner,
+        json!({"custom": first, "warn_at_percent": 60}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["custom"], first);
+    let r = patch(&app, &owner, json!({"custom": {"theme": "light"}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["custom"], json!({"theme": "light"}), "not merged");
+    assert_eq!(r.body["warn_at_percent"], 60, "untouched");
+    assert_eq!(r.body["version"], 3);
+    assert_eq!(
+        app.get("/api/settings", &owner).await.body["custom"],
+        json!({"theme": "light"})
+    );
+}
+
+#[tokio::test]
+async fn history_and_rollback_carry_custom() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    patch(&app, &owner, json!({"custom": {"flow": "v1"}})).await;
+    patch(
+        &app,
+        &owner,
+        json!({"custom": {"flow": "v2", "extra": [1, 2]}}),
+    )
+    .await;
+    let history = app.get("/api/settings/history", &owner).await;
+    assert_eq!(
+        history.body["items"][0]["settings"]["custom"],
+        json!({"flow": "v2", "extra": [1, 2]})
+    );
+    assert_eq!(
+        history.body["items"][1]["settings"]["custom"],
+        json!({"flow": "v1"})
+    );
+    assert_eq!(history.body["items"][2]["settings"]["custom"], json!({}));
+    let r = app
+        .post("/api/settings/rollback", &owner, json!({"version": 2}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["version"].as_i64(), &r.body["custom"]),
+        (Some(4), &json!({"flow": "v1"}))
+    );
+    let r = app
+        .post("/api/settings/rollback", &owner, json!({"version": 1}))
+        .await;
+    assert_eq!(r.body["custom"], json!({}));
+}
+
+#[tokio::test]
+async fn custom_holds_up_to_64_kib_and_no_more() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    // {"k":"..."} is 8 bytes around the string.
+    let sized = |n: usize| json!({"k": "x".repeat(n - 8)});
+    assert_eq!(sized(65_536).to_string().len(), 65_536);
+    let r = patch(&app, &owner, json!({"custom": sized(65_536)})).await;
+    assert_eq!(r.status, 200, "{}", r.body["error"]);
+    assert_eq!(r.body["custom"], sized(65_536));
+    let r = patch(
+        &app,
+        &owner,
+        json!({"custom": sized(65_537), "warn_at_percent": 10}),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+    assert!(r.body["message"].as_str().unwrap().contains("custom"));
+    let now = app.get("/api/settings", &owner).await.body;
+    assert_eq!(
+        (now["version"].as_i64(), now["warn_at_percent"].as_i64()),
+        (Some(2), Some(80))
+    );
+}
+
+#[tokio::test]
+async fn custom_must_be_an_object() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    for v in [
+        json!(null),
+        json!([1, 2]),
+        json!("x"),
+        json!(7),
+        json!(true),
+    ] {
+        patch(&app, &owner, json!({"custom": v}))
+            .await
+            .assert_error(400, "invalid_request");
+    }
+    assert_eq!(app.get("/api/settings", &owner).await.body["version"], 1);
+}
+
+#[tokio::test]
+async fn one_tenants_custom_is_never_shown_to_another() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("tenant-a").await;
+    app.create_tenant("tenant-b").await;
+    let a_owner = app.create_key("tenant-a", "owner").await;
+    let b_owner = app.create_key("tenant-b", "owner").await;
+    patch(&app, &a_owner, json!({"custom": {"canary": "only-for-a"}})).await;
+    let b = app.get("/api/settings", &b_owner).await;
+    assert_eq!(b.body["custom"], json!({}));
+    let history = app.get("/api/settings/history", &b_owner).await;
+    assert!(!history.body.to_string().contains("only-for-a"));
+    for path in ["/api/settings", "/api/settings/history"] {
+        let r = app
+            .send(
+                app.request("GET", path, Some(&b_owner))
+                    .header("X-Tenant-ID", a["id"].as_str().unwrap()),
+            )
+            .await;
+        r.assert_error(403, "forbidden");
+        assert!(!r.body.to_string().contains("only-for-a"));
+        let r = app
+            .get(
+                &path.replacen("/api/", "/api/tenant/tenant-a/", 1),
+                &b_owner,
+            )
+            .await;
+        r.assert_error(403, "forbidden");
+    }
 }

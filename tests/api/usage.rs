@@ -122,6 +122,37 @@ async fn builtin_prices_cover_dated_variants_and_unknown_models_cost_zero_once_n
     );
 }
 
+/// These were metered at $0 as unknown models; each now costs its list price.
+#[tokio::test]
+async fn embedding_models_and_claude_3_sonnet_are_priced() {
+    let app = spawn_app().await;
+    for (model, input, output, usd) in [
+        ("text-embedding-3-small", 1_000_000, 0, "0.02"),
+        ("text-embedding-3-large", 1_000_000, 0, "0.13"),
+        ("text-embedding-ada-002", 1_000_000, 0, "0.1"),
+        ("text-embedding-004", 1_000_000, 0, "0.1"),
+        ("gemini-embedding-001", 1_000_000, 0, "0.15"),
+        ("claude-3-sonnet-20240229", 1_000_000, 1_000_000, "18"),
+    ] {
+        let r = app
+            .post("/api/usage/events", ADMIN, ev(model, input, output))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(
+            r.body["events"][0]["estimated_cost_usd"].to_string(),
+            usd,
+            "{model}"
+        );
+    }
+    let notes = app.walk("/api/events?category=billing", ADMIN, 50).await;
+    assert!(
+        notes
+            .iter()
+            .all(|e| e["event_type"] != "pricing.unknown_model"),
+        "{notes:?}"
+    );
+}
+
 #[tokio::test]
 async fn markup_bills_hosted_mode_and_byo_key_bills_nothing() {
     let app = spawn_app().await;
