@@ -476,7 +476,7 @@ fn raw_sqlite(rows: u64, sync: &str, schema_version: Option<i64>) {
         .expect("pragmas");
     let tenant = tenantry::tenancy::DEFAULT_TENANT_ID.to_string();
     let schema = batched_rate(&c, rows, |c, n| {
-        c.prepare_cached(tenantry::usage::writer::INSERT_EVENT)
+        c.prepare_cached(tenantry::usage::store::INSERT_EVENT)
             .and_then(|mut st| {
                 st.execute(rusqlite::params![
                     uuid::Uuid::new_v4().to_string(),

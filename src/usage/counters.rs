@@ -27,10 +27,10 @@ impl Windows {
         let (first, next) = rollup::month_span(day);
         Ok(Windows {
             day,
-            today: rollup::total(c, tenant, day, day + 1)?,
+            today: super::store::total(c, tenant, day, day + 1)?,
             month: first,
-            this_month: rollup::total(c, tenant, first, next)?,
-            all_time: rollup::total(c, tenant, i64::MIN, i64::MAX)?,
+            this_month: super::store::total(c, tenant, first, next)?,
+            all_time: super::store::total(c, tenant, i64::MIN, i64::MAX)?,
         })
     }
 

@@ -8,4 +8,5 @@ pub mod priced;
 pub mod pricing;
 pub mod rollup;
 pub mod service;
+pub mod store;
 pub mod writer;

@@ -2,7 +2,7 @@
 //! (`PUT /api/pricing/{model}`, kept in `pricing_overrides`). Held in memory; a lookup falls back
 //! from a dated variant (`gpt-4o-mini-2024-07-18`) to its base model (`gpt-4o-mini`).
 use super::money::{div_round_half_even, Nanousd};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -136,19 +136,7 @@ impl PricingTable {
     pub fn load(c: &Connection) -> rusqlite::Result<PricingTable> {
         let mut map: HashMap<String, Price> =
             BUILTIN.iter().map(|(m, p)| (m.to_string(), *p)).collect();
-        let mut stmt = c.prepare(
-            "SELECT model, input_usd_per_million_nanos, output_usd_per_million_nanos FROM pricing_overrides",
-        )?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))? {
-            let (model, i, o) = row?;
-            map.insert(
-                model,
-                Price {
-                    input_per_million: Nanousd::from_nanos(i),
-                    output_per_million: Nanousd::from_nanos(o),
-                },
-            );
-        }
+        map.extend(super::store::price_overrides(c)?);
         Ok(PricingTable(RwLock::new(Arc::new(map))))
     }
 
@@ -161,20 +149,7 @@ impl PricingTable {
 
     /// Stores an override; the caller holds the state's write lock, so the swap cannot race.
     pub fn set(&self, c: &Connection, model: &str, price: Price, at: i64) -> rusqlite::Result<()> {
-        c.execute(
-            "INSERT INTO pricing_overrides (model, input_usd_per_million_nanos,
-                 output_usd_per_million_nanos, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (model) DO UPDATE SET
-                 input_usd_per_million_nanos = excluded.input_usd_per_million_nanos,
-                 output_usd_per_million_nanos = excluded.output_usd_per_million_nanos,
-                 updated_at = excluded.updated_at",
-            params![
-                model,
-                price.input_per_million.nanos(),
-                price.output_per_million.nanos(),
-                at
-            ],
-        )?;
+        super::store::set_price_override(c, model, price, at)?;
         let mut guard = self.0.write().expect("pricing lock is never poisoned");
         let mut next = (**guard).clone();
         next.insert(model.to_string(), price);

@@ -1,9 +1,8 @@
-//! Totals and the daily rollups: UTC day and month arithmetic, adding an event's amounts to its
-//! rollup rows, and reading sums back. Stats and limits read these, never the raw events.
+//! Totals and the calendar of the daily rollups: UTC day and month arithmetic. The rollup rows
+//! themselves are read and written in `store`; stats and limits read them, never raw events.
 use super::money::Nanousd;
 use crate::time::Micros;
 use chrono::{Datelike, NaiveDate};
-use rusqlite::{params, Connection};
 
 pub const DAY_MICROS: i64 = 86_400_000_000;
 /// The rollup dimensions besides the total (`""`); each holds one row per value, `""` for none.
@@ -91,86 +90,6 @@ pub fn month_label(day: i64) -> String {
 
 pub fn day_label(day: i64) -> String {
     date_of_day(day).format("%Y-%m-%d").to_string()
-}
-
-/// Adds `t` to one rollup row; called for every dimension of every accepted event's group.
-pub fn upsert(
-    c: &Connection,
-    tenant: &str,
-    day: i64,
-    dim: &str,
-    key: &str,
-    t: &Totals,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens, output_tokens,
-                                    estimated_nanos, billed_nanos)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (tenant_id, dim, day, key) DO UPDATE SET
-             events = events + excluded.events,
-             input_tokens = input_tokens + excluded.input_tokens,
-             output_tokens = output_tokens + excluded.output_tokens,
-             estimated_nanos = estimated_nanos + excluded.estimated_nanos,
-             billed_nanos = billed_nanos + excluded.billed_nanos",
-    )?
-    .execute(params![
-        tenant,
-        day,
-        dim,
-        key,
-        t.events,
-        t.input_tokens,
-        t.output_tokens,
-        t.estimated.nanos(),
-        t.billed.nanos()
-    ])?;
-    Ok(())
-}
-
-fn totals_row(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Totals> {
-    Ok(Totals {
-        events: r.get::<_, Option<i64>>(from)?.unwrap_or(0),
-        input_tokens: r.get::<_, Option<i64>>(from + 1)?.unwrap_or(0),
-        output_tokens: r.get::<_, Option<i64>>(from + 2)?.unwrap_or(0),
-        estimated: Nanousd::from_nanos(r.get::<_, Option<i64>>(from + 3)?.unwrap_or(0)),
-        billed: Nanousd::from_nanos(r.get::<_, Option<i64>>(from + 4)?.unwrap_or(0)),
-    })
-}
-
-/// The total over days `[from, to)`.
-pub fn total(c: &Connection, tenant: &str, from: i64, to: i64) -> rusqlite::Result<Totals> {
-    c.prepare_cached(
-        "SELECT sum(events), sum(input_tokens), sum(output_tokens), sum(estimated_nanos),
-                sum(billed_nanos)
-         FROM usage_rollups WHERE tenant_id = ?1 AND dim = '' AND day >= ?2 AND day < ?3",
-    )?
-    .query_row(params![tenant, from, to], |r| totals_row(r, 0))
-}
-
-/// Per-key sums of one dimension over days `[from, to)`; `dim = ""` with `by_day` gives days.
-pub fn groups(
-    c: &Connection,
-    tenant: &str,
-    dim: &str,
-    from: i64,
-    to: i64,
-) -> rusqlite::Result<Vec<(String, Totals)>> {
-    let sql = if dim.is_empty() {
-        "SELECT CAST(day AS TEXT), sum(events), sum(input_tokens), sum(output_tokens),
-                sum(estimated_nanos), sum(billed_nanos)
-         FROM usage_rollups WHERE tenant_id = ?1 AND dim = ?2 AND day >= ?3 AND day < ?4
-         GROUP BY day ORDER BY day"
-    } else {
-        "SELECT key, sum(events), sum(input_tokens), sum(output_tokens),
-                sum(estimated_nanos), sum(billed_nanos)
-         FROM usage_rollups WHERE tenant_id = ?1 AND dim = ?2 AND day >= ?3 AND day < ?4
-         GROUP BY key ORDER BY sum(estimated_nanos) DESC, key"
-    };
-    let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![tenant, dim, from, to], |r| {
-        Ok((r.get::<_, String>(0)?, totals_row(r, 1)?))
-    })?;
-    rows.collect()
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! rollups and the in-memory windows (never by scanning raw events), plus the events list,
 //! agent preferences and pricing.
 use super::event::UsageEvent;
-use super::money::Nanousd;
 use super::priced::Priced;
 use super::pricing::{lookup, Price};
 use super::rollup::{self, day_of, Totals};
+use super::store;
 use super::writer::{Batch, Outcome};
 use crate::auth::Action;
 use crate::config::Feature;
@@ -15,7 +15,6 @@ use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::time::Micros;
-use rusqlite::params;
 use serde_json::{json, Value};
 
 /// How `/api/usage/stats` groups.
@@ -96,30 +95,7 @@ pub struct Summary {
     pub top_agents: Vec<(String, Totals)>,
 }
 
-/// A usage event as recorded. `metadata` is the client's free JSON object.
-pub struct StoredEvent {
-    pub id: String,
-    pub tenant_id: String,
-    pub event_id: Option<String>,
-    pub ts: Micros,
-    pub model: String,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub estimated: Nanousd,
-    pub billed: Nanousd,
-    /// The prices charged, when the cost came from the table.
-    pub input_price: Option<Nanousd>,
-    pub output_price: Option<Nanousd>,
-    pub cost_source: String,
-    pub execution_mode: String,
-    pub pipeline_stage: Option<String>,
-    pub agent_name: Option<String>,
-    pub job_id: Option<String>,
-    pub user_id: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub metadata: Option<Value>,
-    pub created_at: Micros,
-}
+pub use super::store::StoredEvent;
 
 pub struct UsageFilter {
     pub from: Option<Micros>,
@@ -214,10 +190,10 @@ impl AppState {
         let tenant = ctx.db_id();
         self.db
             .run(move |c| {
-                let totals = rollup::total(c, &tenant, days.from, days.to)?;
+                let totals = store::total(c, &tenant, days.from, days.to)?;
                 let groups: Vec<Group> = match group {
                     None => Vec::new(),
-                    Some(GroupBy::Day) => rollup::groups(c, &tenant, "", days.from, days.to)?
+                    Some(GroupBy::Day) => store::groups(c, &tenant, "", days.from, days.to)?
                         .into_iter()
                         .map(|(d, t)| Group {
                             key: Some(rollup::day_label(d.parse().unwrap_or(0))),
@@ -226,7 +202,7 @@ impl AppState {
                         .collect(),
                     Some(GroupBy::Month) => {
                         let mut months: Vec<Group> = Vec::new();
-                        for (d, t) in rollup::groups(c, &tenant, "", days.from, days.to)? {
+                        for (d, t) in store::groups(c, &tenant, "", days.from, days.to)? {
                             let label = rollup::month_label(d.parse().unwrap_or(0));
                             match months.last_mut() {
                                 Some(g) if g.key.as_deref() == Some(label.as_str()) => {
@@ -240,7 +216,7 @@ impl AppState {
                         }
                         months
                     }
-                    Some(GroupBy::Dim(dim)) => rollup::groups(c, &tenant, dim, days.from, days.to)?
+                    Some(GroupBy::Dim(dim)) => store::groups(c, &tenant, dim, days.from, days.to)?
                         .into_iter()
                         .map(|(k, t)| Group {
                             key: Some(k).filter(|k| !k.is_empty()),
@@ -265,10 +241,10 @@ impl AppState {
             .db
             .run(move |c| {
                 Ok((
-                    rollup::total(c, &tenant, today, today + 1)?,
-                    rollup::total(c, &tenant, first, next)?,
-                    rollup::groups(c, &tenant, "model", first, next)?,
-                    rollup::groups(c, &tenant, "agent_name", first, next)?,
+                    store::total(c, &tenant, today, today + 1)?,
+                    store::total(c, &tenant, first, next)?,
+                    store::groups(c, &tenant, "model", first, next)?,
+                    store::groups(c, &tenant, "agent_name", first, next)?,
                 ))
             })
             .await?;
@@ -294,15 +270,7 @@ impl AppState {
         let tenant = ctx.db_id();
         let mut rows = self
             .db
-            .run(move |c| {
-                Ok(rollup::groups(
-                    c,
-                    &tenant,
-                    "agent_name",
-                    i64::MIN,
-                    i64::MAX,
-                )?)
-            })
+            .run(move |c| Ok(store::groups(c, &tenant, "agent_name", i64::MIN, i64::MAX)?))
             .await?;
         rows.retain(|(k, _)| !k.is_empty());
         rows.sort_by(|a, b| b.1.events.cmp(&a.1.events).then_with(|| a.0.cmp(&b.0)));
@@ -320,67 +288,7 @@ impl AppState {
         let tenant = ctx.db_id();
         self.db
             .run(move |c| {
-                let (before_ts, before_seq) = page.after.unwrap_or((i64::MAX, i64::MAX));
-                let mut stmt = c.prepare_cached(
-                    "SELECT seq, id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
-                            estimated_nanos, billed_nanos, input_price, output_price, cost_source,
-                            execution_mode, markup, pipeline_stage, agent_name, job_id, user_id,
-                            duration_ms, metadata, created_at
-                     FROM usage_events INDEXED BY usage_events_by_time
-                     WHERE tenant_id = ?1 AND (ts, seq) < (?2, ?3)
-                       AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)
-                       AND (?6 IS NULL OR model = ?6) AND (?7 IS NULL OR pipeline_stage = ?7)
-                       AND (?8 IS NULL OR agent_name = ?8) AND (?9 IS NULL OR user_id = ?9)
-                       AND (?10 IS NULL OR job_id = ?10)
-                     ORDER BY ts DESC, seq DESC LIMIT ?11",
-                )?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            tenant,
-                            before_ts,
-                            before_seq,
-                            f.from,
-                            f.to,
-                            f.model,
-                            f.pipeline_stage,
-                            f.agent_name,
-                            f.user_id,
-                            f.job_id,
-                            page.fetch()
-                        ],
-                        |r| {
-                            let money = |i: usize| -> rusqlite::Result<Option<Nanousd>> {
-                                Ok(r.get::<_, Option<i64>>(i)?.map(Nanousd::from_nanos))
-                            };
-                            let metadata: Option<String> = r.get(20)?;
-                            let e = StoredEvent {
-                                id: r.get(1)?,
-                                tenant_id: r.get(2)?,
-                                event_id: r.get(3)?,
-                                ts: r.get(4)?,
-                                model: r.get(5)?,
-                                input_tokens: r.get(6)?,
-                                output_tokens: r.get(7)?,
-                                estimated: Nanousd::from_nanos(r.get(8)?),
-                                billed: Nanousd::from_nanos(r.get(9)?),
-                                input_price: money(10)?,
-                                output_price: money(11)?,
-                                cost_source: r.get(12)?,
-                                execution_mode: r.get(13)?,
-                                pipeline_stage: r.get(15)?,
-                                agent_name: r.get(16)?,
-                                job_id: r.get(17)?,
-                                user_id: r.get(18)?,
-                                duration_ms: r.get(19)?,
-                                metadata: metadata
-                                    .and_then(|m| serde_json::from_str::<Value>(&m).ok()),
-                                created_at: r.get(21)?,
-                            };
-                            Ok(((e.ts, r.get::<_, i64>(0)?), e))
-                        },
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = store::list_events(c, &tenant, &f, &page)?;
                 Ok(Page::from_rows(rows, page.limit, |r| r.0).map(|r| r.1))
             })
             .await
@@ -395,15 +303,7 @@ impl AppState {
         let tenant = ctx.db_id();
         let body: Option<String> = self
             .db
-            .run(move |c| {
-                use rusqlite::OptionalExtension;
-                Ok(c.query_row(
-                    "SELECT body FROM agent_preferences WHERE tenant_id = ?1 AND agent_name = ?2",
-                    params![tenant, agent],
-                    |r| r.get(0),
-                )
-                .optional()?)
-            })
+            .run(move |c| Ok(store::agent_preferences(c, &tenant, &agent)?))
             .await?;
         Ok(body
             .and_then(|b| serde_json::from_str(&b).ok())
@@ -431,14 +331,9 @@ impl AppState {
         let (tenant, now) = (ctx.db_id(), self.now());
         self.db
             .run(move |c| {
-                c.execute(
-                    "INSERT INTO agent_preferences (tenant_id, agent_name, body, updated_at)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (tenant_id, agent_name) DO UPDATE SET body = excluded.body,
-                         updated_at = excluded.updated_at",
-                    params![tenant, agent, text, now],
-                )?;
-                Ok(())
+                Ok(store::set_agent_preferences(
+                    c, &tenant, &agent, &text, now,
+                )?)
             })
             .await?;
         Ok(prefs)

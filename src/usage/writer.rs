@@ -6,28 +6,19 @@ use super::counters::{Counters, Windows};
 use super::crossings::{crossing_events, unknown_model_event};
 use super::money::Nanousd;
 use super::priced::{aggregate, CostSource, Priced, Rollups};
-use super::rollup::{self, day_of, Totals};
+use super::rollup::{day_of, Totals};
+use super::store;
 use crate::error::ApiError;
 use crate::limits;
 use crate::settings::cache::Current;
 use crate::time::Micros;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use uuid::Uuid;
 
 /// A commit takes at most this many events; more wait for the next one.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
-
-/// The one statement that records a usage event; public so the benchmark's raw-SQLite baseline
-/// measures exactly what the writer runs.
-pub const INSERT_EVENT: &str =
-    "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
-         estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode,
-         markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21)
-     ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING";
 
 /// One request's events, priced, for one tenant under one settings version.
 pub struct Batch {
@@ -228,12 +219,12 @@ fn commit(
         let mut w = before;
         let risky = before.all_time.checked_add(&job.bound).is_none();
         if risky {
-            tx.execute_batch("SAVEPOINT job")?;
+            store::savepoint(&tx)?;
         }
         let (o, duplicates) = match apply_job(&tx, job, &mut w) {
             Ok(applied) => applied,
             Err(e @ ApiError::InvalidRequest(_)) if risky => {
-                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                store::roll_back_savepoint(&tx)?;
                 windows.insert(job.tenant, before);
                 out.push(Err(e));
                 continue;
@@ -241,7 +232,7 @@ fn commit(
             Err(e) => return Err(e),
         };
         if risky {
-            tx.execute_batch("RELEASE job")?;
+            store::release_savepoint(&tx)?;
         }
         windows.insert(job.tenant, w);
         for ((d, dim), keys) in &job.rollups {
@@ -264,7 +255,7 @@ fn commit(
     }
     for ((tenant, day, dim, key), t) in &rollups {
         if t.events != 0 {
-            rollup::upsert(&tx, &tenant.to_string(), *day, dim, key, t)?;
+            store::add_to_rollup(&tx, &tenant.to_string(), *day, dim, key, t)?;
         }
     }
     tx.commit()?;
@@ -283,11 +274,7 @@ fn apply_job(
     let tenant = job.tenant.to_string();
     let mode = job.settings.settings.execution_mode.as_str();
     let markup = job.settings.settings.markup_percent.units();
-    let mut insert = c.prepare_cached(INSERT_EVENT)?;
-    let mut existing = c.prepare_cached(
-        "SELECT id, estimated_nanos, billed_nanos FROM usage_events
-         WHERE tenant_id = ?1 AND event_id = ?2",
-    )?;
+    let mut events = store::EventWriter::new(c)?;
     let mut out = Outcome {
         accepted: 0,
         duplicates: 0,
@@ -302,41 +289,16 @@ fn apply_job(
     let mut duplicates = Vec::new();
     for (i, p) in job.events.iter().enumerate() {
         let e = &p.event;
-        let n = insert.execute(params![
-            p.id,
-            tenant,
-            e.event_id,
-            e.ts,
-            e.model,
-            e.input_tokens as i64,
-            e.output_tokens as i64,
-            p.estimated.nanos(),
-            p.billed.nanos(),
-            p.price.map(|x| x.input_per_million.nanos()),
-            p.price.map(|x| x.output_per_million.nanos()),
-            p.source.as_str(),
-            mode,
-            markup,
-            e.pipeline_stage,
-            e.agent_name,
-            e.job_id,
-            e.user_id,
-            e.duration_ms.map(|d| d as i64),
-            e.metadata,
-            job.now
-        ])?;
-        if n == 0 {
-            let (id, est, billed): (String, i64, i64) = existing
-                .query_row(params![tenant, e.event_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+        if let store::Inserted::Duplicate(first) =
+            events.insert(&tenant, p, mode, markup, job.now)?
+        {
             out.duplicates += 1;
             duplicates.push(i);
             out.events.push(Recorded {
-                id,
+                id: first.id,
                 event_id: e.event_id.clone(),
-                estimated: Nanousd::from_nanos(est),
-                billed: Nanousd::from_nanos(billed),
+                estimated: first.estimated,
+                billed: first.billed,
                 duplicate: true,
             });
             continue;
@@ -364,27 +326,4 @@ fn apply_job(
     out.limits = limits::evaluate(&job.settings.settings, &w.today, &w.this_month);
     crossing_events(c, job, w, &out.limits)?;
     Ok((out, duplicates))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The insert runs once per event, so its plan must not build a temporary B-tree per row
-    /// (what `CHECK (x IN ('a', 'b', 'c'))` did before migration 0004, at half the insert's cost).
-    #[test]
-    fn the_event_insert_opens_no_ephemeral_table() {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        crate::db::migrate::apply(&mut c).unwrap();
-        let mut plan = c.prepare(&format!("EXPLAIN {INSERT_EVENT}")).unwrap();
-        let unbound = std::iter::repeat_n(rusqlite::types::Null, plan.parameter_count());
-        let ops: Vec<String> = plan
-            .query_map(rusqlite::params_from_iter(unbound), |r| r.get(1))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(ops.iter().any(|op| op == "Insert"), "{ops:?}");
-        assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{ops:?}");
-    }
 }
