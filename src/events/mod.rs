@@ -1,12 +1,11 @@
 //! Structured operational events of a tenant (lifecycle, security, billing, system), recorded in
 //! the same transaction as the change they describe, and listed newest first. Never a secret in
-//! `data`: callers pass ids, names and roles, not keys.
+//! `data`: callers pass ids, names and roles, not keys. The SQL is in `store`.
 use crate::error::ApiError;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::time::Micros;
-use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -152,28 +151,8 @@ impl NewEvent {
     }
 }
 
-/// Writes an event inside the caller's transaction. Returns false when `once_key` had already
-/// been used for this tenant.
-pub fn record(c: &Connection, at: Micros, e: NewEvent) -> Result<bool, ApiError> {
-    let n = c.execute(
-        "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
-                             created_at, once_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING",
-        params![
-            Uuid::new_v4().to_string(),
-            e.tenant_id.to_string(),
-            e.kind.category(),
-            e.kind.event_type(),
-            e.kind.severity().as_str(),
-            e.message,
-            e.data.to_string(),
-            at,
-            e.once_key
-        ],
-    )?;
-    Ok(n == 1)
-}
+mod store;
+pub use store::record;
 
 #[derive(Debug, Serialize)]
 pub struct Event {
@@ -185,8 +164,9 @@ pub struct Event {
     pub message: String,
     pub data: Value,
     pub created_at: String,
+    /// `(created_at, seq)`, the keyset the list pages by.
     #[serde(skip)]
-    key: (Micros, i64),
+    pub(crate) key: (Micros, i64),
 }
 
 #[derive(Default)]
@@ -209,45 +189,7 @@ impl AppState {
         let ctx = ctx.clone();
         self.db
             .run(move |c| {
-                let (before_t, before_seq) = page.after.unwrap_or((i64::MAX, i64::MAX));
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, tenant_id, category, event_type, severity, message, data,
-                            created_at, seq
-                     FROM events
-                     WHERE tenant_id = ?1 AND (created_at, seq) < (?2, ?3)
-                       AND (?4 IS NULL OR category = ?4) AND (?5 IS NULL OR severity = ?5)
-                       AND (?6 IS NULL OR created_at >= ?6) AND (?7 IS NULL OR created_at < ?7)
-                     ORDER BY created_at DESC, seq DESC LIMIT ?8",
-                )?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            ctx.db_id(),
-                            before_t,
-                            before_seq,
-                            filter.category,
-                            filter.severity.map(Severity::as_str),
-                            filter.from,
-                            filter.to,
-                            page.fetch()
-                        ],
-                        |r| {
-                            let data: String = r.get(6)?;
-                            let created: Micros = r.get(7)?;
-                            Ok(Event {
-                                id: r.get(0)?,
-                                tenant_id: r.get(1)?,
-                                category: r.get(2)?,
-                                event_type: r.get(3)?,
-                                severity: r.get(4)?,
-                                message: r.get(5)?,
-                                data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                                created_at: crate::time::rfc3339(created),
-                                key: (created, r.get(8)?),
-                            })
-                        },
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = store::list(c, &ctx.db_id(), &filter, &page)?;
                 Ok(Page::from_rows(rows, page.limit, |e| e.key))
             })
             .await
