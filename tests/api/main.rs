@@ -6,6 +6,7 @@ mod durability;
 mod encryption;
 mod envelope;
 mod events;
+mod file_modes;
 mod helpers;
 mod isolation;
 mod keys;
