@@ -120,14 +120,20 @@ async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database(
     app.create_tenant("before").await;
     let dir = app.dir.path().to_path_buf();
     let good = dir.join("good.db");
-    assert!(
-        tenantry(&dir, &["backup", good.to_str().unwrap()], "ops-key-0123456789")
-            .status
-            .success()
-    );
+    assert!(tenantry(
+        &dir,
+        &["backup", good.to_str().unwrap()],
+        "ops-key-0123456789"
+    )
+    .status
+    .success());
     // A running server holds the database.
     fails_with(
-        &tenantry(&dir, &["restore", good.to_str().unwrap()], "ops-key-0123456789"),
+        &tenantry(
+            &dir,
+            &["restore", good.to_str().unwrap()],
+            "ops-key-0123456789",
+        ),
         "running",
     );
     app.create_tenant("after").await;
@@ -150,7 +156,11 @@ async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database(
         .pragma_update(None, "user_version", 999)
         .unwrap();
     fails_with(
-        &tenantry(&dir, &["restore", newer.to_str().unwrap()], "ops-key-0123456789"),
+        &tenantry(
+            &dir,
+            &["restore", newer.to_str().unwrap()],
+            "ops-key-0123456789",
+        ),
         "newer",
     );
     fails_with(
@@ -162,7 +172,11 @@ async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database(
         "no such file",
     );
 
-    let out = tenantry(&dir, &["restore", good.to_str().unwrap()], "ops-key-0123456789");
+    let out = tenantry(
+        &dir,
+        &["restore", good.to_str().unwrap()],
+        "ops-key-0123456789",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -271,14 +285,22 @@ async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused
     let target = start(dir, c.clone()).await;
     let (dir, c) = target.stop().await;
     let f = file.to_str().unwrap();
-    let out = tenantry(dir.path(), &["tenant", "import", f], "shared-key-0123456789");
+    let out = tenantry(
+        dir.path(),
+        &["tenant", "import", f],
+        "shared-key-0123456789",
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     fails_with(
-        &tenantry(dir.path(), &["tenant", "import", f], "shared-key-0123456789"),
+        &tenantry(
+            dir.path(),
+            &["tenant", "import", f],
+            "shared-key-0123456789",
+        ),
         "--replace",
     );
     assert!(tenantry(
