@@ -47,11 +47,15 @@ fn format() -> LogFormat {
 
 /// A message that spans lines (SQLite's integrity reports do) folded into one.
 pub fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut out = String::with_capacity(s.len());
+    for l in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            // A line that introduces the next ("...not provided:") runs on into it.
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l);
+    }
+    out
 }
 
 #[derive(Clone, Copy)]
@@ -184,6 +188,10 @@ mod tests {
         assert_eq!(
             one_line(m),
             "*** in database main ***; Page 5: btreeInitPage() returns error code 11"
+        );
+        assert_eq!(
+            one_line("missing:\n  <FILE>\n\nUsage: x"),
+            "missing: <FILE>; Usage: x"
         );
     }
 }
