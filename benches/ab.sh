@@ -20,7 +20,7 @@ for _ in $(seq "$ROUNDS"); do
     for bin in "$@"; do
         dir=$(mktemp -d)
         TENANTRY_DATA_DIR=$dir TENANTRY_BIND=127.0.0.1:$PORT TENANTRY_ADMIN_TOKEN=$TOKEN \
-            ENCRYPTION_KEY=bench TENANTRY_LOG=warn "$bin" >/dev/null 2>&1 &
+            ENCRYPTION_KEY=bench-encryption-key-0123 TENANTRY_LOG=warn "$bin" >/dev/null 2>&1 &
         server=$!
         for _ in $(seq 50); do curl -sf http://127.0.0.1:$PORT/health >/dev/null && break; sleep 0.1; done
         line=$(./target/release/loadgen ingest --url http://127.0.0.1:$PORT --token $TOKEN \

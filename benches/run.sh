@@ -15,7 +15,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(gr
 echo "load generator and server share the machine"
 
 serve() { # $1 = data dir, $2 = TENANTRY_SYNC
-    TENANTRY_DATA_DIR=$1 TENANTRY_BIND=127.0.0.1:$PORT TENANTRY_ADMIN_TOKEN=$TOKEN ENCRYPTION_KEY=bench \
+    TENANTRY_DATA_DIR=$1 TENANTRY_BIND=127.0.0.1:$PORT TENANTRY_ADMIN_TOKEN=$TOKEN ENCRYPTION_KEY=bench-encryption-key-0123 \
         TENANTRY_SYNC=$2 TENANTRY_LOG=warn ./target/release/tenantry >/dev/null 2>&1 &
     SERVER=$!
     for _ in $(seq 50); do curl -sf http://127.0.0.1:$PORT/health >/dev/null && return; sleep 0.1; done

@@ -96,25 +96,83 @@ fn flag(env: &HashMap<String, String>, name: &str, default: bool) -> Result<bool
     }
 }
 
-/// `90`, `90s`, `15m`, `6h`, `1d`; at least a minute.
-fn parse_interval(v: &str) -> Result<std::time::Duration, String> {
+/// A duration like `90`, `90s`, `500ms`, `15m`, `6h`, `1d` (plain numbers are seconds).
+fn parse_duration(name: &str, v: &str) -> Result<std::time::Duration, String> {
     let v = v.trim();
     let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("TENANTRY_BACKUP_INTERVAL `{v}` is not like 6h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("TENANTRY_BACKUP_INTERVAL `{v}` is not like 6h")),
+    let bad = || {
+        format!(
+            "{name} `{}` is not a duration like 30s or 6h",
+            crate::error::clip(v)
+        )
     };
-    if secs < 60 {
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(std::time::Duration::from_millis(millis))
+}
+
+/// `TENANTRY_BACKUP_INTERVAL`: at least a minute.
+fn parse_interval(v: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration("TENANTRY_BACKUP_INTERVAL", v)?;
+    if d.as_secs() < 60 {
         return Err("TENANTRY_BACKUP_INTERVAL must be at least a minute".into());
     }
-    Ok(std::time::Duration::from_secs(secs))
+    Ok(d)
 }
+
+/// `TENANTRY_BODY_TIMEOUT`: more than zero, at most an hour (a longer one protects nothing).
+fn parse_body_timeout(v: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration("TENANTRY_BODY_TIMEOUT", v)?;
+    if d.is_zero() || d.as_secs() > 3600 {
+        return Err("TENANTRY_BODY_TIMEOUT must be more than 0 and at most 1h".into());
+    }
+    Ok(d)
+}
+
+/// How log lines are written: `text` (the default) or `json`, one object per line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(v: Option<&str>) -> Result<Self, String> {
+        match v.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(format!(
+                "TENANTRY_LOG_FORMAT must be text or json, not `{}`",
+                crate::error::clip(other)
+            )),
+        }
+    }
+}
+
+/// `TENANTRY_LOG`: a level (`info`) or `tracing` filter directives (`warn,tenantry=debug`).
+fn log_filter(v: Option<String>) -> Result<String, String> {
+    let v = v
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "info".into());
+    tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| {
+        format!(
+            "TENANTRY_LOG `{}` is not a log level or filter ({e}); try info or warn,tenantry=debug",
+            crate::error::clip(&v)
+        )
+    })?;
+    Ok(v)
+}
+
+/// `ENCRYPTION_KEY_OLD` is not held to it: rotating away from a short key is how one is fixed.
+const MIN_ENCRYPTION_KEY: usize = 16;
 
 const PROVIDER_KEY_PREFIX: &str = "TENANTRY_PROVIDER_KEY_";
 
@@ -135,6 +193,31 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// `TENANTRY_PROVIDER_KEY_<PROVIDER>`: the provider part as `Provider::env_var` spells it
+/// (upper case, digits, `_`), so a misspelt variable is refused rather than never read.
+fn provider_keys(env: &HashMap<String, String>) -> Result<HashMap<String, Secret>, String> {
+    let mut keys = HashMap::new();
+    for (k, v) in env {
+        let Some(provider) = k.strip_prefix(PROVIDER_KEY_PREFIX) else {
+            continue;
+        };
+        let well_formed = (1..=32).contains(&provider.len())
+            && provider
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return Err(format!(
+                "{} is not a provider key variable: the provider part must be 1 to 32 of A-Z, 0-9 and _ (TENANTRY_PROVIDER_KEY_OPENAI)",
+                crate::error::clip(k)
+            ));
+        }
+        if !v.trim().is_empty() {
+            keys.insert(k.clone(), Secret::new(v.trim()));
+        }
+    }
+    Ok(keys)
 }
 
 #[derive(Clone, Debug)]
@@ -158,6 +241,14 @@ pub struct Config {
     /// `backups/` of the data dir; `TENANTRY_BACKUP_KEEP` of them are kept (default 7).
     pub backup_interval: Option<std::time::Duration>,
     pub backup_keep: usize,
+    /// `TENANTRY_BODY_TIMEOUT` (default 30 s): a request body must have fully arrived by then.
+    pub body_timeout: std::time::Duration,
+    /// `TENANTRY_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::proxies::TrustedProxies,
+    /// `TENANTRY_LOG` (default `info`), already checked to parse.
+    pub log_filter: String,
+    /// `TENANTRY_LOG_FORMAT`.
+    pub log_format: LogFormat,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
@@ -190,13 +281,17 @@ impl Config {
             data_dir: PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".into())),
             admin_token,
             flags: Flags::from_env(env)?,
-            encryption_key: get("ENCRYPTION_KEY").map(Secret::new),
+            encryption_key: match get("ENCRYPTION_KEY") {
+                // A short key is guessable offline from a stolen database; refuse it.
+                Some(k) if k.chars().count() < MIN_ENCRYPTION_KEY => {
+                    return Err(format!(
+                        "ENCRYPTION_KEY must be at least {MIN_ENCRYPTION_KEY} characters (a long random secret)"
+                    ))
+                }
+                k => k.map(Secret::new),
+            },
             encryption_key_old: get("ENCRYPTION_KEY_OLD").map(Secret::new),
-            provider_keys: env
-                .iter()
-                .filter(|(k, v)| k.starts_with(PROVIDER_KEY_PREFIX) && !v.trim().is_empty())
-                .map(|(k, v)| (k.clone(), Secret::new(v.trim())))
-                .collect(),
+            provider_keys: provider_keys(env)?,
             kdf: crate::crypto::KdfParams::default(),
             sync_full: match get("TENANTRY_SYNC")
                 .map(|v| v.to_ascii_lowercase())
@@ -223,6 +318,16 @@ impl Config {
                     .filter(|n| *n >= 1)
                     .ok_or("TENANTRY_BACKUP_KEEP must be a whole number of at least 1")?,
             },
+            body_timeout: match get("TENANTRY_BODY_TIMEOUT") {
+                None => std::time::Duration::from_secs(30),
+                Some(v) => parse_body_timeout(&v)?,
+            },
+            trusted_proxies: crate::proxies::TrustedProxies::parse(
+                get("TENANTRY_TRUSTED_PROXIES").as_deref().unwrap_or(""),
+            )
+            .map_err(|e| format!("TENANTRY_TRUSTED_PROXIES: {e}"))?,
+            log_filter: log_filter(get("TENANTRY_LOG"))?,
+            log_format: LogFormat::parse(get("TENANTRY_LOG_FORMAT").as_deref())?,
             workers: 0,
             without_middleware: false,
         })
@@ -272,6 +377,45 @@ mod tests {
         assert_eq!(parse_interval("90").unwrap().as_secs(), 90);
         assert!(parse_interval("10s").is_err());
         assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn unknown_values_are_refused_naming_the_variable() {
+        for (var, value) in [
+            ("TENANTRY_LOG_FORMAT", "xml"),
+            ("TENANTRY_LOG", "nonsense==="),
+            ("ENCRYPTION_KEY", "x"),
+            ("ENCRYPTION_KEY", "fifteen-chars-x"),
+            ("TENANTRY_BODY_TIMEOUT", "0s"),
+            ("TENANTRY_BODY_TIMEOUT", "soon"),
+            ("TENANTRY_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TENANTRY_PROVIDER_KEY_openai", "sk-abc"),
+            ("TENANTRY_SYNC", "sometimes"),
+        ] {
+            let e = Config::from_map(&env(&[(var, value)])).unwrap_err();
+            assert!(e.contains(var), "{var}={value}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn known_values_are_accepted() {
+        let c = Config::from_map(&env(&[
+            ("TENANTRY_LOG_FORMAT", "JSON"),
+            ("TENANTRY_LOG", "warn,tenantry=debug"),
+            ("ENCRYPTION_KEY", "sixteen-chars-xx"),
+            ("ENCRYPTION_KEY_OLD", "short"),
+            ("TENANTRY_BODY_TIMEOUT", "500ms"),
+            ("TENANTRY_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16,::1"),
+            ("TENANTRY_PROVIDER_KEY_AZURE_OPENAI", "sk-abc"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.body_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(
+            Config::from_map(&env(&[])).unwrap().body_timeout.as_secs(),
+            30
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum ApiError {
     ProviderKeyUnreadable(String),
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
+    #[error("the request body did not arrive within TENANTRY_BODY_TIMEOUT")]
+    RequestTimeout,
     #[error("too many requests; retry after {0} seconds")]
     RateLimited(u64),
     #[error("{0}")]
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::HostedKeyMissing(_) => "hosted_key_missing",
             ApiError::ProviderKeyUnreadable(_) => "provider_key_unreadable",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotReady => "not_ready",
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::HostedKeyMissing(s()),
             ApiError::ProviderKeyUnreadable(s()),
             ApiError::PayloadTooLarge,
+            ApiError::RequestTimeout,
             ApiError::RateLimited(1),
             ApiError::UnsupportedMediaType(s()),
             ApiError::NotReady,
@@ -104,6 +108,7 @@ impl ApiError {
             403 => ApiError::Forbidden("not allowed".into()),
             404 => ApiError::NotFound("no such route".into()),
             405 => ApiError::MethodNotAllowed("this method is not allowed on this path".into()),
+            408 => ApiError::RequestTimeout,
             413 => ApiError::PayloadTooLarge,
             429 => ApiError::RateLimited(1),
             415 => ApiError::UnsupportedMediaType("the body must be application/json".into()),
@@ -137,6 +142,7 @@ impl ResponseError for ApiError {
             | ApiError::HostedKeyMissing(_)
             | ApiError::ProviderKeyUnreadable(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -151,6 +157,10 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self, ApiError::RequestTimeout) {
+            // The rest of the body may still be on its way; the connection cannot be reused.
+            res.force_close();
         }
         if let ApiError::RateLimited(secs) = self {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));

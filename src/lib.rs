@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod encryption;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod limits;
 pub mod maintenance;
 pub mod pagination;
+pub mod proxies;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -2,7 +2,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tenantry::config::Config;
+use tenantry::config::{Config, LogFormat};
+use tenantry::console;
 use tenantry::startup::Application;
 
 /// glibc's malloc spent about a quarter of the request threads' time under batch ingest
@@ -16,9 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "tenantry",
     version,
     about = "Multi-tenant control plane for AI applications: tenants, keys, settings and metered usage in one binary.",
-    after_help = "Configuration comes from the environment: TENANTRY_BIND (127.0.0.1:8080), \
-TENANTRY_DATA_DIR (./data), TENANTRY_ADMIN_TOKEN (generated on first start), \
-ENABLE_MULTI_TENANT, ENABLE_USAGE_TRACKING, ENABLE_HOSTED_QUEUE, ENABLE_BILLING."
+    after_help = tenantry::console::ENVIRONMENT_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,9 +33,18 @@ enum Command {
     /// Re-encrypt every stored provider key from ENCRYPTION_KEY_OLD to ENCRYPTION_KEY (server stopped).
     RotateEncryptionKey,
     /// Write a consistent snapshot of the database to FILE, also while the server runs.
-    Backup { file: PathBuf },
+    Backup {
+        /// Where to write the snapshot (0600); an existing file is refused without --force.
+        file: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Replace the database with a verified snapshot (server stopped); the old one is kept aside.
-    Restore { file: PathBuf },
+    Restore {
+        /// A snapshot written by `tenantry backup` (or a copy of tenantry.db).
+        file: PathBuf,
+    },
     /// Check the database (integrity, foreign keys, tenant ownership, rollups, provider keys),
     /// read-only, also while the server runs; one line per check, exit 0 only when all pass.
     Verify,
@@ -50,9 +58,19 @@ enum Command {
 #[derive(Subcommand)]
 enum TenantCommand {
     /// Print one tenant and everything it owns as JSON.
-    Export { id_or_slug: String },
+    Export {
+        /// The tenant's id (UUID) or slug.
+        id_or_slug: String,
+        /// Write the export to this file (0600) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Overwrite the --output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Import a tenant exported from this or another instance (server stopped).
     Import {
+        /// A file written by `tenantry tenant export`.
         file: PathBuf,
         /// Replace a tenant with the same id.
         #[arg(long)]
@@ -64,13 +82,26 @@ enum TenantCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    console::restrict_umask();
+    // Known before the rest of the configuration, so even its errors come in the chosen form.
+    let format = std::env::var("TENANTRY_LOG_FORMAT").ok();
+    console::set_format(LogFormat::parse(format.as_deref()).unwrap_or(LogFormat::Text));
+    console::one_line_panics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.render().to_string();
+            console::fail(text.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     let result = Config::from_env().and_then(|config| match cli.command {
         None | Some(Command::Serve) => serve(config),
         Some(Command::Migrate) => migrate(config),
         Some(Command::RotateEncryptionKey) => rotate(config),
-        Some(Command::Backup { file }) => {
-            let bytes = tenantry::maintenance::backup(&existing(&config)?, &file)?;
+        Some(Command::Backup { file, force }) => {
+            let bytes = tenantry::maintenance::backup(&existing(&config)?, &file, force)?;
             say(&format!("wrote {} ({bytes} bytes)", file.display()));
             Ok(())
         }
@@ -87,14 +118,28 @@ fn main() -> ExitCode {
         }
         Some(Command::Verify) => verify(&config),
         Some(Command::Tenant {
-            command: TenantCommand::Export { id_or_slug },
+            command:
+                TenantCommand::Export {
+                    id_or_slug,
+                    output,
+                    force,
+                },
         }) => {
             let doc = tenantry::maintenance::export_tenant(&existing(&config)?, &id_or_slug)?;
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer(&mut out, &doc)
-                .and_then(|_| writeln!(out).map_err(serde_json::Error::io))
-                .map_err(|e| format!("cannot write the export: {e}"))
+            match output {
+                Some(path) => {
+                    tenantry::maintenance::write_private(&path, &doc, force)?;
+                    say(&format!("wrote {}", path.display()));
+                    Ok(())
+                }
+                None => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    serde_json::to_writer(&mut out, &doc)
+                        .and_then(|_| writeln!(out).map_err(serde_json::Error::io))
+                        .map_err(|e| format!("cannot write the export: {e}"))
+                }
+            }
         }
         Some(Command::Tenant {
             command:
@@ -120,56 +165,23 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            say(&reason);
+            console::fail(&reason);
             ExitCode::FAILURE
         }
     }
 }
 
-/// Writes a line for the operator; a closed stderr must not take the server down with it.
+/// One line for the operator (a JSON object with `TENANTRY_LOG_FORMAT=json`).
 fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "tenantry: {line}");
-}
-
-/// One line per request (see `http::middleware`); `TENANTRY_LOG_FORMAT=json` for log shippers.
-fn init_logging() {
-    let filter = std::env::var("TENANTRY_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr);
-    let _ = match std::env::var("TENANTRY_LOG_FORMAT").as_deref() {
-        Ok("json") => builder.json().try_init(),
-        _ => builder.try_init(),
-    };
+    console::say(line);
 }
 
 fn serve(config: Config) -> Result<(), String> {
-    init_logging();
+    console::init_logging(&config.log_filter, config.log_format);
     let data_dir = config.data_dir.clone();
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;
-        let url = app.base_url();
-        say(&format!("serving {url} (data in {})", data_dir.display()));
-        say(&format!(
-            "admin page: open {url}/ and sign in with the admin token"
-        ));
-        for notice in &app.notices {
-            say(notice);
-        }
-        match &app.generated_admin_token {
-            Some(token) => {
-                say(&format!(
-                    "admin token (shown once, stored only as a hash): {token}"
-                ));
-                say(&format!(
-                    "try: curl -H 'Authorization: Bearer {token}' {url}/api/features"
-                ));
-            }
-            None => {
-                say("admin token: the one in TENANTRY_ADMIN_TOKEN, or the one shown on first start")
-            }
-        }
+        console::announce(&app, &data_dir);
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }
@@ -184,11 +196,8 @@ fn existing(config: &Config) -> Result<PathBuf, String> {
 }
 
 fn rotate(config: Config) -> Result<(), String> {
-    let _lock = tenantry::db::lock::acquire(&config.data_dir, std::time::Duration::ZERO)?;
-    let path = config.db_path();
-    if !path.exists() {
-        return Err(format!("no database at {}", path.display()));
-    }
+    let path = existing(&config)?;
+    let _lock = tenantry::db::lock::CommandLock::acquire(&config.data_dir)?;
     let db = tenantry::db::Db::open(&path, config.sync_full)?;
     let mut c = db.conn().map_err(|e| e.to_string())?;
     let n = tenantry::encryption::rotate(&config, &mut c)?;

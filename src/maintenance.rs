@@ -3,7 +3,7 @@
 //! instances (export to JSON, import with provider keys re-sealed under the importer's key).
 use crate::config::Config;
 use crate::crypto::{self, KdfParams, MasterKey};
-use crate::db::migrate;
+use crate::db::{files, migrate};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rusqlite::types::{Value as Sql, ValueRef};
@@ -40,36 +40,89 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Writes a consistent snapshot of `db` to `out`, atomically (a temporary file, then a rename).
-/// Safe while a server runs and writes: `VACUUM INTO` reads one committed state.
-pub fn backup(db: &Path, out: &Path) -> Result<u64, String> {
+/// Writes a consistent snapshot of `db` to `out`, atomically (a temporary file, then a rename),
+/// 0600. Safe while a server runs and writes: `VACUUM INTO` reads one committed state. An
+/// existing `out` is refused unless `overwrite`.
+pub fn backup(db: &Path, out: &Path, overwrite: bool) -> Result<u64, String> {
+    let exists = || {
+        format!(
+            "{} already exists; pass --force to overwrite it",
+            out.display()
+        )
+    };
+    if !overwrite && out.exists() {
+        return Err(exists());
+    }
     let c = open_read_only(db)?;
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    files::create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         out.file_name().and_then(|n| n.to_str()).unwrap_or("backup"),
         std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
-    c.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
-        .map_err(|e| format!("backup failed: {e}"))?;
-    let check = check_snapshot(&tmp);
-    if let Err(e) = check {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("the snapshot did not verify: {e}"));
-    }
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| format!("cannot sync {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    // `VACUUM INTO` accepts an empty file and keeps its mode: the snapshot is never readable
+    // by others, not even while it is written.
+    files::create_private_file(&tmp)?;
+    let written = c
+        .execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+        .map_err(|e| format!("backup failed: {e}"))
+        .and_then(|_| files::make_private(&tmp))
+        .and_then(|_| check_snapshot(&tmp).map_err(|e| format!("the snapshot did not verify: {e}")))
+        .and_then(|_| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| format!("cannot sync {}: {e}", tmp.display()))
+        })
+        .and_then(|_| {
+            if overwrite {
+                std::fs::rename(&tmp, out)
+            } else {
+                // A link fails on an existing name, so a file that appeared meanwhile is
+                // still not overwritten.
+                std::fs::hard_link(&tmp, out)
+            }
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => exists(),
+                _ => format!("cannot write {}: {e}", out.display()),
+            })
+        });
+    let _ = std::fs::remove_file(&tmp);
+    written?;
     sync_dir(dir);
     std::fs::metadata(out)
         .map(|m| m.len())
         .map_err(|e| e.to_string())
+}
+
+/// Writes `doc` as one line of JSON to a new file, 0600 (an export holds a tenant's data);
+/// an existing file is refused unless `overwrite`.
+pub fn write_private(path: &Path, doc: &Value, overwrite: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut opts = files::private_options();
+    opts.write(true);
+    if overwrite {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => format!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        ),
+        _ => format!("cannot create {}: {e}", path.display()),
+    })?;
+    files::make_private(path)?;
+    serde_json::to_writer(&mut f, doc)
+        .map_err(std::io::Error::from)
+        .and_then(|_| writeln!(f))
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A snapshot is usable when it is an intact tenantry database of a schema this binary knows.
@@ -104,15 +157,38 @@ pub fn check_snapshot(path: &Path) -> Result<i64, String> {
 }
 
 /// Replaces the database with a verified snapshot; the replaced file is kept beside it.
-/// Refuses while a server holds the data directory.
+/// Refuses while a server holds the data directory. The snapshot is checked before anything is
+/// created; a missing data directory is created (0700) only then, and removed again if the
+/// restore fails after all.
 pub fn restore(config: &Config, snapshot: &Path) -> Result<Option<PathBuf>, String> {
-    let _lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::ZERO)?;
     check_snapshot(snapshot)?;
-    let db = config.db_path();
+    let created = !config.data_dir.exists();
+    if created {
+        files::create_private_dir(&config.data_dir)?;
+    }
     let staged = config.data_dir.join("tenantry.db.restoring");
-    std::fs::copy(snapshot, &staged)
+    let result = crate::db::lock::CommandLock::acquire(&config.data_dir)
+        .and_then(|_lock| replace_database(config, snapshot, &staged));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staged);
+        if created {
+            let _ = std::fs::remove_dir(&config.data_dir);
+        }
+    }
+    result
+}
+
+fn replace_database(
+    config: &Config,
+    snapshot: &Path,
+    staged: &Path,
+) -> Result<Option<PathBuf>, String> {
+    let db = config.db_path();
+    std::fs::copy(snapshot, staged)
         .map_err(|e| format!("cannot copy {}: {e}", snapshot.display()))?;
-    std::fs::File::open(&staged)
+    // `copy` gives the copy the snapshot's mode; the database is 0600 whatever that was.
+    files::make_private(staged)?;
+    std::fs::File::open(staged)
         .and_then(|f| f.sync_all())
         .map_err(|e| e.to_string())?;
     let mut aside = None;
@@ -133,7 +209,7 @@ pub fn restore(config: &Config, snapshot: &Path) -> Result<Option<PathBuf>, Stri
         }
         aside = Some(target);
     }
-    std::fs::rename(&staged, &db).map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
+    std::fs::rename(staged, &db).map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
     sync_dir(&config.data_dir);
     Ok(aside)
 }
@@ -244,7 +320,15 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
     if doc["schema_version"].as_i64().unwrap_or(i64::MAX) > migrate::latest() {
         return Err("the export comes from a newer tenantry; upgrade this one first".into());
     }
-    let _lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::ZERO)?;
+    // Into an instance that exists: importing must not be what creates one (a failed import
+    // would leave a data directory, a database and a key file behind).
+    if !config.db_path().exists() {
+        return Err(format!(
+            "no database at {}; start tenantry once (or run tenantry migrate) first",
+            config.db_path().display()
+        ));
+    }
+    let _lock = crate::db::lock::CommandLock::acquire(&config.data_dir)?;
     let db = crate::db::Db::open(&config.db_path(), config.sync_full)?;
     let mut c = db.conn().map_err(|e| e.to_string())?;
     let (ours, _) = crate::encryption::master_key(config, &mut c)?;

@@ -34,7 +34,7 @@ fn schedule_backups(
                 "tenantry-{}.db",
                 chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
             );
-            match crate::maintenance::backup(&db, &dir.join(&name)) {
+            match crate::maintenance::backup(&db, &dir.join(&name), false) {
                 Ok(bytes) => tracing::info!(file = %name, bytes, "scheduled backup written"),
                 Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
             }
@@ -118,7 +118,9 @@ impl Application {
                 .configure(http::configure)
                 .default_service(web::to(http::not_found));
             let envelope = middleware::from_fn(http::middleware::envelope);
-            app.wrap(middleware::Condition::new(!bare, envelope))
+            // The body deadline sits inside the envelope, so a 408 gets its request id and log line.
+            app.wrap(middleware::from_fn(http::body_timeout::limit))
+                .wrap(middleware::Condition::new(!bare, envelope))
         })
         .workers(workers)
         .shutdown_timeout(10)

@@ -1,6 +1,7 @@
 //! The SQLite store: one r2d2 pool of connections with the same pragmas, the embedded migrations,
 //! and `Db::run`, which moves blocking database work off the async workers.
 pub mod checkpoint;
+pub mod files;
 pub mod lock;
 pub mod migrate;
 pub mod sql;
@@ -38,10 +39,13 @@ fn init_connection(c: &mut Connection, sync_full: bool) -> rusqlite::Result<()> 
 impl Db {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path, sync_full: bool) -> Result<Db, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            files::create_private_dir(dir)?;
         }
+        // SQLite gives the WAL and SHM the database file's mode, so a database created 0600
+        // keeps all three private; older installs are brought in line.
+        files::create_private_file(path)?;
+        files::make_database_private(path)?;
         {
             // WAL is a property of the file; set it once before the pool opens it.
             let c = Connection::open(path)

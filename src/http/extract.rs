@@ -5,6 +5,7 @@ use crate::auth::Caller;
 use crate::config::Feature;
 use crate::error::ApiError;
 use crate::limits::rate::{plan_rate, Decision};
+use crate::proxies::TrustedProxies;
 use crate::state::AppState;
 use crate::tenancy::resolve::{resolve, Naming};
 use crate::tenancy::TenantCtx;
@@ -12,6 +13,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use std::future::{ready, Ready};
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// The rate-limit decision of a tenant-scoped request, for its `X-RateLimit-*` headers.
@@ -42,12 +44,28 @@ pub fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
         .ok_or_else(|| ApiError::internal("application state missing"))
 }
 
+/// The client's address: the peer, or, for a peer in `TENANTRY_TRUSTED_PROXIES`, the one its
+/// `X-Forwarded-For` names. The admin-token throttle and the request log both use it.
+pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if proxies.is_empty() {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(proxies.client(peer, &forwarded))
+}
+
 fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state(req)?.authenticate(auth, req.peer_addr().map(|a| a.ip()))
+    let st = state(req)?;
+    st.authenticate(auth, client_ip(req, &st.config.trusted_proxies))
 }
 
 fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {

@@ -56,6 +56,9 @@ pub async fn envelope(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
     let id = request_id(&req);
+    let client = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .and_then(|st| super::extract::client_ip(req.request(), &st.config.trusted_proxies));
     // Handler and extractor errors arrive here as responses; only a failing inner middleware
     // would give `Err`, and there is none inside this one.
     let mut res = next.call(req).await?.map_into_boxed_body();
@@ -121,6 +124,7 @@ pub async fn envelope(
         route = route.as_deref().unwrap_or("(unmatched)"),
         status = res.status().as_u16(),
         tenant_id = %tenant.map(|t| t.0.to_string()).unwrap_or_default(),
+        client = %client.map(|c| c.to_string()).unwrap_or_default(),
         latency_us = started.elapsed().as_micros() as u64,
         "request"
     );

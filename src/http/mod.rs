@@ -1,6 +1,7 @@
 //! The HTTP surface: one file per route area, each with `configure`; this file wires them and
 //! the framework's extractor errors into the contract's error format.
 pub mod admin_page;
+pub mod body_timeout;
 pub mod events;
 pub mod extract;
 pub mod features;
@@ -38,6 +39,7 @@ fn json_error(e: JsonPayloadError) -> ApiError {
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("the body must be application/json".into())
         }
+        JsonPayloadError::Payload(ref p) if body_timeout::timed_out(p) => ApiError::RequestTimeout,
         JsonPayloadError::Deserialize(e) => ApiError::InvalidRequest(format!(
             "invalid JSON body: {}",
             redact_serde_message(&e.to_string())

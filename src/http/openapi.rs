@@ -38,6 +38,7 @@ fn error_codes(op: &Op) -> Vec<&'static str> {
         codes.extend([
             "invalid_request",
             "payload_too_large",
+            "request_timeout",
             "unsupported_media_type",
         ]);
     }

@@ -267,14 +267,20 @@ pub struct Process {
 impl Process {
     /// Starts `tenantry serve` on `dir` with `env` and waits for the line naming its address.
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Process {
-        use std::io::{BufRead, BufReader};
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"));
         cmd.env("TENANTRY_DATA_DIR", dir)
-            .env("TENANTRY_BIND", "127.0.0.1:0")
-            .stderr(std::process::Stdio::piped());
+            .env("TENANTRY_BIND", "127.0.0.1:0");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Process::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `tenantry serve`, perhaps wrapped) and waits for the line naming its
+    /// address: `tenantry: serving <url>`, or in JSON mode an object with `fields.url`.
+    pub fn spawn(mut cmd: std::process::Command) -> Process {
+        use std::io::{BufRead, BufReader};
+        cmd.stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("the binary starts");
         let log: Arc<std::sync::Mutex<String>> = Arc::default();
         let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
@@ -285,6 +291,9 @@ impl Process {
                 let mut s = log.lock().expect("log");
                 s.push_str(&l);
                 s.push('\n');
+                if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                    return v["fields"]["url"].as_str().map(String::from);
+                }
                 l.strip_prefix("tenantry: serving ")?
                     .split_whitespace()
                     .next()

@@ -156,3 +156,47 @@ async fn a_failed_usage_commit_logs_its_sqlite_cause() {
         .unwrap_or_else(|| panic!("no commit failure logged:\n{text}"));
     assert!(line.contains("the disk said no"), "{line}");
 }
+
+/// A start with a generated admin token, its stderr collected.
+async fn first_start(format: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(
+        dir.path(),
+        &[("TENANTRY_LOG", "info"), ("TENANTRY_LOG_FORMAT", format)],
+    );
+    let url = server.url.clone();
+    reqwest::get(format!("{url}/health")).await.unwrap();
+    server.child.kill().unwrap();
+    let (_, text) = server.wait();
+    (url, text)
+}
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let (_, text) = first_start("text").await;
+    assert!(text.contains("request"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI escape codes in:\n{text}");
+}
+
+#[tokio::test]
+async fn in_json_mode_every_line_is_json_and_the_generated_token_appears_once() {
+    let (url, text) = first_start("json").await;
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|v| v["fields"]["url"] == url.as_str()),
+        "{text}"
+    );
+    let tokens: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["fields"]["admin_token"].as_str())
+        .collect();
+    assert_eq!(tokens.len(), 1, "{text}");
+    assert_eq!(text.matches(tokens[0]).count(), 1, "shown once:\n{text}");
+    assert!(lines.iter().any(|v| v["level"] == "WARN"
+        && v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ENCRYPTION_KEY is not set"))));
+}

@@ -74,7 +74,7 @@ fn ingest_in_background(
 
 #[tokio::test]
 async fn a_backup_taken_during_ingest_holds_every_event_acknowledged_before_it() {
-    let app = spawn_with(&[("ENCRYPTION_KEY", "ops-key-0123")]).await;
+    let app = spawn_with(&[("ENCRYPTION_KEY", "ops-key-0123456789")]).await;
     let stop = Arc::new(Mutex::new(false));
     let (acked, handle) = ingest_in_background(&app, stop.clone());
     while acked.lock().unwrap().len() < 300 {
@@ -85,7 +85,7 @@ async fn a_backup_taken_during_ingest_holds_every_event_acknowledged_before_it()
     let out = tenantry(
         app.dir.path(),
         &["backup", file.to_str().unwrap()],
-        "ops-key-0123",
+        "ops-key-0123456789",
     );
     assert!(
         out.status.success(),
@@ -114,20 +114,26 @@ async fn a_backup_taken_during_ingest_holds_every_event_acknowledged_before_it()
 async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database() {
     let app = spawn_with(&[
         ("ENABLE_MULTI_TENANT", "true"),
-        ("ENCRYPTION_KEY", "ops-key-0123"),
+        ("ENCRYPTION_KEY", "ops-key-0123456789"),
     ])
     .await;
     app.create_tenant("before").await;
     let dir = app.dir.path().to_path_buf();
     let good = dir.join("good.db");
-    assert!(
-        tenantry(&dir, &["backup", good.to_str().unwrap()], "ops-key-0123")
-            .status
-            .success()
-    );
+    assert!(tenantry(
+        &dir,
+        &["backup", good.to_str().unwrap()],
+        "ops-key-0123456789"
+    )
+    .status
+    .success());
     // A running server holds the database.
     fails_with(
-        &tenantry(&dir, &["restore", good.to_str().unwrap()], "ops-key-0123"),
+        &tenantry(
+            &dir,
+            &["restore", good.to_str().unwrap()],
+            "ops-key-0123456789",
+        ),
         "running",
     );
     app.create_tenant("after").await;
@@ -139,7 +145,7 @@ async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database(
         &tenantry(
             &dir,
             &["restore", corrupt.to_str().unwrap()],
-            "ops-key-0123",
+            "ops-key-0123456789",
         ),
         "not a readable SQLite database",
     );
@@ -150,19 +156,27 @@ async fn restore_refuses_corrupt_newer_and_busy_and_keeps_the_replaced_database(
         .pragma_update(None, "user_version", 999)
         .unwrap();
     fails_with(
-        &tenantry(&dir, &["restore", newer.to_str().unwrap()], "ops-key-0123"),
+        &tenantry(
+            &dir,
+            &["restore", newer.to_str().unwrap()],
+            "ops-key-0123456789",
+        ),
         "newer",
     );
     fails_with(
         &tenantry(
             &dir,
             &["restore", dir.join("missing.db").to_str().unwrap()],
-            "ops-key-0123",
+            "ops-key-0123456789",
         ),
         "no such file",
     );
 
-    let out = tenantry(&dir, &["restore", good.to_str().unwrap()], "ops-key-0123");
+    let out = tenantry(
+        &dir,
+        &["restore", good.to_str().unwrap()],
+        "ops-key-0123456789",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -239,12 +253,12 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
 
 #[tokio::test]
 async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused_or_skipped() {
-    let source = populated("shared-key-0123").await;
+    let source = populated("shared-key-0123456789").await;
     let expected = snapshot(&source).await;
     let out = tenantry(
         source.dir.path(),
         &["tenant", "export", "acme"],
-        "shared-key-0123",
+        "shared-key-0123456789",
     );
     assert!(
         out.status.success(),
@@ -264,27 +278,35 @@ async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused
         &dir,
         &[
             ("ENABLE_MULTI_TENANT", "true"),
-            ("ENCRYPTION_KEY", "shared-key-0123"),
+            ("ENCRYPTION_KEY", "shared-key-0123456789"),
         ],
     );
     c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
     let target = start(dir, c.clone()).await;
     let (dir, c) = target.stop().await;
     let f = file.to_str().unwrap();
-    let out = tenantry(dir.path(), &["tenant", "import", f], "shared-key-0123");
+    let out = tenantry(
+        dir.path(),
+        &["tenant", "import", f],
+        "shared-key-0123456789",
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     fails_with(
-        &tenantry(dir.path(), &["tenant", "import", f], "shared-key-0123"),
+        &tenantry(
+            dir.path(),
+            &["tenant", "import", f],
+            "shared-key-0123456789",
+        ),
         "--replace",
     );
     assert!(tenantry(
         dir.path(),
         &["tenant", "import", "--replace", f],
-        "shared-key-0123"
+        "shared-key-0123456789"
     )
     .status
     .success());
@@ -301,19 +323,19 @@ async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused
         &dir,
         &[
             ("ENABLE_MULTI_TENANT", "true"),
-            ("ENCRYPTION_KEY", "other-key-0123"),
+            ("ENCRYPTION_KEY", "other-key-0123456789"),
         ],
     );
     c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
     let (dir, c) = start(dir, c).await.stop().await;
     fails_with(
-        &tenantry(dir.path(), &["tenant", "import", f], "other-key-0123"),
+        &tenantry(dir.path(), &["tenant", "import", f], "other-key-0123456789"),
         "different ENCRYPTION_KEY",
     );
     let out = tenantry(
         dir.path(),
         &["tenant", "import", "--skip-provider-keys", f],
-        "other-key-0123",
+        "other-key-0123456789",
     );
     assert!(
         out.status.success(),
@@ -337,7 +359,7 @@ async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused
         &tenantry(
             dir_of(&other),
             &["tenant", "import", "/nonexistent.json"],
-            "other-key-0123",
+            "other-key-0123456789",
         ),
         "cannot read",
     );
@@ -354,7 +376,7 @@ async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
         dir.path(),
         &[
             ("TENANTRY_ADMIN_TOKEN", ADMIN),
-            ("ENCRYPTION_KEY", "sigterm-key"),
+            ("ENCRYPTION_KEY", "sigterm-key-0123456789"),
             ("TENANTRY_LOG", "warn"),
         ],
     );
@@ -387,7 +409,7 @@ async fn sigterm_during_ingest_exits_0_and_keeps_every_acknowledged_event() {
 #[tokio::test]
 async fn scheduled_backups_are_written_and_rotated() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(&dir, &[("ENCRYPTION_KEY", "sched-key")]);
+    let mut c = config(&dir, &[("ENCRYPTION_KEY", "sched-key-0123456789")]);
     c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
     // The environment variable allows a minute at least; the test sets a second directly.
     c.backup_interval = Some(Duration::from_millis(700));
