@@ -157,7 +157,7 @@ impl Application {
     /// finish, for up to 10 s), then waits for the usage writer to commit what it holds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        if let Err(e) = self.state.writer.flush().await {
+        if let Err(e) = self.state.usage.flush().await {
             tracing::error!(error = %e, "flushing the usage writer at shutdown");
         }
         result

@@ -14,9 +14,8 @@ use crate::limits::stats::RequestStats;
 use crate::settings::SettingsCache;
 use crate::tenancy::TenantCache;
 use crate::time::{to_micros, Micros};
-use crate::usage::counters::Counters;
 use crate::usage::pricing::PricingTable;
-use crate::usage::writer::Writer;
+use crate::usage::service::Usage;
 use rusqlite::Connection;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -43,9 +42,8 @@ pub struct AppState {
     pub settings: Arc<SettingsCache>,
     /// Seals and opens provider keys; derived once at start.
     pub master_key: Arc<MasterKey>,
-    pub pricing: Arc<PricingTable>,
-    pub counters: Arc<Counters>,
-    pub writer: Writer,
+    /// Metered usage: ingest, windows, prices and the reads on the rollups.
+    pub usage: Usage,
     pub rate: Arc<RateLimits>,
     pub request_stats: Arc<RequestStats>,
     pub metrics: Arc<Metrics>,
@@ -64,22 +62,28 @@ impl AppState {
         parts: Loaded,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
-        let counters = Arc::new(Counters::default());
-        let writer = Writer::start(db.dedicated()?, db.dedicated()?, counters.clone());
+        let settings = Arc::new(parts.settings);
+        let metrics: Arc<Metrics> = Arc::default();
+        let usage = Usage::start(
+            db.clone(),
+            clock.clone(),
+            config.flags.clone(),
+            settings.clone(),
+            parts.pricing,
+            metrics.clone(),
+        )?;
         Ok(AppState {
             config,
             db,
             tenants: Arc::new(parts.tenants),
             keys: Arc::new(parts.keys),
             admin: Arc::new(parts.admin),
-            settings: Arc::new(parts.settings),
+            settings,
             master_key: Arc::new(parts.master_key),
-            pricing: Arc::new(parts.pricing),
-            counters,
-            writer,
+            usage,
             rate: Arc::new(RateLimits::new(clock.clone())),
             request_stats: Arc::default(),
-            metrics: Arc::default(),
+            metrics,
             admin_guard: Arc::default(),
             clock,
             _lock: Arc::new(parts.lock),

@@ -34,7 +34,7 @@ pub fn ops() -> Vec<Op> {
 }
 
 async fn list(_: AnyCaller, st: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(PriceListView::from(st.price_list()))
+    HttpResponse::Ok().json(PriceListView::from(st.usage.price_list()))
 }
 
 #[derive(Deserialize)]
@@ -75,6 +75,6 @@ async fn put(
         input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,
         output_per_million: money(&body.output_usd_per_million, "output_usd_per_million")?,
     };
-    let set = st.set_price(model, price).await?;
+    let set = st.usage.set_price(model, price).await?;
     Ok(HttpResponse::Ok().json(PriceView::from(set)))
 }

@@ -63,7 +63,7 @@ async fn ingest(
     st: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let o = st.ingest(&ctx, body.into_inner()).await?;
+    let o = st.usage.ingest(&ctx, body.into_inner()).await?;
     let level = o.limits.level;
     let res = HttpResponse::Created().json(IngestResult {
         accepted: o.accepted,
@@ -135,7 +135,7 @@ async fn list(
         job_id: q.job_id,
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let page = st.list_usage_events(&ctx, filter, page).await?;
+    let page = st.usage.list_events(&ctx, filter, page).await?;
     Ok(HttpResponse::Ok().json(page.map(StoredEventView::from)))
 }
 
@@ -158,18 +158,18 @@ async fn stats(
         st.now(),
     )?;
     let group = q.group_by.as_deref().map(GroupBy::parse).transpose()?;
-    let stats = st.usage_stats(&ctx, days, group).await?;
+    let stats = st.usage.stats(&ctx, days, group).await?;
     Ok(HttpResponse::Ok().json(StatsView::from(stats)))
 }
 
 async fn limits(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let s = st.limits_status(&ctx).await?;
+    let s = st.usage.limits_status(&ctx).await?;
     let res = HttpResponse::Ok().json(LimitsView::from(&s));
     Ok(with_status(res, s.level))
 }
 
 async fn summary(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let s = st.usage_summary(&ctx).await?;
+    let s = st.usage.summary(&ctx).await?;
     let level = s.limits.level;
     Ok(with_status(
         HttpResponse::Ok().json(SummaryView::from(s)),
@@ -178,7 +178,7 @@ async fn summary(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse
 }
 
 async fn agents(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(AgentsView::from(st.agents_usage(&ctx).await?)))
+    Ok(HttpResponse::Ok().json(AgentsView::from(st.usage.agents(&ctx).await?)))
 }
 
 #[derive(Deserialize)]
@@ -201,7 +201,7 @@ async fn get_preferences(
     st: web::Data<AppState>,
     p: web::Path<AgentPath>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(st.agent_preferences(&ctx, agent_name(&p)?).await?))
+    Ok(HttpResponse::Ok().json(st.usage.agent_preferences(&ctx, agent_name(&p)?).await?))
 }
 
 async fn put_preferences(
@@ -211,6 +211,7 @@ async fn put_preferences(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let v = st
+        .usage
         .set_agent_preferences(&ctx, agent_name(&p)?, body.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(v))

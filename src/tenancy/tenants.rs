@@ -286,7 +286,7 @@ impl AppState {
             st.tenants.remove(id);
             st.keys.remove_tenant(id);
             st.settings.remove(id);
-            st.counters.remove(id);
+            st.usage.forget_tenant(id);
             st.request_stats.forget(id);
             Ok(())
         })

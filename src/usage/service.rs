@@ -1,21 +1,30 @@
 //! The usage operations on a tenant: ingest through the writer, and reads that answer from the
 //! rollups and the in-memory windows (never by scanning raw events), plus the events list,
 //! agent preferences and pricing.
+use super::counters::Counters;
 use super::event::UsageEvent;
 use super::priced::Priced;
+use super::pricing::PricingTable;
 use super::pricing::{lookup, Price};
 use super::rollup::{self, day_of, Totals};
 use super::store;
+use super::writer::Writer;
 use super::writer::{Batch, Outcome};
 use crate::auth::Action;
+use crate::clock::Clock;
 use crate::config::Feature;
+use crate::config::Flags;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::limits;
+use crate::limits::metrics::Metrics;
 use crate::pagination::{Page, PageRequest};
-use crate::state::AppState;
+use crate::settings::SettingsCache;
 use crate::tenancy::TenantCtx;
-use crate::time::Micros;
+use crate::time::{to_micros, Micros};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
 
 /// How `/api/usage/stats` groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,9 +116,65 @@ pub struct UsageFilter {
     pub job_id: Option<String>,
 }
 
-impl AppState {
+/// The usage area: ingest through the one writer, the day/month/all-time windows, the price
+/// table and the reads built on the rollups. Its parts are private; handlers call its methods
+/// (`st.usage.ingest(...)`), so a call names the area it goes to.
+#[derive(Clone)]
+pub struct Usage {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    flags: Flags,
+    /// Read for the settings an event is priced and recorded under; owned by the settings area.
+    settings: Arc<SettingsCache>,
+    pricing: Arc<PricingTable>,
+    counters: Arc<Counters>,
+    writer: Writer,
+    metrics: Arc<Metrics>,
+    /// Serialises price changes, so the table in memory ends as the last write to the store.
+    price_writes: Arc<Mutex<()>>,
+}
+
+impl Usage {
+    /// Starts the writer (and beside it the WAL checkpointer) on connections of their own.
+    pub fn start(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        flags: Flags,
+        settings: Arc<SettingsCache>,
+        pricing: PricingTable,
+        metrics: Arc<Metrics>,
+    ) -> Result<Usage, String> {
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::start(db.dedicated()?, db.dedicated()?, counters.clone());
+        Ok(Usage {
+            db,
+            clock,
+            flags,
+            settings,
+            pricing: Arc::new(pricing),
+            counters,
+            writer,
+            metrics,
+            price_writes: Arc::default(),
+        })
+    }
+
+    fn now(&self) -> Micros {
+        to_micros(self.clock.now())
+    }
+
+    /// Drops a deleted tenant's windows, so a tenant made again with its id starts from zero.
+    pub fn forget_tenant(&self, tenant: Uuid) {
+        self.counters.remove(tenant);
+    }
+
+    /// Waits until every event submitted so far is committed (at shutdown).
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        self.writer.flush().await
+    }
+
     fn usage_enabled(&self) -> Result<(), ApiError> {
-        self.config.flags.require(Feature::UsageTracking)
+        self.flags.require(Feature::UsageTracking)
     }
 
     pub async fn ingest(&self, ctx: &TenantCtx, body: Value) -> Result<Outcome, ApiError> {
@@ -179,7 +244,7 @@ impl AppState {
         ))
     }
 
-    pub async fn usage_stats(
+    pub async fn stats(
         &self,
         ctx: &TenantCtx,
         days: Days,
@@ -233,7 +298,7 @@ impl AppState {
             .await
     }
 
-    pub async fn usage_summary(&self, ctx: &TenantCtx) -> Result<Summary, ApiError> {
+    pub async fn summary(&self, ctx: &TenantCtx) -> Result<Summary, ApiError> {
         let limits = self.limits_status(ctx).await?;
         let (tenant, today) = (ctx.db_id(), day_of(self.now()));
         let (first, next) = rollup::month_span(today);
@@ -264,7 +329,7 @@ impl AppState {
     }
 
     /// Every agent's usage over all time, most used (by events) first.
-    pub async fn agents_usage(&self, ctx: &TenantCtx) -> Result<Vec<(String, Totals)>, ApiError> {
+    pub async fn agents(&self, ctx: &TenantCtx) -> Result<Vec<(String, Totals)>, ApiError> {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
@@ -277,7 +342,7 @@ impl AppState {
         Ok(rows)
     }
 
-    pub async fn list_usage_events(
+    pub async fn list_events(
         &self,
         ctx: &TenantCtx,
         f: UsageFilter,
@@ -352,10 +417,13 @@ impl AppState {
         model: String,
         price: Price,
     ) -> Result<(String, Price), ApiError> {
-        self.write(move |st, c| {
-            st.pricing.set(c, &model, price, st.now())?;
-            Ok((model, price))
-        })
-        .await
+        let (pricing, serial, now) = (self.pricing.clone(), self.price_writes.clone(), self.now());
+        self.db
+            .run(move |c| {
+                let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());
+                pricing.set(c, &model, price, now)?;
+                Ok((model, price))
+            })
+            .await
     }
 }
