@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::events::Events;
 use crate::limits::metrics::Metrics;
 use crate::limits::rate::RateLimits;
 use crate::limits::stats::RequestStats;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub master_key: Arc<MasterKey>,
     /// Metered usage: ingest, windows, prices and the reads on the rollups.
     pub usage: Usage,
+    pub events: Events,
     pub rate: Arc<RateLimits>,
     pub request_stats: Arc<RequestStats>,
     pub metrics: Arc<Metrics>,
@@ -72,6 +74,7 @@ impl AppState {
             parts.pricing,
             metrics.clone(),
         )?;
+        let events = Events::new(db.clone());
         Ok(AppState {
             config,
             db,
@@ -81,6 +84,7 @@ impl AppState {
             settings,
             master_key: Arc::new(parts.master_key),
             usage,
+            events,
             rate: Arc::new(RateLimits::new(clock.clone())),
             request_stats: Arc::default(),
             metrics,

@@ -1,9 +1,9 @@
 //! Structured operational events of a tenant (lifecycle, security, billing, system), recorded in
 //! the same transaction as the change they describe, and listed newest first. Never a secret in
 //! `data`: callers pass ids, names and roles, not keys. The SQL is in `store`.
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::pagination::{Page, PageRequest};
-use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::time::Micros;
 use serde::Serialize;
@@ -177,9 +177,20 @@ pub struct EventFilter {
     pub to: Option<Micros>,
 }
 
-impl AppState {
+/// The events area: lists a tenant's events. Events are written by the other areas inside
+/// their own transactions, with `record`.
+#[derive(Clone)]
+pub struct Events {
+    db: Db,
+}
+
+impl Events {
+    pub fn new(db: Db) -> Events {
+        Events { db }
+    }
+
     /// The tenant's events, newest first.
-    pub async fn list_events(
+    pub async fn list(
         &self,
         ctx: &TenantCtx,
         filter: EventFilter,

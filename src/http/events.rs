@@ -48,5 +48,5 @@ async fn list(
         to: time_param(q.to.as_deref(), "to")?,
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    Ok(HttpResponse::Ok().json(st.list_events(&ctx, filter, page).await?))
+    Ok(HttpResponse::Ok().json(st.events.list(&ctx, filter, page).await?))
 }
