@@ -12,14 +12,14 @@ use crate::events::Events;
 use crate::limits::metrics::Metrics;
 use crate::limits::rate::RateLimits;
 use crate::limits::stats::RequestStats;
-use crate::settings::SettingsCache;
+use crate::settings::{SettingsCache, TenantSettings};
 use crate::tenancy::TenantCache;
 use crate::time::{to_micros, Micros};
 use crate::usage::pricing::PricingTable;
 use crate::usage::service::Usage;
 use rusqlite::Connection;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What start-up loads from the database before serving.
 pub struct Loaded {
@@ -40,9 +40,8 @@ pub struct AppState {
     pub tenants: Arc<TenantCache>,
     pub keys: Arc<KeyCache>,
     pub admin: Arc<crate::auth::AdminToken>,
-    pub settings: Arc<SettingsCache>,
-    /// Seals and opens provider keys; derived once at start.
-    pub master_key: Arc<MasterKey>,
+    /// Settings, their versions and cache, provider keys and credentials.
+    pub settings: TenantSettings,
     /// Metered usage: ingest, windows, prices and the reads on the rollups.
     pub usage: Usage,
     pub events: Events,
@@ -52,9 +51,6 @@ pub struct AppState {
     admin_guard: Arc<AdminGuard>,
     pub clock: Arc<dyn Clock>,
     _lock: Arc<std::fs::File>,
-    /// Serialises writes to tenants, members and keys, so each write and the cache update that
-    /// follows it happen as one step: two concurrent writers cannot leave the cache stale.
-    write_lock: Arc<Mutex<()>>,
 }
 
 impl AppState {
@@ -64,13 +60,19 @@ impl AppState {
         parts: Loaded,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
-        let settings = Arc::new(parts.settings);
+        let settings = TenantSettings::new(
+            db.clone(),
+            clock.clone(),
+            parts.settings,
+            parts.master_key,
+            config.clone(),
+        );
         let metrics: Arc<Metrics> = Arc::default();
         let usage = Usage::start(
             db.clone(),
             clock.clone(),
             config.flags.clone(),
-            settings.clone(),
+            settings.cache(),
             parts.pricing,
             metrics.clone(),
         )?;
@@ -82,7 +84,6 @@ impl AppState {
             keys: Arc::new(parts.keys),
             admin: Arc::new(parts.admin),
             settings,
-            master_key: Arc::new(parts.master_key),
             usage,
             events,
             rate: Arc::new(RateLimits::new(clock.clone())),
@@ -91,7 +92,6 @@ impl AppState {
             admin_guard: Arc::default(),
             clock,
             _lock: Arc::new(parts.lock),
-            write_lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -104,19 +104,15 @@ impl AppState {
         to_micros(self.clock.now())
     }
 
-    /// Runs a write in one transaction under the write lock; `f` updates caches after its commit.
+    /// Runs a write under the database's write lock (`Db::write`); `f` updates caches after
+    /// its commit.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&AppState, &mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
         let st = self.clone();
-        self.db
-            .run(move |c| {
-                let _serial = st.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-                f(&st, c)
-            })
-            .await
+        self.db.write(move |c| f(&st, c)).await
     }
 
     /// The caller behind an `Authorization` header value, from memory only. A token that is

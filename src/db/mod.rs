@@ -19,6 +19,10 @@ pub struct Db {
     pool: Pool,
     path: std::path::PathBuf,
     sync_full: bool,
+    /// Serialises the writes that update an in-memory cache after their commit (tenants,
+    /// members, keys, settings, provider keys), so each write and its cache update happen as
+    /// one step: two concurrent writers cannot leave a cache stale. Shared by every clone.
+    writes: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// Pragmas every connection gets. WAL lets readers run beside the writer; `synchronous=NORMAL`
@@ -64,6 +68,7 @@ impl Db {
             pool,
             path: path.to_path_buf(),
             sync_full,
+            writes: std::sync::Arc::default(),
         };
         {
             let mut c = db.pool.get().map_err(|e| e.to_string())?;
@@ -96,5 +101,19 @@ impl Db {
         })
         .await
         .map_err(ApiError::internal)?
+    }
+
+    /// As `run`, one write at a time (see `writes`); `f` updates its caches after its commit.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let writes = self.writes.clone();
+        self.run(move |c| {
+            let _serial = writes.lock().unwrap_or_else(|p| p.into_inner());
+            f(c)
+        })
+        .await
     }
 }

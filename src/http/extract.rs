@@ -26,7 +26,7 @@ fn rate_decision(st: &AppState, ctx: &TenantCtx) -> Decision {
     if ctx.caller().is_admin() {
         return Decision::Unlimited;
     }
-    let per_minute = st.settings.get(ctx.id()).settings.rate_limit_per_minute;
+    let per_minute = st.settings.current(ctx.id()).settings.rate_limit_per_minute;
     match (per_minute, st.config.flags.enabled(Feature::MultiTenant)) {
         (Some(n), _) => st.rate.check(ctx.id(), n),
         (None, true) => st.rate.check(ctx.id(), plan_rate(ctx.tenant().plan)),

@@ -77,7 +77,7 @@ pub fn ops() -> Vec<Op> {
 
 /// The settings as the contract shows them: content, version, masked provider keys, updated_at.
 async fn view(st: &AppState, ctx: &TenantCtx, current: &Current) -> Result<Value, ApiError> {
-    let keys = st.masked_provider_keys(ctx).await?;
+    let keys = st.settings.masked_provider_keys(ctx).await?;
     let mut updated = current.changed_at;
     let mut provider_keys = Map::new();
     for k in keys {
@@ -95,7 +95,7 @@ async fn view(st: &AppState, ctx: &TenantCtx, current: &Current) -> Result<Value
 }
 
 async fn current_view(st: &AppState, ctx: &TenantCtx) -> Result<HttpResponse, ApiError> {
-    let current = st.settings.get(ctx.id());
+    let current = st.settings.current(ctx.id());
     Ok(HttpResponse::Ok().json(view(st, ctx, &current).await?))
 }
 
@@ -108,7 +108,7 @@ async fn patch(
     st: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let next = st.patch_settings(&ctx, body.into_inner()).await?;
+    let next = st.settings.patch(&ctx, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view(&st, &ctx, &next).await?))
 }
 
@@ -118,7 +118,7 @@ async fn history(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let page = st.settings_history(&ctx, page).await?;
+    let page = st.settings.history(&ctx, page).await?;
     Ok(HttpResponse::Ok().json(page.map(|h| {
         json!({"version": h.version, "settings": h.settings, "changed_by": h.changed_by,
                "changed_at": rfc3339(h.changed_at)})
@@ -136,7 +136,7 @@ async fn rollback(
     st: web::Data<AppState>,
     body: web::Json<RollbackBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let next = st.rollback_settings(&ctx, body.version).await?;
+    let next = st.settings.rollback(&ctx, body.version).await?;
     Ok(HttpResponse::Ok().json(view(&st, &ctx, &next).await?))
 }
 
@@ -159,7 +159,7 @@ async fn put_provider_key(
 ) -> Result<HttpResponse, ApiError> {
     let provider = Provider::parse(&p.provider)?;
     let key = parse_api_key(body.into_inner().api_key)?;
-    st.set_provider_key(&ctx, provider, key).await?;
+    st.settings.set_provider_key(&ctx, provider, key).await?;
     current_view(&st, &ctx).await
 }
 
@@ -168,7 +168,8 @@ async fn delete_provider_key(
     st: web::Data<AppState>,
     p: web::Path<ProviderPath>,
 ) -> Result<HttpResponse, ApiError> {
-    st.remove_provider_key(&ctx, Provider::parse(&p.provider)?)
+    st.settings
+        .remove_provider_key(&ctx, Provider::parse(&p.provider)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -179,7 +180,7 @@ async fn credentials(
     p: web::Path<ProviderPath>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = Provider::parse(&p.provider)?;
-    let cred = st.credential(&ctx, provider.clone()).await?;
+    let cred = st.settings.credential(&ctx, provider.clone()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({

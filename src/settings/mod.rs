@@ -2,9 +2,11 @@
 //! (in submodules) the versioned store with rollback, the in-memory cache and provider keys.
 pub mod cache;
 pub mod provider_keys;
+pub mod service;
 pub mod store;
 
 pub use cache::SettingsCache;
+pub use service::TenantSettings;
 
 use crate::error::ApiError;
 use crate::tenancy::Plan;

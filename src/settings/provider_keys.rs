@@ -1,15 +1,15 @@
 //! A tenant's own provider keys (BYO): sealed with the instance's master key, bound to tenant and
 //! provider, shown only masked; and `credentials`, which hands the application the key to use
 //! for a call: the tenant's own in `byo_key` mode, the instance's in `hosted` mode.
+use super::service::TenantSettings;
+use super::store;
 use super::ExecutionMode;
 use crate::auth::Action;
 use crate::crypto::{self, SecretString};
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
-use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::time::Micros;
-use rusqlite::params;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -69,27 +69,12 @@ pub struct Credential {
     pub source: ExecutionMode,
 }
 
-impl AppState {
+impl TenantSettings {
     pub async fn masked_provider_keys(&self, ctx: &TenantCtx) -> Result<Vec<MaskedKey>, ApiError> {
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
         self.db
-            .run(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT provider, masked, updated_at FROM provider_keys
-                     WHERE tenant_id = ?1 ORDER BY provider",
-                )?;
-                let rows = stmt
-                    .query_map([tenant], |r| {
-                        Ok(MaskedKey {
-                            provider: r.get(0)?,
-                            masked: r.get(1)?,
-                            updated_at: r.get(2)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            })
+            .run(move |c| Ok(store::masked_provider_keys(c, &tenant)?))
             .await
     }
 
@@ -105,27 +90,22 @@ impl AppState {
         let masked = crypto::mask(key.expose());
         drop(key);
         let (tenant, actor) = (ctx.id(), ctx.caller().describe());
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let now = st.now();
-            tx.execute(
-                "INSERT INTO provider_keys (tenant_id, provider, ciphertext, masked, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (tenant_id, provider) DO UPDATE SET ciphertext = excluded.ciphertext,
-                     masked = excluded.masked, updated_at = excluded.updated_at",
-                params![tenant.to_string(), provider.as_str(), sealed, masked, now],
-            )?;
-            let data = json!({"provider": provider.as_str(), "masked": masked, "actor": actor});
-            let msg = format!("{} key set by {actor}", provider.as_str());
-            events::record(
-                &tx,
-                now,
-                NewEvent::of(Kind::ProviderKeySet, tenant, msg, data),
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        let now = self.now();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                store::put_provider_key(&tx, tenant, provider.as_str(), &sealed, &masked, now)?;
+                let data = json!({"provider": provider.as_str(), "masked": masked, "actor": actor});
+                let msg = format!("{} key set by {actor}", provider.as_str());
+                events::record(
+                    &tx,
+                    now,
+                    NewEvent::of(Kind::ProviderKeySet, tenant, msg, data),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
     }
 
     pub async fn remove_provider_key(
@@ -135,29 +115,27 @@ impl AppState {
     ) -> Result<(), ApiError> {
         ctx.require(Action::Manage)?;
         let (tenant, actor) = (ctx.id(), ctx.caller().describe());
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let n = tx.execute(
-                "DELETE FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
-                params![tenant.to_string(), provider.as_str()],
-            )?;
-            if n == 0 {
-                return Err(ApiError::NotFound(format!(
-                    "no {} key is set for this tenant",
-                    provider.as_str()
-                )));
-            }
-            let data = json!({"provider": provider.as_str(), "actor": actor});
-            let msg = format!("{} key removed by {actor}", provider.as_str());
-            events::record(
-                &tx,
-                st.now(),
-                NewEvent::of(Kind::ProviderKeyRemoved, tenant, msg, data),
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        let now = self.now();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                if !store::delete_provider_key(&tx, tenant, provider.as_str())? {
+                    return Err(ApiError::NotFound(format!(
+                        "no {} key is set for this tenant",
+                        provider.as_str()
+                    )));
+                }
+                let data = json!({"provider": provider.as_str(), "actor": actor});
+                let msg = format!("{} key removed by {actor}", provider.as_str());
+                events::record(
+                    &tx,
+                    now,
+                    NewEvent::of(Kind::ProviderKeyRemoved, tenant, msg, data),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
     }
 
     /// The key the application should use for `provider` on this tenant's behalf.
@@ -167,7 +145,7 @@ impl AppState {
         provider: Provider,
     ) -> Result<Credential, ApiError> {
         ctx.require(Action::ReadCredentials)?;
-        match self.settings.get(ctx.id()).settings.execution_mode {
+        match self.current(ctx.id()).settings.execution_mode {
             ExecutionMode::Hosted => {
                 let key = self
                     .config
@@ -186,17 +164,9 @@ impl AppState {
             }
             ExecutionMode::ByoKey => {
                 let (tenant, p) = (ctx.id(), provider.clone());
-                let sealed: Option<Vec<u8>> = self
+                let sealed = self
                     .db
-                    .run(move |c| {
-                        use rusqlite::OptionalExtension;
-                        Ok(c.query_row(
-                            "SELECT ciphertext FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
-                            params![tenant.to_string(), p.as_str()],
-                            |r| r.get(0),
-                        )
-                        .optional()?)
-                    })
+                    .run(move |c| Ok(store::sealed_provider_key(c, tenant, p.as_str())?))
                     .await?;
                 let sealed = sealed.ok_or_else(|| {
                     ApiError::ByoKeyMissing(format!(
@@ -218,7 +188,7 @@ impl AppState {
     }
 }
 
-impl AppState {
+impl TenantSettings {
     /// Records that a stored key did not open (a critical security event, once per stored
     /// value, so an application retrying does not flood the list) and gives the 409 to answer.
     async fn unreadable(
@@ -235,13 +205,15 @@ impl AppState {
             .map(|b| format!("{b:02x}"))
             .collect();
         let reason = cause.to_string();
+        let now = self.now();
         let recorded = self
-            .write(move |st, c| {
+            .db
+            .write(move |c| {
                 let msg = format!("the stored {p} key cannot be decrypted: {reason}");
                 let data = json!({"provider": p, "reason": reason});
                 let e = NewEvent::of(Kind::ProviderKeyUnreadable, tenant, msg, data)
                     .once(format!("provider_key.unreadable:{p}:{fingerprint}"));
-                events::record(c, st.now(), e)?;
+                events::record(c, now, e)?;
                 Ok(())
             })
             .await;

@@ -1,13 +1,10 @@
-//! Versioned settings: every change writes a new version row with who made it, in the same
-//! transaction as its event; rollback writes a new version whose content is the old one.
+//! The settings area's SQL: settings versions (every change is a new row, with who made it) and
+//! the sealed provider keys.
 use super::cache::Current;
+use super::provider_keys::MaskedKey;
 use super::Settings;
-use crate::auth::Action;
 use crate::error::ApiError;
-use crate::events::{self, Kind, NewEvent};
-use crate::pagination::{Page, PageRequest};
-use crate::state::AppState;
-use crate::tenancy::TenantCtx;
+use crate::pagination::PageRequest;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -41,7 +38,7 @@ pub fn write_version(
     })
 }
 
-fn latest(c: &Connection, tenant: Uuid) -> Result<Current, ApiError> {
+pub fn latest(c: &Connection, tenant: Uuid) -> Result<Current, ApiError> {
     let row: Option<(i64, String, Micros)> = c
         .query_row(
             "SELECT version, body, changed_at FROM settings_versions
@@ -73,7 +70,7 @@ pub struct HistoryEntry {
 }
 
 /// What changed between two settings, by top-level field, for the event's data.
-fn changed_fields(old: &Settings, new: &Settings) -> Vec<String> {
+pub fn changed_fields(old: &Settings, new: &Settings) -> Vec<String> {
     let (a, b) = (json!(old), json!(new));
     let mut out = Vec::new();
     if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
@@ -86,105 +83,98 @@ fn changed_fields(old: &Settings, new: &Settings) -> Vec<String> {
     out
 }
 
-impl AppState {
-    /// Writes a new version from the current one, records its event, and updates the cache.
-    async fn new_version(
-        &self,
-        ctx: &TenantCtx,
-        make: impl FnOnce(&Connection, &Current) -> Result<(Settings, Kind, Value), ApiError>
-            + Send
-            + 'static,
-    ) -> Result<Current, ApiError> {
-        ctx.require(Action::Manage)?;
-        // Who made the change, for history and events: `admin`, or the key (and its user).
-        let (tenant, by) = (ctx.id(), ctx.caller().describe());
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let current = latest(&tx, tenant)?;
-            let (settings, kind, mut data) = make(&tx, &current)?;
-            let now = st.now();
-            let next = write_version(&tx, tenant, current.version + 1, &settings, &by, now)?;
-            data["version"] = json!(next.version);
-            data["changed_fields"] = json!(changed_fields(&current.settings, &settings));
-            data["actor"] = json!(by);
-            let message = format!("settings version {} by {by}", next.version);
-            events::record(&tx, now, NewEvent::of(kind, tenant, message, data))?;
-            tx.commit()?;
-            st.settings.put(tenant, next.clone());
-            Ok(next)
-        })
-        .await
-    }
+/// The body of one version, when it exists.
+pub fn version_body(
+    c: &Connection,
+    tenant: Uuid,
+    version: i64,
+) -> rusqlite::Result<Option<String>> {
+    c.query_row(
+        "SELECT body FROM settings_versions WHERE tenant_id = ?1 AND version = ?2",
+        params![tenant.to_string(), version],
+        |r| r.get(0),
+    )
+    .optional()
+}
 
-    pub async fn patch_settings(&self, ctx: &TenantCtx, patch: Value) -> Result<Current, ApiError> {
-        // Validate before taking the write lock, against the cached version; the write re-applies
-        // the patch to the version it reads, so a concurrent change is not lost.
-        self.settings.get(ctx.id()).settings.patched(&patch)?;
-        self.new_version(ctx, move |_, current| {
-            Ok((
-                current.settings.patched(&patch)?,
-                Kind::SettingsChanged,
-                json!({}),
-            ))
-        })
-        .await
-    }
-
-    pub async fn rollback_settings(
-        &self,
-        ctx: &TenantCtx,
-        version: i64,
-    ) -> Result<Current, ApiError> {
-        let tenant = ctx.id();
-        self.new_version(ctx, move |c, _| {
-            let body: String = c
-                .query_row(
-                    "SELECT body FROM settings_versions WHERE tenant_id = ?1 AND version = ?2",
-                    params![tenant.to_string(), version],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| ApiError::NotFound(format!("no settings version {version}")))?;
-            Ok((
-                parse_body(&body)?,
-                Kind::SettingsRolledBack,
-                json!({"rolled_back_to": version}),
-            ))
-        })
-        .await
-    }
-
-    pub async fn settings_history(
-        &self,
-        ctx: &TenantCtx,
-        page: PageRequest<i64>,
-    ) -> Result<Page<HistoryEntry>, ApiError> {
-        ctx.require(Action::Read)?;
-        let tenant = ctx.db_id();
-        self.db
-            .run(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT version, body, changed_by, changed_at FROM settings_versions
-                     WHERE tenant_id = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3",
-                )?;
-                let rows = stmt
-                    .query_map(
-                        params![tenant, page.after.unwrap_or(i64::MAX), page.fetch()],
-                        |r| {
-                            let body: String = r.get(1)?;
-                            // Shown with defaults filled in, as GET /api/settings shows them.
-                            let settings = json!(parse_body(&body)?);
-                            Ok(HistoryEntry {
-                                version: r.get(0)?,
-                                settings,
-                                changed_by: r.get(2)?,
-                                changed_at: r.get(3)?,
-                            })
-                        },
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Page::from_rows(rows, page.limit, |h| h.version))
+/// One page of the history, newest first, each version shown with defaults filled in.
+pub fn history(
+    c: &Connection,
+    tenant: &str,
+    page: &PageRequest<i64>,
+) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT version, body, changed_by, changed_at FROM settings_versions
+         WHERE tenant_id = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![tenant, page.after.unwrap_or(i64::MAX), page.fetch()],
+        |r| {
+            let body: String = r.get(1)?;
+            // Shown with defaults filled in, as GET /api/settings shows them.
+            let settings = json!(parse_body(&body)?);
+            Ok(HistoryEntry {
+                version: r.get(0)?,
+                settings,
+                changed_by: r.get(2)?,
+                changed_at: r.get(3)?,
             })
-            .await
-    }
+        },
+    )?;
+    rows.collect()
+}
+
+pub fn masked_provider_keys(c: &Connection, tenant: &str) -> rusqlite::Result<Vec<MaskedKey>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT provider, masked, updated_at FROM provider_keys
+         WHERE tenant_id = ?1 ORDER BY provider",
+    )?;
+    let rows = stmt.query_map([tenant], |r| {
+        Ok(MaskedKey {
+            provider: r.get(0)?,
+            masked: r.get(1)?,
+            updated_at: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn put_provider_key(
+    c: &Connection,
+    tenant: Uuid,
+    provider: &str,
+    sealed: &[u8],
+    masked: &str,
+    now: Micros,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO provider_keys (tenant_id, provider, ciphertext, masked, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant_id, provider) DO UPDATE SET ciphertext = excluded.ciphertext,
+             masked = excluded.masked, updated_at = excluded.updated_at",
+        params![tenant.to_string(), provider, sealed, masked, now],
+    )?;
+    Ok(())
+}
+
+/// False when the tenant had no key for `provider`.
+pub fn delete_provider_key(c: &Connection, tenant: Uuid, provider: &str) -> rusqlite::Result<bool> {
+    let n = c.execute(
+        "DELETE FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
+        params![tenant.to_string(), provider],
+    )?;
+    Ok(n > 0)
+}
+
+pub fn sealed_provider_key(
+    c: &Connection,
+    tenant: Uuid,
+    provider: &str,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    c.query_row(
+        "SELECT ciphertext FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
+        params![tenant.to_string(), provider],
+        |r| r.get(0),
+    )
+    .optional()
 }

@@ -145,7 +145,7 @@ impl AppState {
             lifecycle_event(&tx, now, Kind::TenantCreated, &t)?;
             tx.commit()?;
             st.tenants.put(t.clone());
-            st.settings.put(id, settings);
+            st.settings.created(id, settings);
             Ok(t)
         })
         .await
@@ -285,7 +285,7 @@ impl AppState {
             }
             st.tenants.remove(id);
             st.keys.remove_tenant(id);
-            st.settings.remove(id);
+            st.settings.forget(id);
             st.usage.forget_tenant(id);
             st.request_stats.forget(id);
             Ok(())
