@@ -1,7 +1,9 @@
-//! The state every request shares: configuration, the pool, the in-memory caches of tenants and
-//! keys, the admin verifier and the clock. Domain modules add their operations to it in `impl`
-//! blocks of their own, so each cache is changed only next to the write that makes it stale.
+//! The state every request shares, composed of one struct per area (tenancy, keys, settings,
+//! usage, events), each owning its cache and its operations, plus what the HTTP edge needs:
+//! configuration, the admin token and its throttle, rate limits and request metrics. Handlers
+//! name the area they call: `st.usage.ingest(...)`, `st.tenancy.create(...)`.
 use crate::auth::guard::AdminGuard;
+use crate::auth::keyring::Keys;
 use crate::auth::{Caller, KeyCache};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -13,11 +15,11 @@ use crate::limits::metrics::Metrics;
 use crate::limits::rate::RateLimits;
 use crate::limits::stats::RequestStats;
 use crate::settings::{SettingsCache, TenantSettings};
+use crate::tenancy::tenants::{Dependents, Tenancy};
 use crate::tenancy::TenantCache;
 use crate::time::{to_micros, Micros};
 use crate::usage::pricing::PricingTable;
 use crate::usage::service::Usage;
-use rusqlite::Connection;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -37,8 +39,10 @@ pub struct Loaded {
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
-    pub tenants: Arc<TenantCache>,
-    pub keys: Arc<KeyCache>,
+    /// Tenants (and the cache every request resolves through) and their members.
+    pub tenancy: Tenancy,
+    /// API keys and the cache that authenticates them.
+    pub keys: Keys,
     pub admin: Arc<crate::auth::AdminToken>,
     /// Settings, their versions and cache, provider keys and credentials.
     pub settings: TenantSettings,
@@ -77,17 +81,31 @@ impl AppState {
             metrics.clone(),
         )?;
         let events = Events::new(db.clone());
+        let keys = Keys::new(db.clone(), clock.clone(), parts.keys);
+        let request_stats: Arc<RequestStats> = Arc::default();
+        let tenancy = Tenancy::new(
+            db.clone(),
+            clock.clone(),
+            config.flags.clone(),
+            parts.tenants,
+            Dependents {
+                keys: keys.clone(),
+                settings: settings.clone(),
+                usage: usage.clone(),
+                request_stats: request_stats.clone(),
+            },
+        );
         Ok(AppState {
             config,
             db,
-            tenants: Arc::new(parts.tenants),
-            keys: Arc::new(parts.keys),
+            tenancy,
+            keys,
             admin: Arc::new(parts.admin),
             settings,
             usage,
             events,
             rate: Arc::new(RateLimits::new(clock.clone())),
-            request_stats: Arc::default(),
+            request_stats,
             metrics,
             admin_guard: Arc::default(),
             clock,
@@ -102,17 +120,6 @@ impl AppState {
 
     pub fn now(&self) -> Micros {
         to_micros(self.clock.now())
-    }
-
-    /// Runs a write under the database's write lock (`Db::write`); `f` updates caches after
-    /// its commit.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        F: FnOnce(&AppState, &mut Connection) -> Result<T, ApiError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let st = self.clone();
-        self.db.write(move |c| f(&st, c)).await
     }
 
     /// The caller behind an `Authorization` header value, from memory only. A token that is

@@ -1,17 +1,21 @@
 //! Creating, listing and revoking a tenant's API keys. The key itself exists only in the create
 //! response; the database and the key cache hold its hash.
-use super::keys::{generate, CachedKey};
+use super::keys::{generate, CachedKey, KeyCache};
+use super::Caller;
 use super::{Action, Role};
+use crate::clock::Clock;
 use crate::db::sql::parse_uuid_column;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
-use crate::state::AppState;
 use crate::tenancy::members::{role_of, UserId};
 use crate::tenancy::TenantCtx;
+use crate::time::to_micros;
 use crate::time::Micros;
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
+use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
@@ -81,91 +85,130 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
     })
 }
 
-impl AppState {
-    pub async fn create_key(&self, ctx: &TenantCtx, new: NewKey) -> Result<CreatedKey, ApiError> {
+/// The API keys area: creates, lists and revokes a tenant's keys, and owns the in-memory key
+/// cache that authenticates every `tk_` token.
+#[derive(Clone)]
+pub struct Keys {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    cache: Arc<KeyCache>,
+}
+
+impl Keys {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, cache: KeyCache) -> Keys {
+        Keys {
+            db,
+            clock,
+            cache: Arc::new(cache),
+        }
+    }
+
+    fn now(&self) -> Micros {
+        to_micros(self.clock.now())
+    }
+
+    /// The caller behind a `tk_` key, from memory.
+    pub fn authenticate(&self, token: &str, now: Micros) -> Result<Caller, ApiError> {
+        self.cache.authenticate(token, now)
+    }
+
+    /// A member's role changed (or the member left): keys bound to them follow at once.
+    pub fn member_changed(&self, tenant: Uuid, user: &str, role: Option<Role>) {
+        self.cache.member_changed(tenant, user, role);
+    }
+
+    /// A deleted tenant's keys stop working.
+    pub fn forget_tenant(&self, tenant: Uuid) {
+        self.cache.remove_tenant(tenant);
+    }
+
+    pub async fn create(&self, ctx: &TenantCtx, new: NewKey) -> Result<CreatedKey, ApiError> {
         ctx.require(Action::Manage)?;
         if new.expires_at.is_some_and(|e| e <= self.now()) {
             return Err(ApiError::InvalidRequest(
                 "expires_at must be in the future".into(),
             ));
         }
-        let ctx = ctx.clone();
-        self.write(move |st, c| {
-            let member_role = match &new.user_id {
-                None => None,
-                Some(u) => {
-                    let m = role_of(c, &ctx, u.as_str())?.ok_or_else(|| {
-                        ApiError::InvalidRequest("user_id is not a member of this tenant".into())
-                    })?;
-                    if new.role.min(m) != new.role {
-                        return Err(ApiError::Forbidden(format!(
-                            "a key may not outrank its member ({} is {})",
-                            crate::error::clip(u.as_str()),
-                            m.as_str()
-                        )));
+        let (ctx, cache, now) = (ctx.clone(), self.cache.clone(), self.now());
+        self.db
+            .write(move |c| {
+                let member_role = match &new.user_id {
+                    None => None,
+                    Some(u) => {
+                        let m = role_of(c, &ctx, u.as_str())?.ok_or_else(|| {
+                            ApiError::InvalidRequest(
+                                "user_id is not a member of this tenant".into(),
+                            )
+                        })?;
+                        if new.role.min(m) != new.role {
+                            return Err(ApiError::Forbidden(format!(
+                                "a key may not outrank its member ({} is {})",
+                                crate::error::clip(u.as_str()),
+                                m.as_str()
+                            )));
+                        }
+                        Some(m)
                     }
-                    Some(m)
-                }
-            };
-            let (secret, hash, prefix) = generate();
-            let key = ApiKey {
-                id: Uuid::new_v4(),
-                name: new.name,
-                role: new.role,
-                user_id: new.user_id.map(|u| u.as_str().to_string()),
-                prefix,
-                created_at: st.now(),
-                expires_at: new.expires_at,
-                revoked_at: None,
-            };
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO api_keys (id, tenant_id, name, role, user_id, key_hash, prefix,
+                };
+                let (secret, hash, prefix) = generate();
+                let key = ApiKey {
+                    id: Uuid::new_v4(),
+                    name: new.name,
+                    role: new.role,
+                    user_id: new.user_id.map(|u| u.as_str().to_string()),
+                    prefix,
+                    created_at: now,
+                    expires_at: new.expires_at,
+                    revoked_at: None,
+                };
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT INTO api_keys (id, tenant_id, name, role, user_id, key_hash, prefix,
                                        created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    key.id.to_string(),
-                    ctx.db_id(),
-                    key.name,
-                    key.role.as_str(),
-                    key.user_id,
-                    &hash[..],
-                    key.prefix,
-                    key.created_at,
-                    key.expires_at
-                ],
-            )?;
-            let actor = ctx.caller().describe();
-            let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
+                    params![
+                        key.id.to_string(),
+                        ctx.db_id(),
+                        key.name,
+                        key.role.as_str(),
+                        key.user_id,
+                        &hash[..],
+                        key.prefix,
+                        key.created_at,
+                        key.expires_at
+                    ],
+                )?;
+                let actor = ctx.caller().describe();
+                let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
                               "user_id": key.user_id, "prefix": key.prefix, "actor": actor});
-            let msg = format!(
-                "{} key {} created by {actor}",
-                key.role.as_str(),
-                key.prefix
-            );
-            events::record(
-                &tx,
-                key.created_at,
-                NewEvent::of(Kind::KeyCreated, ctx.id(), msg, data),
-            )?;
-            tx.commit()?;
-            st.keys.insert(
-                hash,
-                CachedKey {
-                    id: key.id,
-                    tenant_id: ctx.id(),
-                    role: key.role,
-                    user_id: key.user_id.clone(),
-                    expires_at: key.expires_at,
-                    member_role,
-                },
-            );
-            Ok(CreatedKey { key, secret })
-        })
-        .await
+                let msg = format!(
+                    "{} key {} created by {actor}",
+                    key.role.as_str(),
+                    key.prefix
+                );
+                events::record(
+                    &tx,
+                    key.created_at,
+                    NewEvent::of(Kind::KeyCreated, ctx.id(), msg, data),
+                )?;
+                tx.commit()?;
+                cache.insert(
+                    hash,
+                    CachedKey {
+                        id: key.id,
+                        tenant_id: ctx.id(),
+                        role: key.role,
+                        user_id: key.user_id.clone(),
+                        expires_at: key.expires_at,
+                        member_role,
+                    },
+                );
+                Ok(CreatedKey { key, secret })
+            })
+            .await
     }
 
-    pub async fn list_keys(
+    pub async fn list(
         &self,
         ctx: &TenantCtx,
         page: PageRequest<(Micros, String)>,
@@ -194,41 +237,41 @@ impl AppState {
     }
 
     /// Revokes a key of this tenant; revoking a revoked key again is a no-op.
-    pub async fn revoke_key(&self, ctx: &TenantCtx, key_id: &str) -> Result<(), ApiError> {
+    pub async fn revoke(&self, ctx: &TenantCtx, key_id: &str) -> Result<(), ApiError> {
         ctx.require(Action::Manage)?;
         let not_found = || ApiError::NotFound("no such key".into());
         let id = Uuid::parse_str(key_id).map_err(|_| not_found())?;
-        let ctx = ctx.clone();
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let (hash, prefix): (Vec<u8>, String) = tx
-                .query_row(
-                    "SELECT key_hash, prefix FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
-                    params![id.to_string(), ctx.db_id()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?
-                .ok_or_else(not_found)?;
-            let now = st.now();
-            let revoked = tx.execute(
-                "UPDATE api_keys SET revoked_at = ?3
+        let (ctx, cache, now) = (ctx.clone(), self.cache.clone(), self.now());
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let (hash, prefix): (Vec<u8>, String) = tx
+                    .query_row(
+                        "SELECT key_hash, prefix FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
+                        params![id.to_string(), ctx.db_id()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(not_found)?;
+                let revoked = tx.execute(
+                    "UPDATE api_keys SET revoked_at = ?3
                  WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
-                params![id.to_string(), ctx.db_id(), now],
-            )?;
-            if revoked == 1 {
-                let actor = ctx.caller().describe();
-                let data = json!({"key_id": id, "prefix": prefix, "actor": actor});
-                let msg = format!("key {prefix} revoked by {actor}");
-                events::record(
-                    &tx,
-                    now,
-                    NewEvent::of(Kind::KeyRevoked, ctx.id(), msg, data),
+                    params![id.to_string(), ctx.db_id(), now],
                 )?;
-            }
-            tx.commit()?;
-            st.keys.remove(&hash);
-            Ok(())
-        })
-        .await
+                if revoked == 1 {
+                    let actor = ctx.caller().describe();
+                    let data = json!({"key_id": id, "prefix": prefix, "actor": actor});
+                    let msg = format!("key {prefix} revoked by {actor}");
+                    events::record(
+                        &tx,
+                        now,
+                        NewEvent::of(Kind::KeyRevoked, ctx.id(), msg, data),
+                    )?;
+                }
+                tx.commit()?;
+                cache.remove(&hash);
+                Ok(())
+            })
+            .await
     }
 }

@@ -79,7 +79,7 @@ fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
         header,
         slug: req.match_info().get("slug"),
     };
-    let ctx = resolve(caller, naming, &st.tenants, &st.config.flags)?;
+    let ctx = resolve(caller, naming, st.tenancy.cache(), &st.config.flags)?;
     req.extensions_mut().insert(ResolvedTenant(ctx.id()));
     let decision = rate_decision(st, &ctx);
     req.extensions_mut().insert(RateInfo(decision));

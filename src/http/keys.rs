@@ -57,7 +57,7 @@ async fn create(
         b.user_id.as_deref(),
         b.expires_at.as_deref(),
     )?;
-    let created = st.create_key(&ctx, new).await?;
+    let created = st.keys.create(&ctx, new).await?;
     let mut view = KeyView::from(created.key);
     view.key = Some(created.secret);
     Ok(HttpResponse::Created().json(view))
@@ -69,7 +69,7 @@ async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let page = st.list_keys(&ctx, page).await?;
+    let page = st.keys.list(&ctx, page).await?;
     Ok(HttpResponse::Ok().json(page.map(KeyView::from)))
 }
 
@@ -83,6 +83,6 @@ async fn revoke(
     st: web::Data<AppState>,
     p: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    st.revoke_key(&ctx, &p.id).await?;
+    st.keys.revoke(&ctx, &p.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

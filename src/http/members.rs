@@ -41,7 +41,7 @@ async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let page = st.list_members(&ctx, page).await?;
+    let page = st.tenancy.members(&ctx, page).await?;
     Ok(HttpResponse::Ok().json(page.map(MemberView::from)))
 }
 
@@ -64,7 +64,7 @@ async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(&p.user_id)?;
     let role = Role::parse_member_role(&body.role).map_err(ApiError::InvalidRequest)?;
-    let m = st.put_member(&ctx, user, role).await?;
+    let m = st.tenancy.put_member(&ctx, user, role).await?;
     Ok(HttpResponse::Ok().json(MemberView::from(m)))
 }
 
@@ -74,6 +74,6 @@ async fn remove(
     p: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(&p.user_id)?;
-    st.remove_member(&ctx, user).await?;
+    st.tenancy.remove_member(&ctx, user).await?;
     Ok(HttpResponse::NoContent().finish())
 }

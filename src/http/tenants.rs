@@ -90,7 +90,7 @@ async fn create(
         b.template.as_deref(),
         b.settings.as_ref(),
     )?;
-    let t = st.create_tenant(new).await?;
+    let t = st.tenancy.create(new).await?;
     Ok(HttpResponse::Created().json(TenantView::from(&t)))
 }
 
@@ -114,7 +114,7 @@ async fn list(
         .transpose()
         .map_err(ApiError::InvalidRequest)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let page = st.list_tenants(status, page).await?;
+    let page = st.tenancy.list(status, page).await?;
     Ok(HttpResponse::Ok().json(page.map(|t| TenantView::from(&t))))
 }
 
@@ -128,7 +128,7 @@ async fn get(
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.find_tenant(&p.id)?;
+    let t = st.tenancy.find(&p.id)?;
     Ok(HttpResponse::Ok().json(TenantView::from(t.as_ref())))
 }
 
@@ -148,7 +148,7 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let patch = TenantPatch::parse(b.name.as_deref(), b.slug.as_deref(), b.plan.as_deref())?;
-    let t = st.update_tenant(&p.id, patch).await?;
+    let t = st.tenancy.update(&p.id, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(&t)))
 }
 
@@ -157,7 +157,7 @@ async fn deactivate(
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.set_tenant_status(&p.id, Status::Inactive).await?;
+    let t = st.tenancy.set_status(&p.id, Status::Inactive).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(&t)))
 }
 
@@ -166,7 +166,7 @@ async fn reactivate(
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.set_tenant_status(&p.id, Status::Active).await?;
+    let t = st.tenancy.set_status(&p.id, Status::Active).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(&t)))
 }
 
@@ -182,6 +182,6 @@ async fn delete(
     p: web::Path<IdPath>,
     q: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    st.delete_tenant(&p.id, q.confirm.as_deref()).await?;
+    st.tenancy.delete(&p.id, q.confirm.as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,11 +1,11 @@
 //! A tenant's members: the application's own user ids with a role. Writes keep at least one owner
 //! once a tenant has one, and tell the key cache, since keys bound to a user follow its role.
+use super::tenants::Tenancy;
 use super::TenantCtx;
 use crate::auth::{Action, Role};
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
-use crate::state::AppState;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
@@ -89,8 +89,8 @@ fn member_event(
 
 const LAST_OWNER: &str = "this is the tenant's last owner; make another member owner first";
 
-impl AppState {
-    pub async fn list_members(
+impl Tenancy {
+    pub async fn members(
         &self,
         ctx: &TenantCtx,
         page: PageRequest<String>,
@@ -128,59 +128,63 @@ impl AppState {
     ) -> Result<Member, ApiError> {
         ctx.require(Action::Manage)?;
         let ctx = ctx.clone();
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let current = role_of(&tx, &ctx, user.as_str())?;
-            if current == Some(Role::Owner) && role != Role::Owner && owners(&tx, &ctx)? <= 1 {
-                return Err(ApiError::Conflict(LAST_OWNER.into()));
-            }
-            let now = st.now();
-            tx.execute(
-                "INSERT INTO tenant_users (tenant_id, user_id, role, created_at, updated_at)
+        let st = self.clone();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let current = role_of(&tx, &ctx, user.as_str())?;
+                if current == Some(Role::Owner) && role != Role::Owner && owners(&tx, &ctx)? <= 1 {
+                    return Err(ApiError::Conflict(LAST_OWNER.into()));
+                }
+                let now = st.now();
+                tx.execute(
+                    "INSERT INTO tenant_users (tenant_id, user_id, role, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role,
                      updated_at = excluded.updated_at",
-                params![ctx.db_id(), user.as_str(), role.as_str(), now],
-            )?;
-            let created_at: Micros = tx.query_row(
-                "SELECT created_at FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
-                params![ctx.db_id(), user.as_str()],
-                |r| r.get(0),
-            )?;
-            member_event(&tx, &ctx, now, user.as_str(), current, Some(role))?;
-            tx.commit()?;
-            st.keys.member_changed(ctx.id(), user.as_str(), Some(role));
-            Ok(Member {
-                user_id: user.as_str().to_string(),
-                role,
-                created_at,
+                    params![ctx.db_id(), user.as_str(), role.as_str(), now],
+                )?;
+                let created_at: Micros = tx.query_row(
+                    "SELECT created_at FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
+                    params![ctx.db_id(), user.as_str()],
+                    |r| r.get(0),
+                )?;
+                member_event(&tx, &ctx, now, user.as_str(), current, Some(role))?;
+                tx.commit()?;
+                st.keys.member_changed(ctx.id(), user.as_str(), Some(role));
+                Ok(Member {
+                    user_id: user.as_str().to_string(),
+                    role,
+                    created_at,
+                })
             })
-        })
-        .await
+            .await
     }
 
     pub async fn remove_member(&self, ctx: &TenantCtx, user: UserId) -> Result<(), ApiError> {
         ctx.require(Action::Manage)?;
         let ctx = ctx.clone();
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let current = match role_of(&tx, &ctx, user.as_str())? {
-                None => return Err(ApiError::NotFound("no such member".into())),
-                Some(Role::Owner) if owners(&tx, &ctx)? <= 1 => {
-                    return Err(ApiError::Conflict(LAST_OWNER.into()))
-                }
-                Some(r) => r,
-            };
-            tx.execute(
-                "DELETE FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
-                params![ctx.db_id(), user.as_str()],
-            )?;
-            member_event(&tx, &ctx, st.now(), user.as_str(), Some(current), None)?;
-            tx.commit()?;
-            st.keys.member_changed(ctx.id(), user.as_str(), None);
-            Ok(())
-        })
-        .await
+        let st = self.clone();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let current = match role_of(&tx, &ctx, user.as_str())? {
+                    None => return Err(ApiError::NotFound("no such member".into())),
+                    Some(Role::Owner) if owners(&tx, &ctx)? <= 1 => {
+                        return Err(ApiError::Conflict(LAST_OWNER.into()))
+                    }
+                    Some(r) => r,
+                };
+                tx.execute(
+                    "DELETE FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
+                    params![ctx.db_id(), user.as_str()],
+                )?;
+                member_event(&tx, &ctx, st.now(), user.as_str(), Some(current), None)?;
+                tx.commit()?;
+                st.keys.member_changed(ctx.id(), user.as_str(), None);
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -1,15 +1,23 @@
 //! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
+use super::TenantCache;
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
+use crate::auth::keyring::Keys;
+use crate::clock::Clock;
 use crate::config::Feature;
+use crate::config::Flags;
 use crate::db::sql::{conflict_on_unique, parse_uuid_column};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
+use crate::limits::stats::RequestStats;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::store::write_version;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::settings::TenantSettings;
+use crate::time::to_micros;
 use crate::time::Micros;
+use crate::usage::service::Usage;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 use std::sync::Arc;
@@ -108,50 +116,103 @@ impl TenantPatch {
 
 const DUPLICATE_SLUG: &str = "a tenant with this slug already exists";
 
-impl AppState {
+/// The tenancy area: tenants (with the cache every request resolves through) and their
+/// members. Deleting a tenant tells the other areas to forget it.
+#[derive(Clone)]
+pub struct Tenancy {
+    pub(super) db: Db,
+    clock: Arc<dyn Clock>,
+    flags: Flags,
+    pub(super) cache: Arc<TenantCache>,
+    /// Told when a tenant's members change or the tenant is deleted.
+    pub(super) keys: Keys,
+    settings: TenantSettings,
+    usage: Usage,
+    request_stats: Arc<RequestStats>,
+}
+
+/// What a tenant's deletion must reach beyond its own rows.
+pub struct Dependents {
+    pub keys: Keys,
+    pub settings: TenantSettings,
+    pub usage: Usage,
+    pub request_stats: Arc<RequestStats>,
+}
+
+impl Tenancy {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        flags: Flags,
+        cache: TenantCache,
+        dependents: Dependents,
+    ) -> Tenancy {
+        Tenancy {
+            db,
+            clock,
+            flags,
+            cache: Arc::new(cache),
+            keys: dependents.keys,
+            settings: dependents.settings,
+            usage: dependents.usage,
+            request_stats: dependents.request_stats,
+        }
+    }
+
+    pub(super) fn now(&self) -> Micros {
+        to_micros(self.clock.now())
+    }
+
+    /// The cache the tenant resolver reads on every request.
+    pub fn cache(&self) -> &TenantCache {
+        &self.cache
+    }
+
     /// A tenant by id or slug, from memory; 404 when there is none.
-    pub fn find_tenant(&self, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
+    pub fn find(&self, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
         let found = match Uuid::parse_str(id_or_slug) {
-            Ok(id) => self.tenants.get(id),
-            Err(_) => self.tenants.get_by_slug(id_or_slug),
+            Ok(id) => self.cache.get(id),
+            Err(_) => self.cache.get_by_slug(id_or_slug),
         };
         found.ok_or_else(|| ApiError::NotFound("no tenant with this id or slug".into()))
     }
 
-    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, ApiError> {
-        self.config.flags.require(Feature::MultiTenant)?;
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let now = st.now();
-            let id = Uuid::new_v4();
-            let slug = match new.slug {
-                Some(s) => s,
-                None => free_slug(&tx, Slug::derive(&new.name))?,
-            };
-            tx.execute(
-                "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
+    pub async fn create(&self, new: NewTenant) -> Result<Tenant, ApiError> {
+        self.flags.require(Feature::MultiTenant)?;
+        let st = self.clone();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let now = st.now();
+                let id = Uuid::new_v4();
+                let slug = match new.slug {
+                    Some(s) => s,
+                    None => free_slug(&tx, Slug::derive(&new.name))?,
+                };
+                tx.execute(
+                    "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
-                params![
-                    id.to_string(),
-                    new.name,
-                    slug.as_str(),
-                    new.plan.as_str(),
-                    now
-                ],
-            )
-            .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
-            let settings = write_version(&tx, id, 1, &new.settings, "admin", now)?;
-            let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
-            lifecycle_event(&tx, now, Kind::TenantCreated, &t)?;
-            tx.commit()?;
-            st.tenants.put(t.clone());
-            st.settings.created(id, settings);
-            Ok(t)
-        })
-        .await
+                    params![
+                        id.to_string(),
+                        new.name,
+                        slug.as_str(),
+                        new.plan.as_str(),
+                        now
+                    ],
+                )
+                .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
+                let settings = write_version(&tx, id, 1, &new.settings, "admin", now)?;
+                let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+                lifecycle_event(&tx, now, Kind::TenantCreated, &t)?;
+                tx.commit()?;
+                st.cache.put(t.clone());
+                st.settings.created(id, settings);
+                Ok(t)
+            })
+            .await
     }
 
-    pub async fn list_tenants(
+    pub async fn list(
         &self,
         status: Option<Status>,
         page: PageRequest<(Micros, String)>,
@@ -177,26 +238,24 @@ impl AppState {
             .await
     }
 
-    pub async fn update_tenant(
-        &self,
-        id_or_slug: &str,
-        patch: TenantPatch,
-    ) -> Result<Tenant, ApiError> {
-        let id = self.find_tenant(id_or_slug)?.id;
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let mut t =
-                load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
-            if let Some(n) = patch.name {
-                t.name = n;
-            }
-            if let Some(s) = patch.slug {
-                t.slug = s;
-            }
-            if let Some(p) = patch.plan {
-                t.plan = p;
-            }
-            tx.execute(
+    pub async fn update(&self, id_or_slug: &str, patch: TenantPatch) -> Result<Tenant, ApiError> {
+        let id = self.find(id_or_slug)?.id;
+        let st = self.clone();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let mut t =
+                    load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+                if let Some(n) = patch.name {
+                    t.name = n;
+                }
+                if let Some(s) = patch.slug {
+                    t.slug = s;
+                }
+                if let Some(p) = patch.plan {
+                    t.plan = p;
+                }
+                tx.execute(
                 "UPDATE tenants SET name = ?2, slug = ?3, plan = ?4, updated_at = ?5 WHERE id = ?1",
                 params![
                     id.to_string(),
@@ -207,58 +266,53 @@ impl AppState {
                 ],
             )
             .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
-            let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
-            lifecycle_event(&tx, st.now(), Kind::TenantUpdated, &t)?;
-            tx.commit()?;
-            st.tenants.put(t.clone());
-            Ok(t)
-        })
-        .await
+                let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+                lifecycle_event(&tx, st.now(), Kind::TenantUpdated, &t)?;
+                tx.commit()?;
+                st.cache.put(t.clone());
+                Ok(t)
+            })
+            .await
     }
 
     /// Deactivates (soft delete) or reactivates; setting the status it already has changes nothing.
-    pub async fn set_tenant_status(
-        &self,
-        id_or_slug: &str,
-        status: Status,
-    ) -> Result<Tenant, ApiError> {
-        let id = self.find_tenant(id_or_slug)?.id;
+    pub async fn set_status(&self, id_or_slug: &str, status: Status) -> Result<Tenant, ApiError> {
+        let id = self.find(id_or_slug)?.id;
         if id == DEFAULT_TENANT_ID && status == Status::Inactive {
             return Err(ApiError::Conflict(
                 "the default tenant cannot be deactivated".into(),
             ));
         }
-        self.write(move |st, c| {
-            let tx = c.transaction()?;
-            let now = st.now();
-            let deactivated_at = (status == Status::Inactive).then_some(now);
-            let changed = tx.execute(
-                "UPDATE tenants SET status = ?2, deactivated_at = ?3, updated_at = ?4
+        let st = self.clone();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let now = st.now();
+                let deactivated_at = (status == Status::Inactive).then_some(now);
+                let changed = tx.execute(
+                    "UPDATE tenants SET status = ?2, deactivated_at = ?3, updated_at = ?4
                  WHERE id = ?1 AND status <> ?2",
-                params![id.to_string(), status.as_str(), deactivated_at, now],
-            )?;
-            let t = load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
-            if changed == 1 {
-                let kind = match status {
-                    Status::Inactive => Kind::TenantDeactivated,
-                    Status::Active => Kind::TenantReactivated,
-                };
-                lifecycle_event(&tx, now, kind, &t)?;
-            }
-            tx.commit()?;
-            st.tenants.put(t.clone());
-            Ok(t)
-        })
-        .await
+                    params![id.to_string(), status.as_str(), deactivated_at, now],
+                )?;
+                let t =
+                    load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+                if changed == 1 {
+                    let kind = match status {
+                        Status::Inactive => Kind::TenantDeactivated,
+                        Status::Active => Kind::TenantReactivated,
+                    };
+                    lifecycle_event(&tx, now, kind, &t)?;
+                }
+                tx.commit()?;
+                st.cache.put(t.clone());
+                Ok(t)
+            })
+            .await
     }
 
     /// Hard delete of an inactive tenant and, by cascade, everything it owns.
-    pub async fn delete_tenant(
-        &self,
-        id_or_slug: &str,
-        confirm: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let t = self.find_tenant(id_or_slug)?;
+    pub async fn delete(&self, id_or_slug: &str, confirm: Option<&str>) -> Result<(), ApiError> {
+        let t = self.find(id_or_slug)?;
         if t.id == DEFAULT_TENANT_ID {
             return Err(ApiError::Conflict(
                 "the default tenant cannot be deleted".into(),
@@ -270,27 +324,29 @@ impl AppState {
             ));
         }
         let id = t.id;
-        self.write(move |st, c| {
-            let n = c.execute(
-                "DELETE FROM tenants WHERE id = ?1 AND status = 'inactive'",
-                [id.to_string()],
-            )?;
-            if n == 0 {
-                return Err(match load(c, id)? {
-                    Some(_) => ApiError::Conflict(
-                        "only an inactive tenant can be deleted; deactivate it first".into(),
-                    ),
-                    None => ApiError::NotFound("no such tenant".into()),
-                });
-            }
-            st.tenants.remove(id);
-            st.keys.remove_tenant(id);
-            st.settings.forget(id);
-            st.usage.forget_tenant(id);
-            st.request_stats.forget(id);
-            Ok(())
-        })
-        .await
+        let st = self.clone();
+        self.db
+            .write(move |c| {
+                let n = c.execute(
+                    "DELETE FROM tenants WHERE id = ?1 AND status = 'inactive'",
+                    [id.to_string()],
+                )?;
+                if n == 0 {
+                    return Err(match load(c, id)? {
+                        Some(_) => ApiError::Conflict(
+                            "only an inactive tenant can be deleted; deactivate it first".into(),
+                        ),
+                        None => ApiError::NotFound("no such tenant".into()),
+                    });
+                }
+                st.cache.remove(id);
+                st.keys.forget_tenant(id);
+                st.settings.forget(id);
+                st.usage.forget_tenant(id);
+                st.request_stats.forget(id);
+                Ok(())
+            })
+            .await
     }
 }
 
