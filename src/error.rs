@@ -1,9 +1,5 @@
-//! The one error type of the API, and the one place that maps it to the contract's status codes
-//! and `{"error", "message"}` body. Framework failures (bad JSON, unknown routes, wrong methods,
-//! oversized bodies) are funnelled here too, so no handler builds error JSON itself.
-use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+//! The one error type of the domain, with the contract's stable codes. It knows nothing of HTTP:
+//! `http/error.rs` is the one place that maps it to statuses and the `{"error", "message"}` body.
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -98,77 +94,6 @@ impl ApiError {
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError::Internal(e.to_string())
-    }
-
-    /// The answer for a framework-produced error response that carries no body of ours.
-    pub fn from_status(status: StatusCode) -> Self {
-        match status.as_u16() {
-            400 => ApiError::InvalidRequest("the request is malformed".into()),
-            401 => ApiError::Unauthorized,
-            403 => ApiError::Forbidden("not allowed".into()),
-            404 => ApiError::NotFound("no such route".into()),
-            405 => ApiError::MethodNotAllowed("this method is not allowed on this path".into()),
-            408 => ApiError::RequestTimeout,
-            413 => ApiError::PayloadTooLarge,
-            429 => ApiError::RateLimited(1),
-            415 => ApiError::UnsupportedMediaType("the body must be application/json".into()),
-            503 => ApiError::NotReady,
-            s if (400..500).contains(&s) => {
-                ApiError::InvalidRequest("the request is malformed".into())
-            }
-            _ => ApiError::Internal(format!("framework status {status}")),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidRequest(_) | ApiError::InvalidTenantId => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::FeatureDisabled(_) | ApiError::TenantUnavailable => {
-                StatusCode::FORBIDDEN
-            }
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_)
-            | ApiError::ByoKeyMissing(_)
-            | ApiError::HostedKeyMissing(_)
-            | ApiError::ProviderKeyUnreadable(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(detail) = self {
-            tracing::error!(%detail, "internal error");
-        }
-        let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-        }
-        if matches!(self, ApiError::RequestTimeout) {
-            // The rest of the body may still be on its way; the connection cannot be reused.
-            res.force_close();
-        }
-        if let ApiError::RateLimited(secs) = self {
-            res.insert_header((header::RETRY_AFTER, secs.to_string()));
-        }
-        res.json(ErrorBody {
-            error: self.code(),
-            message: self.to_string(),
-        })
     }
 }
 
