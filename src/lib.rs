@@ -13,6 +13,7 @@ pub mod events;
 pub mod http;
 pub mod limits;
 pub mod maintenance;
+pub mod observe;
 pub mod pagination;
 pub mod proxies;
 pub mod settings;

@@ -3,7 +3,7 @@
 //! configuration, the admin token and its throttle, rate limits and request metrics. Handlers
 //! name the area they call: `st.usage.ingest(...)`, `st.tenancy.create(...)`.
 use crate::auth::guard::AdminGuard;
-use crate::auth::keyring::Keys;
+use crate::auth::keys::Keys;
 use crate::auth::{Caller, KeyCache};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -11,9 +11,9 @@ use crate::crypto::MasterKey;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::Events;
-use crate::limits::metrics::Metrics;
 use crate::limits::rate::RateLimits;
-use crate::limits::stats::RequestStats;
+use crate::observe::metrics::Metrics;
+use crate::observe::requests::RequestStats;
 use crate::settings::{SettingsCache, TenantSettings};
 use crate::tenancy::tenants::{Dependents, Tenancy};
 use crate::tenancy::TenantCache;
@@ -138,7 +138,7 @@ impl AppState {
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let now = self.now();
-        if token.starts_with(crate::auth::keys::KEY_PREFIX) {
+        if token.starts_with(crate::auth::key_cache::KEY_PREFIX) {
             return self.keys.authenticate(token, now);
         }
         let addr = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));

@@ -1,222 +1,277 @@
-//! Tenant API keys: `tk_` + 192 random bits, stored only as a SHA-256 hash and looked up by it.
-//! Every live key is held in `KeyCache`; revocation, tenant deletion and member changes update
-//! it right after their write commits, so a revoked key is refused on the very next request.
-use super::{Caller, KeyCaller, Role};
+//! Creating, listing and revoking a tenant's API keys. The key itself exists only in the create
+//! response; the database and the key cache hold its hash.
+use super::key_cache::{generate, CachedKey, KeyCache};
+use super::Caller;
+use super::{Action, Role};
+use crate::clock::Clock;
+use crate::db::sql::parse_uuid_column;
+use crate::db::Db;
 use crate::error::ApiError;
+use crate::events::{self, Kind, NewEvent};
+use crate::pagination::{Page, PageRequest};
+use crate::tenancy::members::{role_of, UserId};
+use crate::tenancy::TenantCtx;
+use crate::time::to_micros;
 use crate::time::Micros;
-use rusqlite::Connection;
-use std::collections::HashMap;
-use std::sync::RwLock;
+use rusqlite::{params, OptionalExtension};
+use serde_json::json;
+use std::sync::Arc;
 use uuid::Uuid;
 
-pub const KEY_PREFIX: &str = "tk_";
-
-/// A fresh key, its hash, and the displayable prefix.
-pub fn generate() -> (String, [u8; 32], String) {
-    let key = super::admin::random_token(KEY_PREFIX, 24);
-    let hash = super::admin::sha256(&key);
-    let prefix = key.chars().take(KEY_PREFIX.len() + 8).collect();
-    (key, hash, prefix)
-}
-
 #[derive(Clone, Debug)]
-pub struct CachedKey {
+pub struct ApiKey {
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub name: String,
     pub role: Role,
     pub user_id: Option<String>,
+    pub prefix: String,
+    pub created_at: Micros,
     pub expires_at: Option<Micros>,
-    /// The current role of `user_id` in the tenant; `None` when the key has no user or the
-    /// user is no longer a member.
-    pub member_role: Option<Role>,
+    pub revoked_at: Option<Micros>,
 }
 
-#[derive(Default)]
-pub struct KeyCache(RwLock<HashMap<[u8; 32], CachedKey>>);
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub user_id: Option<UserId>,
+    pub expires_at: Option<Micros>,
+}
 
-impl KeyCache {
-    pub fn load(c: &Connection) -> rusqlite::Result<KeyCache> {
-        let mut stmt = c.prepare(
-            "SELECT k.key_hash, k.id, k.tenant_id, k.role, k.user_id, k.expires_at, m.role
-             FROM api_keys k
-             LEFT JOIN tenant_users m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id
-             WHERE k.revoked_at IS NULL",
-        )?;
-        let mut map = HashMap::new();
-        let rows = stmt.query_map([], |r| {
-            let hash: Vec<u8> = r.get(0)?;
-            let id: String = r.get(1)?;
-            let tenant: String = r.get(2)?;
-            let role: String = r.get(3)?;
-            let member_role: Option<String> = r.get(6)?;
-            // A row that does not read back as a key is left out, so its key is refused: a
-            // damaged tenant id must not become the nil id, which is the default tenant.
-            let key = match (
-                Uuid::parse_str(&id),
-                Uuid::parse_str(&tenant),
-                Role::parse_key_role(&role),
-            ) {
-                (Ok(id), Ok(tenant_id), Ok(role)) => Some(CachedKey {
-                    id,
-                    tenant_id,
-                    role,
-                    user_id: r.get(4)?,
-                    expires_at: r.get(5)?,
-                    member_role: member_role.and_then(|m| Role::parse_member_role(&m).ok()),
-                }),
-                _ => {
-                    tracing::warn!(key_id = %crate::error::clip(&id), "an API key row is damaged; the key is refused");
-                    None
-                }
-            };
-            Ok((hash, key))
-        })?;
-        for row in rows {
-            let (hash, key) = row?;
-            if let (Ok(h), Some(key)) = (<[u8; 32]>::try_from(hash.as_slice()), key) {
-                map.insert(h, key);
-            }
+impl NewKey {
+    pub fn parse(
+        name: &str,
+        role: &str,
+        user_id: Option<&str>,
+        expires_at: Option<&str>,
+    ) -> Result<NewKey, ApiError> {
+        let bad = ApiError::InvalidRequest;
+        let role = Role::parse_key_role(role).map_err(bad)?;
+        let user_id = user_id.map(UserId::parse).transpose()?;
+        if role == Role::Service && user_id.is_some() {
+            return Err(ApiError::InvalidRequest(
+                "a service key belongs to the application, not to a user: omit user_id".into(),
+            ));
         }
-        Ok(KeyCache(RwLock::new(map)))
+        Ok(NewKey {
+            name: crate::tenancy::parse_name(name, "name").map_err(bad)?,
+            role,
+            user_id,
+            expires_at: expires_at
+                .map(crate::time::parse_rfc3339)
+                .transpose()
+                .map_err(ApiError::InvalidRequest)?,
+        })
+    }
+}
+
+/// A created key: the record and, this once, the key.
+pub struct CreatedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+const COLUMNS: &str = "id, name, role, user_id, prefix, created_at, expires_at, revoked_at";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: parse_uuid_column(r.get(0)?)?,
+        name: r.get(1)?,
+        role: Role::parse_key_role(&r.get::<_, String>(2)?).unwrap_or(Role::Viewer),
+        user_id: r.get(3)?,
+        prefix: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+/// The API keys area: creates, lists and revokes a tenant's keys, and owns the in-memory key
+/// cache that authenticates every `tk_` token.
+#[derive(Clone)]
+pub struct Keys {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    cache: Arc<KeyCache>,
+}
+
+impl Keys {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, cache: KeyCache) -> Keys {
+        Keys {
+            db,
+            clock,
+            cache: Arc::new(cache),
+        }
     }
 
-    /// The caller behind a `tk_` key, or 401 when it is unknown, revoked, expired, or its
-    /// member is gone.
+    fn now(&self) -> Micros {
+        to_micros(self.clock.now())
+    }
+
+    /// The caller behind a `tk_` key, from memory.
     pub fn authenticate(&self, token: &str, now: Micros) -> Result<Caller, ApiError> {
-        let hash = super::admin::sha256(token);
-        let map = self.0.read().expect("key cache lock is never poisoned");
-        let k = map.get(&hash).ok_or(ApiError::Unauthorized)?;
-        if k.expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::Unauthorized);
+        self.cache.authenticate(token, now)
+    }
+
+    /// A member's role changed (or the member left): keys bound to them follow at once.
+    pub fn member_changed(&self, tenant: Uuid, user: &str, role: Option<Role>) {
+        self.cache.member_changed(tenant, user, role);
+    }
+
+    /// A deleted tenant's keys stop working.
+    pub fn forget_tenant(&self, tenant: Uuid) {
+        self.cache.remove_tenant(tenant);
+    }
+
+    pub async fn create(&self, ctx: &TenantCtx, new: NewKey) -> Result<CreatedKey, ApiError> {
+        ctx.require(Action::Manage)?;
+        if new.expires_at.is_some_and(|e| e <= self.now()) {
+            return Err(ApiError::InvalidRequest(
+                "expires_at must be in the future".into(),
+            ));
         }
-        let role = match (&k.user_id, k.member_role) {
-            (None, _) => k.role,
-            (Some(_), Some(m)) => k.role.min(m),
-            (Some(_), None) => return Err(ApiError::Unauthorized),
-        };
-        Ok(Caller::Key(KeyCaller {
-            key_id: k.id,
-            tenant_id: k.tenant_id,
-            role,
-            user_id: k.user_id.clone(),
-        }))
+        let (ctx, cache, now) = (ctx.clone(), self.cache.clone(), self.now());
+        self.db
+            .write(move |c| {
+                let member_role = match &new.user_id {
+                    None => None,
+                    Some(u) => {
+                        let m = role_of(c, &ctx, u.as_str())?.ok_or_else(|| {
+                            ApiError::InvalidRequest(
+                                "user_id is not a member of this tenant".into(),
+                            )
+                        })?;
+                        if new.role.min(m) != new.role {
+                            return Err(ApiError::Forbidden(format!(
+                                "a key may not outrank its member ({} is {})",
+                                crate::error::clip(u.as_str()),
+                                m.as_str()
+                            )));
+                        }
+                        Some(m)
+                    }
+                };
+                let (secret, hash, prefix) = generate();
+                let key = ApiKey {
+                    id: Uuid::new_v4(),
+                    name: new.name,
+                    role: new.role,
+                    user_id: new.user_id.map(|u| u.as_str().to_string()),
+                    prefix,
+                    created_at: now,
+                    expires_at: new.expires_at,
+                    revoked_at: None,
+                };
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT INTO api_keys (id, tenant_id, name, role, user_id, key_hash, prefix,
+                                       created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        key.id.to_string(),
+                        ctx.db_id(),
+                        key.name,
+                        key.role.as_str(),
+                        key.user_id,
+                        &hash[..],
+                        key.prefix,
+                        key.created_at,
+                        key.expires_at
+                    ],
+                )?;
+                let actor = ctx.caller().describe();
+                let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
+                              "user_id": key.user_id, "prefix": key.prefix, "actor": actor});
+                let msg = format!(
+                    "{} key {} created by {actor}",
+                    key.role.as_str(),
+                    key.prefix
+                );
+                events::record(
+                    &tx,
+                    key.created_at,
+                    NewEvent::of(Kind::KeyCreated, ctx.id(), msg, data),
+                )?;
+                tx.commit()?;
+                cache.insert(
+                    hash,
+                    CachedKey {
+                        id: key.id,
+                        tenant_id: ctx.id(),
+                        role: key.role,
+                        user_id: key.user_id.clone(),
+                        expires_at: key.expires_at,
+                        member_role,
+                    },
+                );
+                Ok(CreatedKey { key, secret })
+            })
+            .await
     }
 
-    pub(crate) fn insert(&self, hash: [u8; 32], key: CachedKey) {
-        self.write().insert(hash, key);
+    pub async fn list(
+        &self,
+        ctx: &TenantCtx,
+        page: PageRequest<(Micros, String)>,
+    ) -> Result<Page<ApiKey>, ApiError> {
+        ctx.require(Action::Manage)?;
+        let ctx = ctx.clone();
+        self.db
+            .run(move |c| {
+                let (after_t, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM api_keys
+                     WHERE tenant_id = ?1 AND (created_at, id) > (?2, ?3)
+                     ORDER BY created_at, id LIMIT ?4"
+                ))?;
+                let rows = stmt
+                    .query_map(
+                        params![ctx.db_id(), after_t, after_id, page.fetch()],
+                        from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page.limit, |k| {
+                    (k.created_at, k.id.to_string())
+                }))
+            })
+            .await
     }
 
-    pub(crate) fn remove(&self, hash: &[u8]) {
-        if let Ok(h) = <[u8; 32]>::try_from(hash) {
-            self.write().remove(&h);
-        }
-    }
-
-    pub(crate) fn remove_tenant(&self, tenant_id: Uuid) {
-        self.write().retain(|_, k| k.tenant_id != tenant_id);
-    }
-
-    /// A member was added, re-roled (`Some`) or removed (`None`): keys bound to them follow.
-    pub(crate) fn member_changed(&self, tenant_id: Uuid, user_id: &str, role: Option<Role>) {
-        for k in self.write().values_mut() {
-            if k.tenant_id == tenant_id && k.user_id.as_deref() == Some(user_id) {
-                k.member_role = role;
-            }
-        }
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; 32], CachedKey>> {
-        self.0.write().expect("key cache lock is never poisoned")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cached(role: Role, user: Option<&str>, member: Option<Role>) -> CachedKey {
-        CachedKey {
-            id: Uuid::new_v4(),
-            tenant_id: Uuid::nil(),
-            role,
-            user_id: user.map(String::from),
-            expires_at: None,
-            member_role: member,
-        }
-    }
-
-    fn role_of(c: Caller) -> Role {
-        match c {
-            Caller::Key(k) => k.role,
-            Caller::Admin => panic!("not a key"),
-        }
-    }
-
-    #[test]
-    fn a_key_row_with_a_damaged_tenant_id_is_refused_not_read_as_the_default_tenant() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::db::migrate::apply(&mut c).unwrap();
-        let (good, good_hash, _) = generate();
-        let (bad, bad_hash, _) = generate();
-        let default = "00000000-0000-0000-0000-000000000000";
-        // Damage the way a bad restore or a hand edit would: past the foreign key.
-        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        for (id, tenant, hash) in [
-            ("6f9619ff-8b86-d011-b42d-00c04fc964ff", default, &good_hash),
-            (
-                "7f9619ff-8b86-d011-b42d-00c04fc964ff",
-                "not-a-uuid",
-                &bad_hash,
-            ),
-        ] {
-            c.execute(
-                "INSERT INTO api_keys (id, tenant_id, name, role, key_hash, prefix, created_at)
-                 VALUES (?1, ?2, 'k', 'owner', ?3, 'tk_x', 0)",
-                rusqlite::params![id, tenant, hash.to_vec()],
-            )
-            .unwrap();
-        }
-        let cache = KeyCache::load(&c).unwrap();
-        assert!(cache.authenticate(&good, 0).is_ok());
-        assert!(matches!(
-            cache.authenticate(&bad, 0),
-            Err(ApiError::Unauthorized)
-        ));
-    }
-
-    #[test]
-    fn keys_are_long_random_and_prefixed() {
-        let (a, ha, p) = generate();
-        let (b, _, _) = generate();
-        assert!(a.starts_with("tk_") && a.len() >= 3 + 32);
-        assert_ne!(a, b);
-        assert!(a.starts_with(&p) && p.len() == 11);
-        assert_eq!(ha, super::super::admin::sha256(&a));
-    }
-
-    #[test]
-    fn unknown_expired_and_revoked_keys_are_unauthorized() {
-        let cache = KeyCache::default();
-        let (key, hash, _) = generate();
-        assert!(cache.authenticate(&key, 0).is_err());
-        let mut k = cached(Role::Member, None, None);
-        k.expires_at = Some(100);
-        cache.insert(hash, k);
-        assert!(cache.authenticate(&key, 99).is_ok());
-        assert!(cache.authenticate(&key, 100).is_err());
-        cache.remove(&hash);
-        assert!(cache.authenticate(&key, 0).is_err());
-    }
-
-    #[test]
-    fn a_user_key_is_capped_by_its_member_role() {
-        let cache = KeyCache::default();
-        let (key, hash, _) = generate();
-        cache.insert(hash, cached(Role::Owner, Some("u1"), Some(Role::Owner)));
-        assert_eq!(role_of(cache.authenticate(&key, 0).unwrap()), Role::Owner);
-        cache.member_changed(Uuid::nil(), "u1", Some(Role::Viewer));
-        assert_eq!(role_of(cache.authenticate(&key, 0).unwrap()), Role::Viewer);
-        cache.member_changed(Uuid::nil(), "u1", None);
-        assert!(cache.authenticate(&key, 0).is_err());
+    /// Revokes a key of this tenant; revoking a revoked key again is a no-op.
+    pub async fn revoke(&self, ctx: &TenantCtx, key_id: &str) -> Result<(), ApiError> {
+        ctx.require(Action::Manage)?;
+        let not_found = || ApiError::NotFound("no such key".into());
+        let id = Uuid::parse_str(key_id).map_err(|_| not_found())?;
+        let (ctx, cache, now) = (ctx.clone(), self.cache.clone(), self.now());
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let (hash, prefix): (Vec<u8>, String) = tx
+                    .query_row(
+                        "SELECT key_hash, prefix FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
+                        params![id.to_string(), ctx.db_id()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(not_found)?;
+                let revoked = tx.execute(
+                    "UPDATE api_keys SET revoked_at = ?3
+                 WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
+                    params![id.to_string(), ctx.db_id(), now],
+                )?;
+                if revoked == 1 {
+                    let actor = ctx.caller().describe();
+                    let data = json!({"key_id": id, "prefix": prefix, "actor": actor});
+                    let msg = format!("key {prefix} revoked by {actor}");
+                    events::record(
+                        &tx,
+                        now,
+                        NewEvent::of(Kind::KeyRevoked, ctx.id(), msg, data),
+                    )?;
+                }
+                tx.commit()?;
+                cache.remove(&hash);
+                Ok(())
+            })
+            .await
     }
 }

@@ -2,11 +2,11 @@
 //! caller may do. `Caller::may` is the one table of permissions.
 pub mod admin;
 pub mod guard;
-pub mod keyring;
+pub mod key_cache;
 pub mod keys;
 
 pub use admin::AdminToken;
-pub use keys::KeyCache;
+pub use key_cache::KeyCache;
 
 use serde::Serialize;
 use uuid::Uuid;

@@ -1,7 +1,7 @@
 //! `/api/keys`: a tenant's API keys (owner).
 use super::routes::{Mount, Op};
 use super::views::KeyView;
-use crate::auth::keyring::NewKey;
+use crate::auth::keys::NewKey;
 use crate::error::ApiError;
 use crate::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;

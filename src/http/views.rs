@@ -1,5 +1,5 @@
 //! The JSON shapes of responses, built from domain types at the edge.
-use crate::auth::keyring::ApiKey;
+use crate::auth::keys::ApiKey;
 use crate::tenancy::members::Member;
 use crate::tenancy::Tenant;
 use crate::time::rfc3339;

@@ -1,9 +1,7 @@
 //! Soft usage limits: the status of each limit a tenant has set (ok, warning at
 //! `warn_at_percent`, exceeded at 100%) over its UTC day and month. Pure: the caller supplies
 //! the window totals. Limits never refuse an event; crossings are recorded as events.
-pub mod metrics;
 pub mod rate;
-pub mod stats;
 
 use crate::settings::Settings;
 use crate::usage::money::Nanousd;

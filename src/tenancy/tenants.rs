@@ -2,7 +2,7 @@
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
 use super::TenantCache;
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
-use crate::auth::keyring::Keys;
+use crate::auth::keys::Keys;
 use crate::clock::Clock;
 use crate::config::Feature;
 use crate::config::Flags;
@@ -10,7 +10,7 @@ use crate::db::sql::{conflict_on_unique, parse_uuid_column};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
-use crate::limits::stats::RequestStats;
+use crate::observe::requests::RequestStats;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::store::write_version;
 use crate::settings::Settings;

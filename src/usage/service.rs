@@ -17,7 +17,7 @@ use crate::config::Flags;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::limits;
-use crate::limits::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::SettingsCache;
 use crate::tenancy::TenantCtx;

@@ -1,0 +1,222 @@
+//! Tenant API keys: `tk_` + 192 random bits, stored only as a SHA-256 hash and looked up by it.
+//! Every live key is held in `KeyCache`; revocation, tenant deletion and member changes update
+//! it right after their write commits, so a revoked key is refused on the very next request.
+use super::{Caller, KeyCaller, Role};
+use crate::error::ApiError;
+use crate::time::Micros;
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use uuid::Uuid;
+
+pub const KEY_PREFIX: &str = "tk_";
+
+/// A fresh key, its hash, and the displayable prefix.
+pub fn generate() -> (String, [u8; 32], String) {
+    let key = super::admin::random_token(KEY_PREFIX, 24);
+    let hash = super::admin::sha256(&key);
+    let prefix = key.chars().take(KEY_PREFIX.len() + 8).collect();
+    (key, hash, prefix)
+}
+
+#[derive(Clone, Debug)]
+pub struct CachedKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub user_id: Option<String>,
+    pub expires_at: Option<Micros>,
+    /// The current role of `user_id` in the tenant; `None` when the key has no user or the
+    /// user is no longer a member.
+    pub member_role: Option<Role>,
+}
+
+#[derive(Default)]
+pub struct KeyCache(RwLock<HashMap<[u8; 32], CachedKey>>);
+
+impl KeyCache {
+    pub fn load(c: &Connection) -> rusqlite::Result<KeyCache> {
+        let mut stmt = c.prepare(
+            "SELECT k.key_hash, k.id, k.tenant_id, k.role, k.user_id, k.expires_at, m.role
+             FROM api_keys k
+             LEFT JOIN tenant_users m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id
+             WHERE k.revoked_at IS NULL",
+        )?;
+        let mut map = HashMap::new();
+        let rows = stmt.query_map([], |r| {
+            let hash: Vec<u8> = r.get(0)?;
+            let id: String = r.get(1)?;
+            let tenant: String = r.get(2)?;
+            let role: String = r.get(3)?;
+            let member_role: Option<String> = r.get(6)?;
+            // A row that does not read back as a key is left out, so its key is refused: a
+            // damaged tenant id must not become the nil id, which is the default tenant.
+            let key = match (
+                Uuid::parse_str(&id),
+                Uuid::parse_str(&tenant),
+                Role::parse_key_role(&role),
+            ) {
+                (Ok(id), Ok(tenant_id), Ok(role)) => Some(CachedKey {
+                    id,
+                    tenant_id,
+                    role,
+                    user_id: r.get(4)?,
+                    expires_at: r.get(5)?,
+                    member_role: member_role.and_then(|m| Role::parse_member_role(&m).ok()),
+                }),
+                _ => {
+                    tracing::warn!(key_id = %crate::error::clip(&id), "an API key row is damaged; the key is refused");
+                    None
+                }
+            };
+            Ok((hash, key))
+        })?;
+        for row in rows {
+            let (hash, key) = row?;
+            if let (Ok(h), Some(key)) = (<[u8; 32]>::try_from(hash.as_slice()), key) {
+                map.insert(h, key);
+            }
+        }
+        Ok(KeyCache(RwLock::new(map)))
+    }
+
+    /// The caller behind a `tk_` key, or 401 when it is unknown, revoked, expired, or its
+    /// member is gone.
+    pub fn authenticate(&self, token: &str, now: Micros) -> Result<Caller, ApiError> {
+        let hash = super::admin::sha256(token);
+        let map = self.0.read().expect("key cache lock is never poisoned");
+        let k = map.get(&hash).ok_or(ApiError::Unauthorized)?;
+        if k.expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::Unauthorized);
+        }
+        let role = match (&k.user_id, k.member_role) {
+            (None, _) => k.role,
+            (Some(_), Some(m)) => k.role.min(m),
+            (Some(_), None) => return Err(ApiError::Unauthorized),
+        };
+        Ok(Caller::Key(KeyCaller {
+            key_id: k.id,
+            tenant_id: k.tenant_id,
+            role,
+            user_id: k.user_id.clone(),
+        }))
+    }
+
+    pub(crate) fn insert(&self, hash: [u8; 32], key: CachedKey) {
+        self.write().insert(hash, key);
+    }
+
+    pub(crate) fn remove(&self, hash: &[u8]) {
+        if let Ok(h) = <[u8; 32]>::try_from(hash) {
+            self.write().remove(&h);
+        }
+    }
+
+    pub(crate) fn remove_tenant(&self, tenant_id: Uuid) {
+        self.write().retain(|_, k| k.tenant_id != tenant_id);
+    }
+
+    /// A member was added, re-roled (`Some`) or removed (`None`): keys bound to them follow.
+    pub(crate) fn member_changed(&self, tenant_id: Uuid, user_id: &str, role: Option<Role>) {
+        for k in self.write().values_mut() {
+            if k.tenant_id == tenant_id && k.user_id.as_deref() == Some(user_id) {
+                k.member_role = role;
+            }
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; 32], CachedKey>> {
+        self.0.write().expect("key cache lock is never poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(role: Role, user: Option<&str>, member: Option<Role>) -> CachedKey {
+        CachedKey {
+            id: Uuid::new_v4(),
+            tenant_id: Uuid::nil(),
+            role,
+            user_id: user.map(String::from),
+            expires_at: None,
+            member_role: member,
+        }
+    }
+
+    fn role_of(c: Caller) -> Role {
+        match c {
+            Caller::Key(k) => k.role,
+            Caller::Admin => panic!("not a key"),
+        }
+    }
+
+    #[test]
+    fn a_key_row_with_a_damaged_tenant_id_is_refused_not_read_as_the_default_tenant() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate::apply(&mut c).unwrap();
+        let (good, good_hash, _) = generate();
+        let (bad, bad_hash, _) = generate();
+        let default = "00000000-0000-0000-0000-000000000000";
+        // Damage the way a bad restore or a hand edit would: past the foreign key.
+        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for (id, tenant, hash) in [
+            ("6f9619ff-8b86-d011-b42d-00c04fc964ff", default, &good_hash),
+            (
+                "7f9619ff-8b86-d011-b42d-00c04fc964ff",
+                "not-a-uuid",
+                &bad_hash,
+            ),
+        ] {
+            c.execute(
+                "INSERT INTO api_keys (id, tenant_id, name, role, key_hash, prefix, created_at)
+                 VALUES (?1, ?2, 'k', 'owner', ?3, 'tk_x', 0)",
+                rusqlite::params![id, tenant, hash.to_vec()],
+            )
+            .unwrap();
+        }
+        let cache = KeyCache::load(&c).unwrap();
+        assert!(cache.authenticate(&good, 0).is_ok());
+        assert!(matches!(
+            cache.authenticate(&bad, 0),
+            Err(ApiError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn keys_are_long_random_and_prefixed() {
+        let (a, ha, p) = generate();
+        let (b, _, _) = generate();
+        assert!(a.starts_with("tk_") && a.len() >= 3 + 32);
+        assert_ne!(a, b);
+        assert!(a.starts_with(&p) && p.len() == 11);
+        assert_eq!(ha, super::super::admin::sha256(&a));
+    }
+
+    #[test]
+    fn unknown_expired_and_revoked_keys_are_unauthorized() {
+        let cache = KeyCache::default();
+        let (key, hash, _) = generate();
+        assert!(cache.authenticate(&key, 0).is_err());
+        let mut k = cached(Role::Member, None, None);
+        k.expires_at = Some(100);
+        cache.insert(hash, k);
+        assert!(cache.authenticate(&key, 99).is_ok());
+        assert!(cache.authenticate(&key, 100).is_err());
+        cache.remove(&hash);
+        assert!(cache.authenticate(&key, 0).is_err());
+    }
+
+    #[test]
+    fn a_user_key_is_capped_by_its_member_role() {
+        let cache = KeyCache::default();
+        let (key, hash, _) = generate();
+        cache.insert(hash, cached(Role::Owner, Some("u1"), Some(Role::Owner)));
+        assert_eq!(role_of(cache.authenticate(&key, 0).unwrap()), Role::Owner);
+        cache.member_changed(Uuid::nil(), "u1", Some(Role::Viewer));
+        assert_eq!(role_of(cache.authenticate(&key, 0).unwrap()), Role::Viewer);
+        cache.member_changed(Uuid::nil(), "u1", None);
+        assert!(cache.authenticate(&key, 0).is_err());
+    }
+}
