@@ -176,24 +176,9 @@ const MIN_ENCRYPTION_KEY: usize = 16;
 
 const PROVIDER_KEY_PREFIX: &str = "TENANTRY_PROVIDER_KEY_";
 
-/// A secret from the environment: never printed by `Debug`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A configured secret (admin token, encryption keys, instance provider keys): the one secret
+/// type, redacted when printed and wiped on drop.
+pub use crate::crypto::SecretString as Secret;
 
 /// `TENANTRY_PROVIDER_KEY_<PROVIDER>`: the provider part as `Provider::env_var` spells it
 /// (upper case, digits, `_`), so a misspelt variable is refused rather than never read.

@@ -7,7 +7,6 @@ pub mod config;
 pub mod console;
 pub mod crypto;
 pub mod db;
-pub mod encryption;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -2,7 +2,7 @@
 //! verified restore that keeps the replaced file aside, and moving one tenant between
 //! instances (export to JSON, import with provider keys re-sealed under the importer's key).
 use crate::config::Config;
-use crate::crypto::{self, KdfParams, MasterKey};
+use crate::crypto::{self, KdfParams, KeyRecord, MasterKey};
 use crate::db::{files, migrate};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -255,12 +255,6 @@ fn rows(c: &Connection, sql: &str, id: &str) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
-fn meta(c: &Connection, key: &str) -> Result<Option<String>, String> {
-    c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-        .map_err(|e| e.to_string())
-}
-
 /// One tenant and everything it owns, as JSON. Provider keys stay sealed; the salt, parameters
 /// and check value of this instance's key travel with them (none of them is secret).
 pub fn export_tenant(db: &Path, id_or_slug: &str) -> Result<Value, String> {
@@ -289,15 +283,16 @@ pub fn export_tenant(db: &Path, id_or_slug: &str) -> Result<Value, String> {
             )?),
         );
     }
+    let record = crypto::instance::record(&c)?;
     Ok(json!({
         "format": "tenantry-tenant-export",
         "format_version": 1,
         "schema_version": migrate::current(&c).map_err(|e| e.to_string())?,
         "exported_at": crate::time::rfc3339(chrono::Utc::now().timestamp_micros()),
         "encryption": {
-            "salt": meta(&c, "encryption_salt")?,
-            "kdf": meta(&c, "encryption_kdf")?,
-            "check": meta(&c, "encryption_check")?,
+            "salt": record.as_ref().map(|r| crypto::hex(&r.salt)),
+            "kdf": record.as_ref().map(|r| r.params.to_string()),
+            "check": record.as_ref().map(|r| r.check.clone()),
         },
         "tenant": tenant,
         "tables": tables,
@@ -331,7 +326,7 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
     let _lock = crate::db::lock::CommandLock::acquire(&config.data_dir)?;
     let db = crate::db::Db::open(&config.db_path(), config.sync_full)?;
     let mut c = db.conn().map_err(|e| e.to_string())?;
-    let (ours, _) = crate::encryption::master_key(config, &mut c)?;
+    let (ours, _) = crate::crypto::instance::master_key(config, &mut c)?;
     let tenant = doc["tenant"]
         .as_object()
         .ok_or("the export has no tenant")?;
@@ -417,10 +412,8 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
                     return Err("a provider key is not sealed bytes".into());
                 };
                 let tid = uuid::Uuid::parse_str(&id).map_err(|e| e.to_string())?;
-                let plain = crypto::open(theirs, &ct, tid, &provider)
+                let resealed = crypto::reseal(theirs, &ours, &ct, tid, &provider)
                     .map_err(|e| format!("the {provider} key does not open: {e}"))?;
-                let resealed = crypto::seal(&ours, plain.expose(), tid, &provider)
-                    .map_err(|e| e.to_string())?;
                 row.insert(
                     "ciphertext".into(),
                     json!({"$base64": B64.encode(resealed)}),
@@ -439,31 +432,17 @@ fn exporter_key(config: &Config, enc: &Value) -> Result<MasterKey, String> {
          or pass --skip-provider-keys to import without them"
             .to_string()
     };
-    let salt = enc["salt"]
-        .as_str()
-        .ok_or("the export has no encryption salt")?;
-    let salt: Vec<u8> = (0..salt.len())
-        .step_by(2)
-        .map(|i| {
-            salt.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or("the export's encryption salt is damaged")?;
-    let params =
-        KdfParams::parse(enc["kdf"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
-    let secret = match &config.encryption_key {
-        Some(s) => s.expose().to_string(),
-        None => std::fs::read_to_string(crate::encryption::key_file(config))
-            .map_err(|_| refuse())?
-            .trim()
-            .to_string(),
+    let record = KeyRecord {
+        salt: enc["salt"]
+            .as_str()
+            .and_then(crypto::unhex)
+            .ok_or("the export's encryption salt is missing or damaged")?,
+        params: KdfParams::parse(enc["kdf"].as_str().unwrap_or_default())
+            .map_err(|e| e.to_string())?,
+        check: enc["check"].as_str().unwrap_or_default().to_string(),
     };
-    let key = MasterKey::derive(&secret, &salt, &params).map_err(|e| e.to_string())?;
-    if !key.verify_check(enc["check"].as_str().unwrap_or_default()) {
-        return Err(refuse());
-    }
-    Ok(key)
+    let secret = crypto::instance::configured_secret(config).ok_or_else(refuse)?;
+    record.open_with(secret.expose())?.ok_or_else(refuse)
 }
 
 fn insert_row(

@@ -3,8 +3,8 @@
 use crate::auth::{AdminToken, KeyCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::crypto::instance as encryption;
 use crate::db::Db;
-use crate::encryption;
 use crate::http;
 use crate::settings::SettingsCache;
 use crate::state::{AppState, Loaded};

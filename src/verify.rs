@@ -340,7 +340,7 @@ fn provider_keys(config: &Config, c: &Connection) -> Result<Vec<String>, String>
     if rows.is_empty() {
         return Ok(vec![]);
     }
-    let key: MasterKey = match crate::encryption::existing_master_key(config, c)? {
+    let key: MasterKey = match crate::crypto::instance::existing_master_key(config, c)? {
         Some(k) => k,
         None => return Err("provider keys are stored but no encryption key is installed".into()),
     };

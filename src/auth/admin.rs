@@ -43,7 +43,10 @@ impl AdminToken {
                 r.get(0)
             })
             .optional()?;
-        if let Some(hex) = stored.and_then(|h| decode_hex(&h)) {
+        let stored = stored
+            .and_then(|h| crate::crypto::unhex(&h))
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        if let Some(hex) = stored {
             return Ok((AdminToken { hash: hex }, None));
         }
         let token = random_token("ta_", 32);
@@ -61,24 +64,9 @@ fn store(c: &Connection, hash: &[u8; 32]) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (META_KEY, encode_hex(hash)),
+        (META_KEY, crate::crypto::hex(hash)),
     )?;
     Ok(())
-}
-
-fn encode_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn decode_hex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -33,7 +33,10 @@ fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
     let Some(file) = STATIC.get_file(name) else {
         return crate::error::ApiError::NotFound("no such file".into()).error_response();
     };
-    let etag = format!("\"{}\"", &hex(&Sha256::digest(file.contents()))[..16]);
+    let etag = format!(
+        "\"{}\"",
+        &crate::crypto::hex(&Sha256::digest(file.contents()))[..16]
+    );
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -51,10 +54,6 @@ fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
     } else {
         res.content_type(content_type(name)).body(file.contents())
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 async fn index(req: HttpRequest) -> HttpResponse {

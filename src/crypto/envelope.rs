@@ -1,13 +1,12 @@
-//! Sealing provider keys: the scrypt-derived AES-256-GCM master key, a versioned envelope bound
-//! to its tenant and provider by associated data, redacting secret types, and masked display.
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+//! The envelope that seals a provider key: AES-256-GCM under the master key, versioned, and bound
+//! to its tenant and provider by associated data, so a ciphertext moved elsewhere does not open.
+use super::master::MasterKey;
+use super::secret::SecretString;
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::Nonce;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use std::fmt;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 /// The envelope format this build writes: `[version][key id: 8][nonce: 12][ciphertext + tag]`.
 const FORMAT_V1: u8 = 1;
@@ -26,172 +25,6 @@ pub enum CryptoError {
     Kdf(String),
     #[error("bad key derivation parameters: {0}")]
     BadParams(String),
-}
-
-/// A secret string: redacted in `Debug` and `Display`, wiped from memory on drop.
-#[derive(Clone)]
-pub struct SecretString(Zeroizing<String>);
-
-impl SecretString {
-    pub fn new(s: String) -> Self {
-        SecretString(Zeroizing::new(s))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// The display form of a key: at most the first 3 and last 4 characters, and never half of a
-/// short key (a key under 8 characters shows nothing).
-pub fn mask(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    let n = chars.len();
-    let (head, tail) = match n {
-        0..=7 => return "***".into(),
-        8..=11 => (1, 1),
-        12..=15 => (2, 2),
-        _ => (3, 4),
-    };
-    let h: String = chars[..head].iter().collect();
-    let t: String = chars[n - tail..].iter().collect();
-    format!("{h}...{t}")
-}
-
-/// scrypt cost parameters, stored beside the salt so a key derives the same way forever.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KdfParams {
-    pub log_n: u8,
-    pub r: u32,
-    pub p: u32,
-}
-
-impl Default for KdfParams {
-    /// scrypt's recommended interactive cost: 2^15 × 8 × 1 (32 MiB, tens of milliseconds), paid
-    /// once per start.
-    fn default() -> Self {
-        KdfParams {
-            log_n: 15,
-            r: 8,
-            p: 1,
-        }
-    }
-}
-
-impl fmt::Display for KdfParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "scrypt:{}:{}:{}", self.log_n, self.r, self.p)
-    }
-}
-
-impl KdfParams {
-    pub fn parse(s: &str) -> Result<KdfParams, CryptoError> {
-        let bad =
-            || CryptoError::BadParams(format!("`{}` is not scrypt:N:r:p", crate::error::clip(s)));
-        let parts: Vec<&str> = s.split(':').collect();
-        let [name, n, r, p] = parts[..] else {
-            return Err(bad());
-        };
-        if name != "scrypt" {
-            return Err(bad());
-        }
-        let params = KdfParams {
-            log_n: n.parse().map_err(|_| bad())?,
-            r: r.parse().map_err(|_| bad())?,
-            p: p.parse().map_err(|_| bad())?,
-        };
-        if !(10..=20).contains(&params.log_n)
-            || !(1..=32).contains(&params.r)
-            || !(1..=16).contains(&params.p)
-        {
-            return Err(CryptoError::BadParams(format!(
-                "{params} is outside the accepted range"
-            )));
-        }
-        Ok(params)
-    }
-}
-
-/// The AES-256 key that seals provider keys.
-pub struct MasterKey(Zeroizing<[u8; 32]>);
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(***)")
-    }
-}
-
-fn tagged_hash(tag: &[u8], key: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(tag);
-    h.update(key);
-    h.finalize().into()
-}
-
-impl MasterKey {
-    /// Derives the key from the operator's secret; slow on purpose, so called once at start.
-    pub fn derive(secret: &str, salt: &[u8], params: &KdfParams) -> Result<MasterKey, CryptoError> {
-        let p = scrypt::Params::new(params.log_n, params.r, params.p, 32)
-            .map_err(|e| CryptoError::BadParams(e.to_string()))?;
-        let mut out = Zeroizing::new([0u8; 32]);
-        scrypt::scrypt(secret.as_bytes(), salt, &p, out.as_mut())
-            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
-        Ok(MasterKey(out))
-    }
-
-    /// A non-secret name for the key, written into every envelope it seals.
-    pub fn key_id(&self) -> [u8; 8] {
-        let h = tagged_hash(b"tenantry-key-id\0", &self.0);
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&h[..8]);
-        id
-    }
-
-    /// Stored in the database so a wrong key is refused at start instead of failing on decrypt.
-    pub fn check_value(&self) -> String {
-        tagged_hash(b"tenantry-check\0", &self.0)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    pub fn verify_check(&self, stored: &str) -> bool {
-        self.check_value()
-            .as_bytes()
-            .ct_eq(stored.as_bytes())
-            .into()
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.0.as_ref()))
-    }
-}
-
-pub fn random_salt() -> [u8; 16] {
-    let mut s = [0u8; 16];
-    rand::rng().fill_bytes(&mut s);
-    s
-}
-
-/// A fresh secret for the generated key file: 256 random bits, URL-safe base64.
-pub fn generate_secret() -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let mut b = Zeroizing::new([0u8; 32]);
-    rand::rng().fill_bytes(b.as_mut());
-    URL_SAFE_NO_PAD.encode(b.as_ref())
 }
 
 /// Associated data: the envelope header, tenant and provider. A ciphertext moved to another row,
@@ -270,8 +103,23 @@ pub fn open(
     Ok(SecretString::new(s))
 }
 
+/// Opens `sealed` with `from` and seals it again with `to` for the same tenant and provider
+/// (key rotation, and importing a tenant exported under another instance's key).
+pub fn reseal(
+    from: &MasterKey,
+    to: &MasterKey,
+    sealed: &[u8],
+    tenant: Uuid,
+    provider: &str,
+) -> Result<Vec<u8>, CryptoError> {
+    let plain = open(from, sealed, tenant, provider)?;
+    seal(to, plain.expose(), tenant, provider)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::master::KdfParams;
+    use super::super::secret::mask;
     use super::*;
 
     fn fast() -> KdfParams {
@@ -389,7 +237,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = SecretString::new("sk-canary".into());
+        let s = SecretString::new("sk-canary");
         assert!(!format!("{s:?} {s}").contains("canary"));
         assert!(!format!("{:?}", key("sk-canary")).contains("canary"));
     }

@@ -1,6 +1,9 @@
 //! The instance's master key for provider keys: from `ENCRYPTION_KEY`, or from a generated
 //! `encryption.key` (mode 0600) in the data dir. Derived with scrypt once at start from a
-//! per-instance salt kept in `meta`; a stored check value refuses a wrong key at start-up.
+//! per-instance salt kept in `meta` (a `KeyRecord`); its check value refuses a wrong key at
+//! start-up. Also the rotation from one key to another.
+use super::master::KeyRecord;
+use super::secret::{hex, unhex};
 use crate::config::{Config, Secret};
 use crate::crypto::{self, KdfParams, MasterKey};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -31,19 +34,17 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), String> 
     .map_err(|e| format!("cannot write {key}: {e}"))
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "the stored encryption salt is damaged".to_string())
-        })
-        .collect()
+/// The record of the key this database's provider keys are sealed with; `None` before the
+/// first start installed one.
+pub fn record(c: &Connection) -> Result<Option<KeyRecord>, String> {
+    match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
+        (Some(salt), Some(p), Some(check)) => Ok(Some(KeyRecord {
+            salt: unhex(&salt).ok_or("the stored encryption salt is damaged")?,
+            params: KdfParams::parse(&p).map_err(|e| e.to_string())?,
+            check,
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// Reads the key file, or, for a database that holds no encrypted key yet (`may_create`),
@@ -93,12 +94,12 @@ pub fn master_key(
     config: &Config,
     c: &mut Connection,
 ) -> Result<(MasterKey, Option<String>), String> {
-    let stored = (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?);
+    let stored = record(c)?;
     let (secret, notice) = match &config.encryption_key {
         Some(s) => (s.clone(), None),
         None => {
             let path = key_file(config);
-            let (s, created) = file_secret(&path, stored.2.is_none())?;
+            let (s, created) = file_secret(&path, stored.is_none())?;
             let notice = created.then(|| {
                 format!(
                     "warning: ENCRYPTION_KEY is not set; generated one into {} (mode 0600). \
@@ -110,24 +111,19 @@ pub fn master_key(
         }
     };
     match stored {
-        (Some(salt), Some(p), Some(check)) => {
-            let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
-            let key = MasterKey::derive(secret.expose(), &unhex(&salt)?, &params)
-                .map_err(|e| e.to_string())?;
-            if !key.verify_check(&check) {
-                return Err(format!(
-                    "{} does not match the key this database was encrypted with; set the right \
-                     one, or change keys with `tenantry rotate-encryption-key`",
-                    if config.encryption_key.is_some() {
-                        "ENCRYPTION_KEY"
-                    } else {
-                        "the key file"
-                    }
-                ));
-            }
-            Ok((key, notice))
-        }
-        _ => {
+        Some(record) => match record.open_with(secret.expose())? {
+            Some(key) => Ok((key, notice)),
+            None => Err(format!(
+                "{} does not match the key this database was encrypted with; set the right \
+                 one, or change keys with `tenantry rotate-encryption-key`",
+                if config.encryption_key.is_some() {
+                    "ENCRYPTION_KEY"
+                } else {
+                    "the key file"
+                }
+            )),
+        },
+        None => {
             let key = install(c, secret.expose(), &config.kdf)?;
             Ok((key, notice))
         }
@@ -165,20 +161,11 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
     if old.expose() == new.expose() {
         return Err("ENCRYPTION_KEY and ENCRYPTION_KEY_OLD are the same".into());
     }
-    let (salt, p, check) = match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
-        (Some(s), Some(p), Some(ch)) => (s, p, ch),
-        _ => {
-            return Err(
-                "this database has no encryption key yet; start the server once first".into(),
-            )
-        }
-    };
-    let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
-    let old_key =
-        MasterKey::derive(old.expose(), &unhex(&salt)?, &params).map_err(|e| e.to_string())?;
-    if !old_key.verify_check(&check) {
-        return Err("ENCRYPTION_KEY_OLD is not the key this database was encrypted with".into());
-    }
+    let record =
+        record(c)?.ok_or("this database has no encryption key yet; start the server once first")?;
+    let old_key = record
+        .open_with(old.expose())?
+        .ok_or("ENCRYPTION_KEY_OLD is not the key this database was encrypted with")?;
     let tx = c.transaction().map_err(|e| e.to_string())?;
     let new_key = install_in(&tx, new.expose(), &config.kdf)?;
     let rows: Vec<(String, String, Vec<u8>)> = {
@@ -193,10 +180,8 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
     };
     for (tenant, provider, sealed) in &rows {
         let tid = uuid::Uuid::parse_str(tenant).map_err(|e| e.to_string())?;
-        let plain = crypto::open(&old_key, sealed, tid, provider)
+        let resealed = crypto::reseal(&old_key, &new_key, sealed, tid, provider)
             .map_err(|e| format!("the {provider} key of tenant {tenant} does not open: {e}"))?;
-        let resealed =
-            crypto::seal(&new_key, plain.expose(), tid, provider).map_err(|e| e.to_string())?;
         tx.execute(
             "UPDATE provider_keys SET ciphertext = ?3 WHERE tenant_id = ?1 AND provider = ?2",
             params![tenant, provider, resealed],
@@ -207,34 +192,33 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
     Ok(rows.len())
 }
 
+/// The operator's secret as configured, for commands that only read: `ENCRYPTION_KEY`, or an
+/// existing key file; never generated. `None` when neither is there.
+pub fn configured_secret(config: &Config) -> Option<Secret> {
+    match &config.encryption_key {
+        Some(s) => Some(s.clone()),
+        None => match std::fs::read_to_string(key_file(config)) {
+            Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+            _ => None,
+        },
+    }
+}
+
 /// The master key this database's provider keys were sealed with, for commands that only read
 /// (`tenantry verify`): from `ENCRYPTION_KEY` or an existing key file, never generating or
 /// installing one. `None` when the database has no key installed yet.
 pub fn existing_master_key(config: &Config, c: &Connection) -> Result<Option<MasterKey>, String> {
-    let (salt, p, check) = match (meta(c, SALT)?, meta(c, PARAMS)?, meta(c, CHECK)?) {
-        (Some(s), Some(p), Some(ch)) => (s, p, ch),
-        _ => return Ok(None),
+    let Some(record) = record(c)? else {
+        return Ok(None);
     };
-    let secret = match &config.encryption_key {
-        Some(s) => s.clone(),
-        None => {
-            let path = key_file(config);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if !s.trim().is_empty() => Secret::new(s.trim()),
-                _ => {
-                    return Err(format!(
-                        "ENCRYPTION_KEY is not set and {} cannot be read",
-                        path.display()
-                    ))
-                }
-            }
-        }
-    };
-    let params = KdfParams::parse(&p).map_err(|e| e.to_string())?;
-    let key =
-        MasterKey::derive(secret.expose(), &unhex(&salt)?, &params).map_err(|e| e.to_string())?;
-    if !key.verify_check(&check) {
-        return Err("ENCRYPTION_KEY is not the key this database was encrypted with".into());
+    let secret = configured_secret(config).ok_or_else(|| {
+        format!(
+            "ENCRYPTION_KEY is not set and {} cannot be read",
+            key_file(config).display()
+        )
+    })?;
+    match record.open_with(secret.expose())? {
+        Some(key) => Ok(Some(key)),
+        None => Err("ENCRYPTION_KEY is not the key this database was encrypted with".into()),
     }
-    Ok(Some(key))
 }
