@@ -11,7 +11,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod limits;
-pub mod maintenance;
+
 pub mod observe;
 pub mod pagination;
 pub mod proxies;

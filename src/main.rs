@@ -101,12 +101,12 @@ fn main() -> ExitCode {
         Some(Command::Migrate) => migrate(config),
         Some(Command::RotateEncryptionKey) => rotate(config),
         Some(Command::Backup { file, force }) => {
-            let bytes = tenantry::maintenance::backup(&existing(&config)?, &file, force)?;
+            let bytes = tenantry::db::backup::backup(&existing(&config)?, &file, force)?;
             say(&format!("wrote {} ({bytes} bytes)", file.display()));
             Ok(())
         }
         Some(Command::Restore { file }) => {
-            match tenantry::maintenance::restore(&config, &file)? {
+            match tenantry::db::backup::restore(&config, &file)? {
                 Some(old) => say(&format!(
                     "restored {}; the replaced database is at {}",
                     file.display(),
@@ -125,10 +125,10 @@ fn main() -> ExitCode {
                     force,
                 },
         }) => {
-            let doc = tenantry::maintenance::export_tenant(&existing(&config)?, &id_or_slug)?;
+            let doc = tenantry::tenancy::transfer::export_tenant(&existing(&config)?, &id_or_slug)?;
             match output {
                 Some(path) => {
-                    tenantry::maintenance::write_private(&path, &doc, force)?;
+                    tenantry::tenancy::transfer::write_private(&path, &doc, force)?;
                     say(&format!("wrote {}", path.display()));
                     Ok(())
                 }
@@ -153,11 +153,11 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let doc: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|_| format!("{} is not JSON", file.display()))?;
-            let opts = tenantry::maintenance::ImportOptions {
+            let opts = tenantry::tenancy::transfer::ImportOptions {
                 replace,
                 skip_provider_keys,
             };
-            let id = tenantry::maintenance::import_tenant(&config, &doc, &opts)?;
+            let id = tenantry::tenancy::transfer::import_tenant(&config, &doc, &opts)?;
             say(&format!("imported tenant {id}"));
             Ok(())
         }

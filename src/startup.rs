@@ -15,45 +15,6 @@ use actix_web::{middleware, web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
 
-/// Writes `backups/tenantry-<UTC time>.db` every `every`, keeping the newest `keep`.
-fn schedule_backups(
-    db: std::path::PathBuf,
-    dir: std::path::PathBuf,
-    every: std::time::Duration,
-    keep: usize,
-    alive: std::sync::Weak<std::fs::File>,
-) {
-    std::thread::Builder::new()
-        .name("backups".into())
-        .spawn(move || loop {
-            std::thread::sleep(every);
-            if alive.upgrade().is_none() {
-                return;
-            }
-            let name = format!(
-                "tenantry-{}.db",
-                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-            );
-            match crate::maintenance::backup(&db, &dir.join(&name), false) {
-                Ok(bytes) => tracing::info!(file = %name, bytes, "scheduled backup written"),
-                Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
-            }
-            let mut old: Vec<_> = std::fs::read_dir(&dir)
-                .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-                .unwrap_or_default();
-            old.retain(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("tenantry-") && n.ends_with(".db"))
-            });
-            old.sort();
-            for p in old.iter().take(old.len().saturating_sub(keep)) {
-                let _ = std::fs::remove_file(p);
-            }
-        })
-        .expect("the backup thread starts");
-}
-
 pub struct Application {
     port: u16,
     host: String,
@@ -104,7 +65,7 @@ impl Application {
         let c = &state.config;
         if let Some(every) = c.backup_interval {
             let (db, dir) = (c.db_path(), c.data_dir.join("backups"));
-            schedule_backups(db, dir, every, c.backup_keep, state.liveness());
+            crate::db::backup::schedule(db, dir, every, c.backup_keep, state.liveness());
         }
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;

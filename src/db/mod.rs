@@ -1,5 +1,6 @@
 //! The SQLite store: one r2d2 pool of connections with the same pragmas, the embedded migrations,
 //! and `Db::run`, which moves blocking database work off the async workers.
+pub mod backup;
 pub mod checkpoint;
 pub mod files;
 pub mod lock;

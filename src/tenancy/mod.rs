@@ -5,6 +5,7 @@ pub mod members;
 pub mod resolve;
 pub mod slug;
 pub mod tenants;
+pub mod transfer;
 
 pub use cache::TenantCache;
 pub use resolve::TenantCtx;
