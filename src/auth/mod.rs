@@ -90,6 +90,56 @@ pub enum Action {
     ReadCredentials,
 }
 
+/// Who may call an operation, declared once per route (`http/routes.rs`), enforced before its
+/// handler runs, and read by the OpenAPI document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No token: health, readiness, the OpenAPI document, the admin page.
+    Public,
+    /// Any valid token, not tenant-scoped.
+    AnyToken,
+    /// The admin token only.
+    Admin,
+    /// Tenant-scoped, viewer and up: reads.
+    Viewer,
+    /// Tenant-scoped, member and up.
+    Member,
+    /// Tenant-scoped: member and up, or a service key (ingest).
+    MemberOrService,
+    /// Tenant-scoped: a service key (or the admin): credentials.
+    Service,
+    /// Tenant-scoped, owner: manage members, keys, settings, provider keys.
+    Owner,
+}
+
+impl Access {
+    /// The tenant-scoped action this access stands for; `None` for the rest.
+    pub fn action(self) -> Option<Action> {
+        match self {
+            Access::Public | Access::AnyToken | Access::Admin => None,
+            Access::Viewer => Some(Action::Read),
+            Access::Member => Some(Action::SetPreferences),
+            Access::MemberOrService => Some(Action::Ingest),
+            Access::Service => Some(Action::ReadCredentials),
+            Access::Owner => Some(Action::Manage),
+        }
+    }
+
+    /// The contract's words for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::AnyToken => "any valid token",
+            Access::Admin => "admin",
+            Access::Viewer => "viewer",
+            Access::Member => "member",
+            Access::MemberOrService => "member or service",
+            Access::Service => "service key or admin",
+            Access::Owner => "owner",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KeyCaller {
     pub key_id: Uuid,

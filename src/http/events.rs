@@ -1,5 +1,6 @@
 //! `GET /api/events`: the tenant's operational events, newest first (viewer).
 use super::routes::{Mount, Op};
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::events::{EventFilter, Severity};
 use crate::pagination::PageRequest;
@@ -14,7 +15,10 @@ pub fn ops() -> Vec<Op> {
     vec![Op::new(Method::GET, "/events", Mount::Tenant, || {
         web::route().to(list)
     })
-    .doc("The tenant's operational events, newest first", "viewer")
+    .doc(
+        "The tenant's operational events, newest first",
+        Access::Viewer,
+    )
     .query(&["category", "severity", "from", "to", "limit", "cursor"])
     .ok(200, Some("EventPage"))]
 }

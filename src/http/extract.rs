@@ -59,16 +59,28 @@ pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> Option<IpAddr> 
     Some(proxies.client(peer, &forwarded))
 }
 
-fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+/// The caller, authenticated once per request: `access::enforce` keeps it in the request's
+/// extensions, so the handler's extractor does not hash the token again.
+pub(super) fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    if let Some(c) = req.extensions().get::<Caller>() {
+        return Ok(c.clone());
+    }
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let st = state(req)?;
-    st.authenticate(auth, client_ip(req, &st.config.trusted_proxies))
+    let c = st.authenticate(auth, client_ip(req, &st.config.trusted_proxies))?;
+    req.extensions_mut().insert(c.clone());
+    Ok(c)
 }
 
-fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
+/// The resolved tenant, once per request (kept in the extensions like the caller): the rate
+/// limit is charged once.
+pub(super) fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
+    if let Some(ctx) = req.extensions().get::<TenantCtx>() {
+        return Ok(ctx.clone());
+    }
     let st = state(req)?;
     let caller = caller(req)?;
     let header = match req.headers().get("x-tenant-id") {
@@ -93,6 +105,7 @@ fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
             .inc();
         return Err(ApiError::RateLimited(retry_after_secs));
     }
+    req.extensions_mut().insert(ctx.clone());
     Ok(ctx)
 }
 

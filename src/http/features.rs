@@ -1,5 +1,6 @@
 //! `GET /api/features`: the instance's flags and the resolved tenant's plan features.
 use super::routes::{Mount, Op};
+use crate::auth::Access;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use actix_web::http::Method;
@@ -12,7 +13,7 @@ pub fn ops() -> Vec<Op> {
     })
     .doc(
         "Effective feature flags, edition and the resolved tenant's plan features",
-        "any valid token",
+        Access::AnyToken,
     )
     .ok(200, Some("Features"))]
 }

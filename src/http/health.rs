@@ -1,6 +1,7 @@
 //! Liveness and readiness.
 use super::extract::state;
 use super::routes::{Mount, Op};
+use crate::auth::Access;
 use crate::error::ApiError;
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,18 +13,21 @@ pub fn ops() -> Vec<Op> {
         Op::new(Method::GET, "/health", Mount::Root, || {
             web::route().to(health)
         })
-        .doc("Liveness: answers without touching the database", "public")
+        .doc(
+            "Liveness: answers without touching the database",
+            Access::Public,
+        )
         .ok(200, Some("Status")),
         Op::new(Method::GET, "/ready", Mount::Root, || {
             web::route().to(ready)
         })
-        .doc("Readiness: the database answers", "public")
+        .doc("Readiness: the database answers", Access::Public)
         .ok(200, Some("Status"))
         .errors(&["not_ready"]),
         Op::new(Method::GET, "/openapi.json", Mount::Root, || {
             web::route().to(super::openapi::document)
         })
-        .doc("This OpenAPI document", "public")
+        .doc("This OpenAPI document", Access::Public)
         .ok(200, Some("Object")),
     ]
 }

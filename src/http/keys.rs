@@ -2,6 +2,7 @@
 use super::routes::{Mount, Op};
 use super::views::KeyView;
 use crate::auth::keys::NewKey;
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
@@ -17,20 +18,26 @@ pub fn ops() -> Vec<Op> {
         })
         .doc(
             "Create an API key; the key is shown in this response only",
-            "owner",
+            Access::Owner,
         )
         .body("KeyCreate")
         .ok(201, Some("KeyCreated")),
         Op::new(Method::GET, "/keys", Mount::Tenant, || {
             web::route().to(list)
         })
-        .doc("The tenant's keys, without the keys themselves", "owner")
+        .doc(
+            "The tenant's keys, without the keys themselves",
+            Access::Owner,
+        )
         .query(&["limit", "cursor"])
         .ok(200, Some("KeyPage")),
         Op::new(Method::DELETE, "/keys/{id}", Mount::Tenant, || {
             web::route().to(revoke)
         })
-        .doc("Revoke a key: refused from the next request on", "owner")
+        .doc(
+            "Revoke a key: refused from the next request on",
+            Access::Owner,
+        )
         .ok(204, None)
         .errors(&["not_found"]),
     ]

@@ -1,6 +1,7 @@
 //! `/api/members`: a tenant's members (read: viewer, write: owner).
 use super::routes::{Mount, Op};
 use super::views::MemberView;
+use crate::auth::Access;
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::pagination::{PageQuery, PageRequest};
@@ -16,20 +17,20 @@ pub fn ops() -> Vec<Op> {
         Op::new(Method::GET, "/members", Mount::Tenant, || {
             web::route().to(list)
         })
-        .doc("The tenant's members", "viewer")
+        .doc("The tenant's members", Access::Viewer)
         .query(&["limit", "cursor"])
         .ok(200, Some("MemberPage")),
         Op::new(Method::PUT, "/members/{user_id}", Mount::Tenant, || {
             web::route().to(put)
         })
-        .doc("Add a member or change its role", "owner")
+        .doc("Add a member or change its role", Access::Owner)
         .body("MemberPut")
         .ok(200, Some("Member"))
         .errors(&["conflict"]),
         Op::new(Method::DELETE, "/members/{user_id}", Mount::Tenant, || {
             web::route().to(remove)
         })
-        .doc("Remove a member (never the last owner)", "owner")
+        .doc("Remove a member (never the last owner)", Access::Owner)
         .ok(204, None)
         .errors(&["not_found", "conflict"]),
     ]

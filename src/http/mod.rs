@@ -1,5 +1,6 @@
 //! The HTTP surface: one file per route area, each with `configure`; this file wires them and
 //! the framework's extractor errors into the contract's error format.
+pub mod access;
 pub mod admin_page;
 pub mod body_timeout;
 pub mod error;

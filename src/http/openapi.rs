@@ -1,6 +1,7 @@
 //! `/openapi.json`: an OpenAPI 3 document generated from the operation tables in `routes`, with
 //! the contract's schemas and the error codes each operation can answer.
 use super::routes::{self, Mount, Op};
+use crate::auth::Access;
 use crate::error::ApiError;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
@@ -20,10 +21,10 @@ fn status_of(code: &str) -> u16 {
 /// The error codes an operation can answer: its own, and those of its kind.
 fn error_codes(op: &Op) -> Vec<&'static str> {
     let mut codes: Vec<&'static str> = Vec::new();
-    if op.access != "public" {
+    if op.access != Access::Public {
         codes.extend(["unauthorized", "rate_limited"]);
     }
-    if op.access == "admin" {
+    if op.access == Access::Admin {
         codes.push("forbidden");
     }
     if op.mount == Mount::Tenant {
@@ -112,12 +113,12 @@ fn operation(op: &Op, path: &str) -> Value {
     }
     let mut v = json!({
         "summary": op.summary,
-        "description": format!("Access: {}.", op.access),
+        "description": format!("Access: {}.", op.access.describe()),
         "operationId": format!("{}_{}", op.method.as_str().to_lowercase(), path.trim_matches('/').replace(['/', '{', '}', '-', '.'], "_")),
         "parameters": params,
         "responses": responses,
     });
-    if op.access != "public" {
+    if op.access != Access::Public {
         v["security"] = json!([{"bearer": []}]);
     }
     if let Some(b) = op.body {

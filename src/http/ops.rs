@@ -2,6 +2,7 @@
 //! (per-tenant request counts and latency).
 use super::extract::AdminCaller;
 use super::routes::{Mount, Op};
+use crate::auth::Access;
 use crate::state::AppState;
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
@@ -11,9 +12,9 @@ pub fn ops() -> Vec<Op> {
         Op::new(Method::GET, "/metrics", Mount::Root, || {
             web::route().to(metrics)
         })
-        .doc("Prometheus text exposition", "admin"),
+        .doc("Prometheus text exposition", Access::Admin),
         Op::new(Method::GET, "/stats", Mount::Api, || web::route().to(stats))
-            .doc("Per-tenant request counts and latency", "admin")
+            .doc("Per-tenant request counts and latency", Access::Admin)
             .ok(200, Some("RequestStats")),
     ]
 }

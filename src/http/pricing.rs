@@ -2,6 +2,7 @@
 use super::extract::{AdminCaller, AnyCaller};
 use super::routes::{Mount, Op};
 use super::usage_views::{PriceListView, PriceView};
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::money::Nanousd;
@@ -18,7 +19,7 @@ pub fn ops() -> Vec<Op> {
         })
         .doc(
             "Model prices: built-in list prices and the operator's overrides",
-            "any valid token",
+            Access::AnyToken,
         )
         .ok(200, Some("PriceList")),
         Op::new(Method::PUT, "/pricing/{model}", Mount::Api, || {
@@ -26,7 +27,7 @@ pub fn ops() -> Vec<Op> {
         })
         .doc(
             "Set a model's price for events ingested from now on",
-            "admin",
+            Access::Admin,
         )
         .body("PricePut")
         .ok(200, Some("Price")),

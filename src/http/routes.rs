@@ -2,6 +2,7 @@
 //! path, handler) and how it is documented (access, query, schemas, error codes). The server
 //! registers its routes from these tables and `/openapi.json` is generated from the same
 //! tables, so the document cannot name a route that is not served, or miss one that is.
+use crate::auth::Access;
 use actix_web::http::Method;
 use actix_web::{web, Route};
 
@@ -21,8 +22,8 @@ pub struct Op {
     pub path: &'static str,
     pub mount: Mount,
     pub summary: &'static str,
-    /// Who may call it, in the contract's words.
-    pub access: &'static str,
+    /// Who may call it; `register` enforces it before the handler runs.
+    pub access: Access,
     pub query: &'static [&'static str],
     /// Component schema of the request body.
     pub body: Option<&'static str>,
@@ -41,7 +42,7 @@ impl Op {
             path,
             mount,
             summary: "",
-            access: "any valid token",
+            access: Access::AnyToken,
             query: &[],
             body: None,
             ok: 200,
@@ -50,7 +51,7 @@ impl Op {
             route,
         }
     }
-    pub fn doc(mut self, summary: &'static str, access: &'static str) -> Op {
+    pub fn doc(mut self, summary: &'static str, access: Access) -> Op {
         self.summary = summary;
         self.access = access;
         self
@@ -105,10 +106,17 @@ pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, ops: &[&Op]) {
     }
     for path in paths {
         let mut resource = web::resource(format!("{prefix}{path}"));
+        let mut table = Vec::new();
         for op in ops.iter().filter(|o| o.path == path) {
             resource = resource.route((op.route)().method(op.method.clone()));
+            table.push((op.method.clone(), op.access));
         }
-        cfg.service(resource);
+        let table = std::rc::Rc::new(table);
+        cfg.service(
+            resource.wrap(actix_web::middleware::from_fn(move |req, next| {
+                super::access::enforce(table.clone(), req, next)
+            })),
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! `/api/settings` (read: viewer, write: owner), provider keys, and `/api/credentials`.
 use super::routes::{Mount, Op};
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::pagination::{PageQuery, PageRequest};
 use crate::settings::cache::Current;
@@ -18,27 +19,33 @@ pub fn ops() -> Vec<Op> {
         Op::new(Method::GET, "/settings", Mount::Tenant, || {
             web::route().to(get)
         })
-        .doc("The tenant's settings; provider keys masked", "viewer")
+        .doc(
+            "The tenant's settings; provider keys masked",
+            Access::Viewer,
+        )
         .ok(200, Some("Settings")),
         Op::new(Method::PATCH, "/settings", Mount::Tenant, || {
             web::route().to(patch)
         })
         .doc(
             "Change the named settings; `null` clears a limit; writes a new version",
-            "owner",
+            Access::Owner,
         )
         .body("SettingsPatch")
         .ok(200, Some("Settings")),
         Op::new(Method::GET, "/settings/history", Mount::Tenant, || {
             web::route().to(history)
         })
-        .doc("Every settings version, newest first", "viewer")
+        .doc("Every settings version, newest first", Access::Viewer)
         .query(&["limit", "cursor"])
         .ok(200, Some("HistoryPage")),
         Op::new(Method::POST, "/settings/rollback", Mount::Tenant, || {
             web::route().to(rollback)
         })
-        .doc("Write a new version whose content is an old one's", "owner")
+        .doc(
+            "Write a new version whose content is an old one's",
+            Access::Owner,
+        )
         .body("Rollback")
         .ok(200, Some("Settings"))
         .errors(&["not_found"]),
@@ -48,7 +55,10 @@ pub fn ops() -> Vec<Op> {
             Mount::Tenant,
             || web::route().to(put_provider_key),
         )
-        .doc("Store the tenant's own provider key, encrypted", "owner")
+        .doc(
+            "Store the tenant's own provider key, encrypted",
+            Access::Owner,
+        )
         .body("ProviderKeyPut")
         .ok(200, Some("Settings")),
         Op::new(
@@ -57,7 +67,7 @@ pub fn ops() -> Vec<Op> {
             Mount::Tenant,
             || web::route().to(delete_provider_key),
         )
-        .doc("Remove the tenant's provider key", "owner")
+        .doc("Remove the tenant's provider key", Access::Owner)
         .ok(204, None)
         .errors(&["not_found"]),
         Op::new(
@@ -68,7 +78,7 @@ pub fn ops() -> Vec<Op> {
         )
         .doc(
             "The provider key to use now: the tenant's own (byo_key) or the instance's (hosted)",
-            "service key or admin",
+            Access::Service,
         )
         .ok(200, Some("Credential"))
         .errors(&["byo_key_missing", "hosted_key_missing"]),

@@ -2,6 +2,7 @@
 use super::extract::AdminCaller;
 use super::routes::{Mount, Op};
 use super::views::TenantView;
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::pagination::PageRequest;
 use crate::state::AppState;
@@ -18,7 +19,7 @@ pub fn ops() -> Vec<Op> {
         })
         .doc(
             "Create a tenant, optionally from a template with initial settings",
-            "admin",
+            Access::Admin,
         )
         .body("TenantCreate")
         .ok(201, Some("Tenant"))
@@ -26,26 +27,29 @@ pub fn ops() -> Vec<Op> {
         Op::new(Method::GET, "/tenants", Mount::Api, || {
             web::route().to(list)
         })
-        .doc("List tenants", "admin")
+        .doc("List tenants", Access::Admin)
         .query(&["status", "limit", "cursor"])
         .ok(200, Some("TenantPage")),
         Op::new(Method::GET, "/tenants/{id}", Mount::Api, || {
             web::route().to(get)
         })
-        .doc("A tenant by id or slug", "admin")
+        .doc("A tenant by id or slug", Access::Admin)
         .ok(200, Some("Tenant"))
         .errors(&["not_found"]),
         Op::new(Method::PATCH, "/tenants/{id}", Mount::Api, || {
             web::route().to(update)
         })
-        .doc("Rename a tenant, change its slug or plan", "admin")
+        .doc("Rename a tenant, change its slug or plan", Access::Admin)
         .body("TenantPatch")
         .ok(200, Some("Tenant"))
         .errors(&["not_found", "conflict"]),
         Op::new(Method::DELETE, "/tenants/{id}", Mount::Api, || {
             web::route().to(delete)
         })
-        .doc("Hard delete of an inactive tenant and all it owns", "admin")
+        .doc(
+            "Hard delete of an inactive tenant and all it owns",
+            Access::Admin,
+        )
         .query(&["confirm"])
         .ok(204, None)
         .errors(&["not_found", "conflict"]),
@@ -54,14 +58,14 @@ pub fn ops() -> Vec<Op> {
         })
         .doc(
             "Soft delete: every request for the tenant is refused from now on",
-            "admin",
+            Access::Admin,
         )
         .ok(200, Some("Tenant"))
         .errors(&["not_found", "conflict"]),
         Op::new(Method::POST, "/tenants/{id}/reactivate", Mount::Api, || {
             web::route().to(reactivate)
         })
-        .doc("Serve a deactivated tenant again", "admin")
+        .doc("Serve a deactivated tenant again", Access::Admin)
         .ok(200, Some("Tenant"))
         .errors(&["not_found"]),
     ]

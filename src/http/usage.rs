@@ -3,6 +3,7 @@
 use super::events::time_param;
 use super::routes::{Mount, Op};
 use super::usage_views::{AgentsView, LimitsView, StatsView, StoredEventView, SummaryView};
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::limits::Level;
 use crate::pagination::PageRequest;
@@ -22,31 +23,31 @@ pub const LIMIT_STATUS: HeaderName = HeaderName::from_static("x-usage-limit-stat
 pub fn ops() -> Vec<Op> {
     vec![
         Op::new(Method::POST, "/usage/events", Mount::Tenant, || web::route().to(ingest))
-            .doc("Record one usage event or a batch of up to 1000, all or nothing; answered once durable", "member or service")
+            .doc("Record one usage event or a batch of up to 1000, all or nothing; answered once durable", Access::MemberOrService)
             .body("UsageIngest")
             .ok(201, Some("IngestResult")),
         Op::new(Method::GET, "/usage/events", Mount::Tenant, || web::route().to(list))
-            .doc("Recorded usage events, newest first", "viewer")
+            .doc("Recorded usage events, newest first", Access::Viewer)
             .query(&["from", "to", "model", "pipeline_stage", "agent_name", "user_id", "job_id", "limit", "cursor"])
             .ok(200, Some("UsageEventPage")),
         Op::new(Method::GET, "/usage/stats", Mount::Tenant, || web::route().to(stats))
-            .doc("Totals and groups over whole UTC days", "viewer")
+            .doc("Totals and groups over whole UTC days", Access::Viewer)
             .query(&["from", "to", "group_by"])
             .ok(200, Some("UsageStats")),
         Op::new(Method::GET, "/usage/limits", Mount::Tenant, || web::route().to(limits))
-            .doc("Status of each soft limit that is set", "viewer")
+            .doc("Status of each soft limit that is set", Access::Viewer)
             .ok(200, Some("LimitsStatus")),
         Op::new(Method::GET, "/usage/summary", Mount::Tenant, || web::route().to(summary))
-            .doc("Today, this month, limits, top models and agents", "viewer")
+            .doc("Today, this month, limits, top models and agents", Access::Viewer)
             .ok(200, Some("UsageSummary")),
         Op::new(Method::GET, "/agents/usage", Mount::Tenant, || web::route().to(agents))
-            .doc("Usage by agent, most used first", "viewer")
+            .doc("Usage by agent, most used first", Access::Viewer)
             .ok(200, Some("AgentsUsage")),
         Op::new(Method::GET, "/agents/{agent_name}/preferences", Mount::Tenant, || web::route().to(get_preferences))
-            .doc("An agent's stored preferences ({} when unset)", "viewer")
+            .doc("An agent's stored preferences ({} when unset)", Access::Viewer)
             .ok(200, Some("Object")),
         Op::new(Method::PUT, "/agents/{agent_name}/preferences", Mount::Tenant, || web::route().to(put_preferences))
-            .doc("Store an agent's preferences: any JSON object up to 64 KiB", "member")
+            .doc("Store an agent's preferences: any JSON object up to 64 KiB", Access::Member)
             .body("Object")
             .ok(200, Some("Object")),
     ]

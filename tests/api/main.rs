@@ -1,4 +1,5 @@
 //! HTTP tests against the real server: one file per area of the contract.
+mod access;
 mod admin_page;
 mod bounds;
 mod browser;

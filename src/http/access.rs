@@ -1,0 +1,48 @@
+//! Access, enforced in one place: each resource is wrapped with the access its operations
+//! declare (`Op::access`), checked before any extractor or handler runs. A handler cannot
+//! forget a check, and the table test in tests/api/access.rs walks every declared route.
+use super::extract::{caller, tenant_ctx};
+use crate::auth::{Access, Caller};
+use crate::error::ApiError;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpRequest, ResponseError};
+
+/// Whether the request's caller may call an operation declared with `access`.
+pub fn check(access: Access, req: &HttpRequest) -> Result<(), ApiError> {
+    match access {
+        Access::Public => Ok(()),
+        Access::AnyToken => caller(req).map(drop),
+        Access::Admin => match caller(req)? {
+            Caller::Admin => Ok(()),
+            Caller::Key(_) => Err(ApiError::Forbidden("this needs the admin token".into())),
+        },
+        tenant => {
+            let action = tenant
+                .action()
+                .expect("every other access is tenant-scoped");
+            tenant_ctx(req)?.require(action)
+        }
+    }
+}
+
+/// The middleware of one resource: `table` holds the access of each of its methods. A method
+/// it does not hold passes through, to be answered 405 by the resource.
+pub async fn enforce(
+    table: std::rc::Rc<Vec<(Method, Access)>>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let access = table
+        .iter()
+        .find(|(m, _)| m == req.method())
+        .map(|(_, a)| *a);
+    if let Some(access) = access {
+        if let Err(e) = check(access, req.request()) {
+            return Ok(req.into_response(e.error_response()));
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
