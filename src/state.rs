@@ -145,8 +145,8 @@ impl AppState {
         self.admin_guard
             .check(addr, now)
             .map_err(ApiError::RateLimited)?;
-        if self.admin.verify(token) {
-            return Ok(Caller::Admin);
+        if let Some(proof) = self.admin.verify(token) {
+            return Ok(Caller::Admin(proof));
         }
         self.admin_guard.failed(addr, now);
         Err(ApiError::Unauthorized)

@@ -55,8 +55,10 @@ impl AdminToken {
         Ok((AdminToken { hash }, Some(token)))
     }
 
-    pub fn verify(&self, presented: &str) -> bool {
-        sha256(presented).ct_eq(&self.hash).into()
+    /// The proof of admin, when `presented` is the admin token.
+    pub fn verify(&self, presented: &str) -> Option<super::AdminProof> {
+        let ok: bool = sha256(presented).ct_eq(&self.hash).into();
+        ok.then(super::AdminProof::new)
     }
 }
 
@@ -84,11 +86,11 @@ mod tests {
         let c = db();
         let (first, token) = AdminToken::setup(&c, None).unwrap();
         let token = token.expect("generated on first start");
-        assert!(first.verify(&token));
+        assert!(first.verify(&token).is_some());
         let (again, none) = AdminToken::setup(&c, None).unwrap();
         assert!(none.is_none(), "never printed twice");
-        assert!(again.verify(&token));
-        assert!(!again.verify("ta_wrong"));
+        assert!(again.verify(&token).is_some());
+        assert!(again.verify("ta_wrong").is_none());
         let stored: String = c
             .query_row("SELECT value FROM meta", [], |r| r.get(0))
             .unwrap();
@@ -102,13 +104,13 @@ mod tests {
         let lost = lost.unwrap();
         let (t, gen) = AdminToken::setup(&c, Some(&Secret::new("configured-token-123"))).unwrap();
         assert!(gen.is_none());
-        assert!(t.verify("configured-token-123"));
-        assert!(!t.verify(&lost));
+        assert!(t.verify("configured-token-123").is_some());
+        assert!(t.verify(&lost).is_none());
         // Started again without the variable: the new token stays, nothing is printed.
         let (after, gen) = AdminToken::setup(&c, None).unwrap();
         assert!(gen.is_none());
-        assert!(after.verify("configured-token-123"));
-        assert!(!after.verify(&lost));
+        assert!(after.verify("configured-token-123").is_some());
+        assert!(after.verify(&lost).is_none());
         let stored: String = c
             .query_row("SELECT value FROM meta", [], |r| r.get(0))
             .unwrap();

@@ -148,7 +148,7 @@ mod tests {
     fn role_of(c: Caller) -> Role {
         match c {
             Caller::Key(k) => k.role,
-            Caller::Admin => panic!("not a key"),
+            Caller::Admin(_) => panic!("not a key"),
         }
     }
 

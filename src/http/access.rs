@@ -16,7 +16,7 @@ pub fn check(access: Access, req: &HttpRequest) -> Result<(), ApiError> {
         Access::Public => Ok(()),
         Access::AnyToken => caller(req).map(drop),
         Access::Admin => match caller(req)? {
-            Caller::Admin => Ok(()),
+            Caller::Admin(_) => Ok(()),
             Caller::Key(_) => Err(ApiError::Forbidden("this needs the admin token".into())),
         },
         tenant => {

@@ -1,7 +1,7 @@
 //! Extractors that turn a request into who is calling (`Caller`, `AdminCaller`) and which tenant
 //! it acts on (`TenantCtx`). Putting them first in a handler's arguments makes 401 and tenant
 //! errors come before body errors.
-use crate::auth::Caller;
+use crate::auth::{AdminProof, Caller};
 use crate::config::Feature;
 use crate::error::ApiError;
 use crate::limits::rate::{plan_rate, Decision};
@@ -131,7 +131,7 @@ impl FromRequest for AnyCaller {
 }
 
 /// A request made with the admin token; a tenant key gets 403.
-pub struct AdminCaller;
+pub struct AdminCaller(pub AdminProof);
 
 impl FromRequest for AdminCaller {
     type Error = ApiError;
@@ -139,7 +139,7 @@ impl FromRequest for AdminCaller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(caller(req).and_then(|c| match c {
-            Caller::Admin => Ok(AdminCaller),
+            Caller::Admin(proof) => Ok(AdminCaller(proof)),
             Caller::Key(_) => Err(ApiError::Forbidden("this needs the admin token".into())),
         }))
     }

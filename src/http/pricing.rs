@@ -51,7 +51,7 @@ struct PriceBody {
 }
 
 async fn put(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     p: web::Path<ModelPath>,
     body: web::Json<PriceBody>,
@@ -76,6 +76,6 @@ async fn put(
         input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,
         output_per_million: money(&body.output_usd_per_million, "output_usd_per_million")?,
     };
-    let set = st.usage.set_price(model, price).await?;
+    let set = st.usage.set_price(&admin, model, price).await?;
     Ok(HttpResponse::Ok().json(PriceView::from(set)))
 }

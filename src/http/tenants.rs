@@ -82,7 +82,7 @@ struct CreateBody {
 }
 
 async fn create(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -94,7 +94,7 @@ async fn create(
         b.template.as_deref(),
         b.settings.as_ref(),
     )?;
-    let t = st.tenancy.create(new).await?;
+    let t = st.tenancy.create(&admin, new).await?;
     Ok(HttpResponse::Created().json(TenantView::from(&t)))
 }
 
@@ -107,7 +107,7 @@ struct ListQuery {
 }
 
 async fn list(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -118,7 +118,7 @@ async fn list(
         .transpose()
         .map_err(ApiError::InvalidRequest)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let page = st.tenancy.list(status, page).await?;
+    let page = st.tenancy.list(&admin, status, page).await?;
     Ok(HttpResponse::Ok().json(page.map(|t| TenantView::from(&t))))
 }
 
@@ -128,11 +128,11 @@ struct IdPath {
 }
 
 async fn get(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.tenancy.find(&p.id)?;
+    let t = st.tenancy.find(&admin, &p.id)?;
     Ok(HttpResponse::Ok().json(TenantView::from(t.as_ref())))
 }
 
@@ -145,32 +145,35 @@ struct PatchBody {
 }
 
 async fn update(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
     body: web::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let patch = TenantPatch::parse(b.name.as_deref(), b.slug.as_deref(), b.plan.as_deref())?;
-    let t = st.tenancy.update(&p.id, patch).await?;
+    let t = st.tenancy.update(&admin, &p.id, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(&t)))
 }
 
 async fn deactivate(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.tenancy.set_status(&p.id, Status::Inactive).await?;
+    let t = st
+        .tenancy
+        .set_status(&admin, &p.id, Status::Inactive)
+        .await?;
     Ok(HttpResponse::Ok().json(TenantView::from(&t)))
 }
 
 async fn reactivate(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.tenancy.set_status(&p.id, Status::Active).await?;
+    let t = st.tenancy.set_status(&admin, &p.id, Status::Active).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(&t)))
 }
 
@@ -181,11 +184,13 @@ struct DeleteQuery {
 }
 
 async fn delete(
-    _: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
     q: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    st.tenancy.delete(&p.id, q.confirm.as_deref()).await?;
+    st.tenancy
+        .delete(&admin, &p.id, q.confirm.as_deref())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -68,7 +68,7 @@ pub fn resolve(
 ) -> Result<TenantCtx, ApiError> {
     let key_tenant = match &caller {
         Caller::Key(k) => Some(k.tenant_id),
-        Caller::Admin => None,
+        Caller::Admin(_) => None,
     };
     // Naming any tenant but the default one needs multi-tenancy.
     let other_tenant = || flags.require(Feature::MultiTenant);
@@ -111,7 +111,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{KeyCaller, Role};
+    use crate::auth::{AdminProof, KeyCaller, Role};
     use crate::tenancy::cache::tenant_for_test;
     use crate::tenancy::Status;
 
@@ -154,29 +154,54 @@ mod tests {
     #[test]
     fn order_is_header_then_slug_then_key_then_default() {
         let a = A.to_string();
-        assert_eq!(run(Caller::Admin, Some(&a), Some("tenant-b")), Ok(A));
-        assert_eq!(run(Caller::Admin, None, Some("tenant-b")), Ok(B));
+        assert_eq!(
+            run(
+                Caller::Admin(AdminProof::for_tests()),
+                Some(&a),
+                Some("tenant-b")
+            ),
+            Ok(A)
+        );
+        assert_eq!(
+            run(
+                Caller::Admin(AdminProof::for_tests()),
+                None,
+                Some("tenant-b")
+            ),
+            Ok(B)
+        );
         assert_eq!(run(key_of(B), None, None), Ok(B));
-        assert_eq!(run(Caller::Admin, None, None), Ok(DEFAULT_TENANT_ID));
+        assert_eq!(
+            run(Caller::Admin(AdminProof::for_tests()), None, None),
+            Ok(DEFAULT_TENANT_ID)
+        );
     }
 
     #[test]
     fn contract_table_rows() {
         assert_eq!(
-            run(Caller::Admin, Some("nope"), None),
+            run(Caller::Admin(AdminProof::for_tests()), Some("nope"), None),
             Err("invalid_tenant_id")
         );
         let unknown = Uuid::from_u128(0xdead).to_string();
         assert_eq!(
-            run(Caller::Admin, Some(&unknown), None),
+            run(Caller::Admin(AdminProof::for_tests()), Some(&unknown), None),
             Err("tenant_unavailable")
         );
         assert_eq!(
-            run(Caller::Admin, Some(&GONE.to_string()), None),
+            run(
+                Caller::Admin(AdminProof::for_tests()),
+                Some(&GONE.to_string()),
+                None
+            ),
             Err("tenant_unavailable")
         );
         assert_eq!(
-            run(Caller::Admin, None, Some("no-such")),
+            run(
+                Caller::Admin(AdminProof::for_tests()),
+                None,
+                Some("no-such")
+            ),
             Err("tenant_unavailable")
         );
         assert_eq!(run(key_of(A), Some(&B.to_string()), None), Err("forbidden"));
@@ -193,15 +218,29 @@ mod tests {
                 .map(|c| c.id())
                 .map_err(|e| e.code())
         };
-        assert_eq!(one(Caller::Admin, None, None), Ok(DEFAULT_TENANT_ID));
         assert_eq!(
-            one(Caller::Admin, None, Some("default")),
+            one(Caller::Admin(AdminProof::for_tests()), None, None),
+            Ok(DEFAULT_TENANT_ID)
+        );
+        assert_eq!(
+            one(
+                Caller::Admin(AdminProof::for_tests()),
+                None,
+                Some("default")
+            ),
             Ok(DEFAULT_TENANT_ID)
         );
         let a = A.to_string();
-        assert_eq!(one(Caller::Admin, Some(&a), None), Err("feature_disabled"));
         assert_eq!(
-            one(Caller::Admin, None, Some("tenant-a")),
+            one(Caller::Admin(AdminProof::for_tests()), Some(&a), None),
+            Err("feature_disabled")
+        );
+        assert_eq!(
+            one(
+                Caller::Admin(AdminProof::for_tests()),
+                None,
+                Some("tenant-a")
+            ),
             Err("feature_disabled")
         );
         assert_eq!(one(key_of(A), None, None), Err("feature_disabled"));

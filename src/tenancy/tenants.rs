@@ -3,6 +3,7 @@
 use super::TenantCache;
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
 use crate::auth::keys::Keys;
+use crate::auth::AdminProof;
 use crate::clock::Clock;
 use crate::config::Feature;
 use crate::config::Flags;
@@ -169,7 +170,7 @@ impl Tenancy {
     }
 
     /// A tenant by id or slug, from memory; 404 when there is none.
-    pub fn find(&self, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
+    pub fn find(&self, _: &AdminProof, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
         let found = match Uuid::parse_str(id_or_slug) {
             Ok(id) => self.cache.get(id),
             Err(_) => self.cache.get_by_slug(id_or_slug),
@@ -177,7 +178,7 @@ impl Tenancy {
         found.ok_or_else(|| ApiError::NotFound("no tenant with this id or slug".into()))
     }
 
-    pub async fn create(&self, new: NewTenant) -> Result<Tenant, ApiError> {
+    pub async fn create(&self, _: &AdminProof, new: NewTenant) -> Result<Tenant, ApiError> {
         self.flags.require(Feature::MultiTenant)?;
         let st = self.clone();
         self.db
@@ -214,6 +215,7 @@ impl Tenancy {
 
     pub async fn list(
         &self,
+        _: &AdminProof,
         status: Option<Status>,
         page: PageRequest<(Micros, String)>,
     ) -> Result<Page<Tenant>, ApiError> {
@@ -238,8 +240,13 @@ impl Tenancy {
             .await
     }
 
-    pub async fn update(&self, id_or_slug: &str, patch: TenantPatch) -> Result<Tenant, ApiError> {
-        let id = self.find(id_or_slug)?.id;
+    pub async fn update(
+        &self,
+        admin: &AdminProof,
+        id_or_slug: &str,
+        patch: TenantPatch,
+    ) -> Result<Tenant, ApiError> {
+        let id = self.find(admin, id_or_slug)?.id;
         let st = self.clone();
         self.db
             .write(move |c| {
@@ -276,8 +283,13 @@ impl Tenancy {
     }
 
     /// Deactivates (soft delete) or reactivates; setting the status it already has changes nothing.
-    pub async fn set_status(&self, id_or_slug: &str, status: Status) -> Result<Tenant, ApiError> {
-        let id = self.find(id_or_slug)?.id;
+    pub async fn set_status(
+        &self,
+        admin: &AdminProof,
+        id_or_slug: &str,
+        status: Status,
+    ) -> Result<Tenant, ApiError> {
+        let id = self.find(admin, id_or_slug)?.id;
         if id == DEFAULT_TENANT_ID && status == Status::Inactive {
             return Err(ApiError::Conflict(
                 "the default tenant cannot be deactivated".into(),
@@ -311,8 +323,13 @@ impl Tenancy {
     }
 
     /// Hard delete of an inactive tenant and, by cascade, everything it owns.
-    pub async fn delete(&self, id_or_slug: &str, confirm: Option<&str>) -> Result<(), ApiError> {
-        let t = self.find(id_or_slug)?;
+    pub async fn delete(
+        &self,
+        admin: &AdminProof,
+        id_or_slug: &str,
+        confirm: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let t = self.find(admin, id_or_slug)?;
         if t.id == DEFAULT_TENANT_ID {
             return Err(ApiError::Conflict(
                 "the default tenant cannot be deleted".into(),

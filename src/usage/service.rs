@@ -11,6 +11,7 @@ use super::store;
 use super::writer::Writer;
 use super::writer::{Batch, Outcome};
 use crate::auth::Action;
+use crate::auth::AdminProof;
 use crate::clock::Clock;
 use crate::config::Feature;
 use crate::config::Flags;
@@ -412,8 +413,10 @@ impl Usage {
         items
     }
 
+    /// An operator's price for a model, for events ingested from now on.
     pub async fn set_price(
         &self,
+        _: &AdminProof,
         model: String,
         price: Price,
     ) -> Result<(String, Price), ApiError> {
