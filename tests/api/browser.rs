@@ -1,7 +1,7 @@
 //! The admin page in a real headless Chromium (driven by tests/browser/admin.mjs with
 //! playwright-core), against the real server. CI installs Chromium and Node; elsewhere the
 //! test says what is missing and passes only when not under CI.
-use crate::helpers::{spawn_app, ADMIN};
+use crate::helpers::{output_text, skip_without, spawn_app, ADMIN};
 use std::path::Path;
 use std::process::Command;
 
@@ -17,12 +17,9 @@ fn have(cmd: &str) -> bool {
 async fn the_admin_page_works_in_a_real_browser() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() || !have("node") || !have("npm") {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must have chromium, node and npm (see .ci/run)"
-        );
-        eprintln!("skipped: needs {chromium}, node and npm (apt-get install chromium nodejs npm)");
+    let present = Path::new(&chromium).exists() && have("node") && have("npm");
+    let what = format!("{chromium}, node and npm");
+    if skip_without(present, &what, "apt-get install chromium nodejs npm") {
         return;
     }
     if !dir.join("node_modules/playwright-core").exists() {
@@ -47,11 +44,7 @@ async fn the_admin_page_works_in_a_real_browser() {
             .output()
             .await
             .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let log = output_text(&out);
         assert!(
             out.status.success(),
             "browser test at {viewport} failed:\n{log}"

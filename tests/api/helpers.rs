@@ -380,3 +380,27 @@ pub fn ingest_until_refused(
         .collect();
     (acked, tasks)
 }
+
+/// For tests that need a tool from outside the project (Chromium, a validator): true when it
+/// is missing, after saying how to get it. Under CI (which installs them, see .ci/run) a
+/// missing tool fails the test instead of skipping it.
+pub fn skip_without(present: bool, what: &str, install: &str) -> bool {
+    if present {
+        return false;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI must have {what} (see .ci/run)"
+    );
+    eprintln!("skipped: needs {what} ({install})");
+    true
+}
+
+/// Everything a finished process wrote, stdout then stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

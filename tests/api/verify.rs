@@ -17,11 +17,7 @@ fn verify(dir: &Path) -> Output {
 }
 
 fn report(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    crate::helpers::output_text(out)
 }
 
 #[track_caller]
