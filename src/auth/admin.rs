@@ -3,11 +3,9 @@
 //! variable set recovers a lost token for good. Tokens are compared as hashes in constant time.
 use crate::config::Secret;
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-const META_KEY: &str = "admin_token_sha256";
 
 pub struct AdminToken {
     hash: [u8; 32],
@@ -38,12 +36,7 @@ impl AdminToken {
             store(c, &hash)?;
             return Ok((AdminToken { hash }, None));
         }
-        let stored: Option<String> = c
-            .query_row("SELECT value FROM meta WHERE key = ?1", [META_KEY], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let stored = stored
+        let stored = super::store::admin_token_hash(c)?
             .and_then(|h| crate::crypto::unhex(&h))
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
         if let Some(hex) = stored {
@@ -63,12 +56,7 @@ impl AdminToken {
 }
 
 fn store(c: &Connection, hash: &[u8; 32]) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (META_KEY, crate::crypto::hex(hash)),
-    )?;
-    Ok(())
+    super::store::set_admin_token_hash(c, &crate::crypto::hex(hash))
 }
 
 #[cfg(test)]

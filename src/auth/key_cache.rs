@@ -36,47 +36,7 @@ pub struct KeyCache(RwLock<HashMap<[u8; 32], CachedKey>>);
 
 impl KeyCache {
     pub fn load(c: &Connection) -> rusqlite::Result<KeyCache> {
-        let mut stmt = c.prepare(
-            "SELECT k.key_hash, k.id, k.tenant_id, k.role, k.user_id, k.expires_at, m.role
-             FROM api_keys k
-             LEFT JOIN tenant_users m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id
-             WHERE k.revoked_at IS NULL",
-        )?;
-        let mut map = HashMap::new();
-        let rows = stmt.query_map([], |r| {
-            let hash: Vec<u8> = r.get(0)?;
-            let id: String = r.get(1)?;
-            let tenant: String = r.get(2)?;
-            let role: String = r.get(3)?;
-            let member_role: Option<String> = r.get(6)?;
-            // A row that does not read back as a key is left out, so its key is refused: a
-            // damaged tenant id must not become the nil id, which is the default tenant.
-            let key = match (
-                Uuid::parse_str(&id),
-                Uuid::parse_str(&tenant),
-                Role::parse_key_role(&role),
-            ) {
-                (Ok(id), Ok(tenant_id), Ok(role)) => Some(CachedKey {
-                    id,
-                    tenant_id,
-                    role,
-                    user_id: r.get(4)?,
-                    expires_at: r.get(5)?,
-                    member_role: member_role.and_then(|m| Role::parse_member_role(&m).ok()),
-                }),
-                _ => {
-                    tracing::warn!(key_id = %crate::error::clip(&id), "an API key row is damaged; the key is refused");
-                    None
-                }
-            };
-            Ok((hash, key))
-        })?;
-        for row in rows {
-            let (hash, key) = row?;
-            if let (Ok(h), Some(key)) = (<[u8; 32]>::try_from(hash.as_slice()), key) {
-                map.insert(h, key);
-            }
-        }
+        let map: HashMap<_, _> = super::store::live_keys(c)?.into_iter().collect();
         Ok(KeyCache(RwLock::new(map)))
     }
 

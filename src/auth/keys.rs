@@ -1,10 +1,10 @@
 //! Creating, listing and revoking a tenant's API keys. The key itself exists only in the create
 //! response; the database and the key cache hold its hash.
 use super::key_cache::{generate, CachedKey, KeyCache};
+use super::store;
 use super::Caller;
 use super::{Action, Role};
 use crate::clock::Clock;
-use crate::db::sql::parse_uuid_column;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
@@ -13,7 +13,6 @@ use crate::tenancy::members::{role_of, UserId};
 use crate::tenancy::TenantCtx;
 use crate::time::to_micros;
 use crate::time::Micros;
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -68,21 +67,6 @@ impl NewKey {
 pub struct CreatedKey {
     pub key: ApiKey,
     pub secret: String,
-}
-
-const COLUMNS: &str = "id, name, role, user_id, prefix, created_at, expires_at, revoked_at";
-
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
-    Ok(ApiKey {
-        id: parse_uuid_column(r.get(0)?)?,
-        name: r.get(1)?,
-        role: Role::parse_key_role(&r.get::<_, String>(2)?).unwrap_or(Role::Viewer),
-        user_id: r.get(3)?,
-        prefix: r.get(4)?,
-        created_at: r.get(5)?,
-        expires_at: r.get(6)?,
-        revoked_at: r.get(7)?,
-    })
 }
 
 /// The API keys area: creates, lists and revokes a tenant's keys, and owns the in-memory key
@@ -162,22 +146,7 @@ impl Keys {
                     revoked_at: None,
                 };
                 let tx = c.transaction()?;
-                tx.execute(
-                    "INSERT INTO api_keys (id, tenant_id, name, role, user_id, key_hash, prefix,
-                                       created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        key.id.to_string(),
-                        ctx.db_id(),
-                        key.name,
-                        key.role.as_str(),
-                        key.user_id,
-                        &hash[..],
-                        key.prefix,
-                        key.created_at,
-                        key.expires_at
-                    ],
-                )?;
+                store::insert_key(&tx, ctx.id(), &key, &hash)?;
                 let actor = ctx.caller().describe();
                 let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
                               "user_id": key.user_id, "prefix": key.prefix, "actor": actor});
@@ -218,17 +187,7 @@ impl Keys {
         self.db
             .run(move |c| {
                 let (after_t, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM api_keys
-                     WHERE tenant_id = ?1 AND (created_at, id) > (?2, ?3)
-                     ORDER BY created_at, id LIMIT ?4"
-                ))?;
-                let rows = stmt
-                    .query_map(
-                        params![ctx.db_id(), after_t, after_id, page.fetch()],
-                        from_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = store::list_keys(c, ctx.id(), &(after_t, after_id), page.fetch())?;
                 Ok(Page::from_rows(rows, page.limit, |k| {
                     (k.created_at, k.id.to_string())
                 }))
@@ -245,19 +204,9 @@ impl Keys {
         self.db
             .write(move |c| {
                 let tx = c.transaction()?;
-                let (hash, prefix): (Vec<u8>, String) = tx
-                    .query_row(
-                        "SELECT key_hash, prefix FROM api_keys WHERE id = ?1 AND tenant_id = ?2",
-                        params![id.to_string(), ctx.db_id()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?
-                    .ok_or_else(not_found)?;
-                let revoked = tx.execute(
-                    "UPDATE api_keys SET revoked_at = ?3
-                 WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
-                    params![id.to_string(), ctx.db_id(), now],
-                )?;
+                let (hash, prefix) =
+                    store::key_hash_and_prefix(&tx, ctx.id(), id)?.ok_or_else(not_found)?;
+                let revoked = store::revoke_key(&tx, ctx.id(), id, now)?;
                 if revoked == 1 {
                     let actor = ctx.caller().describe();
                     let data = json!({"key_id": id, "prefix": prefix, "actor": actor});

@@ -21,10 +21,8 @@ pub struct TenantCache(RwLock<Inner>);
 impl TenantCache {
     pub fn load(c: &Connection) -> rusqlite::Result<TenantCache> {
         let cache = TenantCache::default();
-        let mut stmt = c.prepare(&format!("SELECT {} FROM tenants", super::tenants::COLUMNS))?;
-        let rows = stmt.query_map([], super::tenants::from_row)?;
-        for t in rows {
-            cache.put(t?);
+        for t in super::store::all_tenants(c)? {
+            cache.put(t);
         }
         Ok(cache)
     }

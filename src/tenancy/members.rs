@@ -1,5 +1,6 @@
 //! A tenant's members: the application's own user ids with a role. Writes keep at least one owner
 //! once a tenant has one, and tell the key cache, since keys bound to a user follow its role.
+use super::store;
 use super::tenants::Tenancy;
 use super::TenantCtx;
 use crate::auth::{Action, Role};
@@ -7,7 +8,7 @@ use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
 use crate::time::Micros;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde_json::json;
 
 /// The application's own user identifier: 1 to 255 printable characters.
@@ -44,22 +45,11 @@ pub struct Member {
 
 /// The member's role, when `user_id` is a member of the tenant.
 pub fn role_of(c: &Connection, ctx: &TenantCtx, user_id: &str) -> Result<Option<Role>, ApiError> {
-    let role: Option<String> = c
-        .query_row(
-            "SELECT role FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
-            params![ctx.db_id(), user_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(role.and_then(|r| Role::parse_member_role(&r).ok()))
+    Ok(store::member_role(c, ctx.id(), user_id)?)
 }
 
 fn owners(c: &Connection, ctx: &TenantCtx) -> Result<i64, ApiError> {
-    Ok(c.query_row(
-        "SELECT count(*) FROM tenant_users WHERE tenant_id = ?1 AND role = 'owner'",
-        [ctx.db_id()],
-        |r| r.get(0),
-    )?)
+    Ok(store::owner_count(c, ctx.id())?)
 }
 
 /// `member.changed`: added, re-roled or removed (`role: null`).
@@ -99,21 +89,7 @@ impl Tenancy {
         let ctx = ctx.clone();
         self.db
             .run(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT user_id, role, created_at FROM tenant_users
-                     WHERE tenant_id = ?1 AND (?2 IS NULL OR user_id > ?2)
-                     ORDER BY user_id LIMIT ?3",
-                )?;
-                let rows = stmt
-                    .query_map(params![ctx.db_id(), page.after, page.fetch()], |r| {
-                        Ok(Member {
-                            user_id: r.get(0)?,
-                            role: Role::parse_member_role(&r.get::<_, String>(1)?)
-                                .unwrap_or(Role::Viewer),
-                            created_at: r.get(2)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = store::list_members(c, ctx.id(), page.after.as_deref(), page.fetch())?;
                 Ok(Page::from_rows(rows, page.limit, |m| m.user_id.clone()))
             })
             .await
@@ -137,18 +113,7 @@ impl Tenancy {
                     return Err(ApiError::Conflict(LAST_OWNER.into()));
                 }
                 let now = st.now();
-                tx.execute(
-                    "INSERT INTO tenant_users (tenant_id, user_id, role, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role,
-                     updated_at = excluded.updated_at",
-                    params![ctx.db_id(), user.as_str(), role.as_str(), now],
-                )?;
-                let created_at: Micros = tx.query_row(
-                    "SELECT created_at FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
-                    params![ctx.db_id(), user.as_str()],
-                    |r| r.get(0),
-                )?;
+                let created_at = store::upsert_member(&tx, ctx.id(), user.as_str(), role, now)?;
                 member_event(&tx, &ctx, now, user.as_str(), current, Some(role))?;
                 tx.commit()?;
                 st.keys.member_changed(ctx.id(), user.as_str(), Some(role));
@@ -175,10 +140,7 @@ impl Tenancy {
                     }
                     Some(r) => r,
                 };
-                tx.execute(
-                    "DELETE FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
-                    params![ctx.db_id(), user.as_str()],
-                )?;
+                store::delete_member(&tx, ctx.id(), user.as_str())?;
                 member_event(&tx, &ctx, st.now(), user.as_str(), Some(current), None)?;
                 tx.commit()?;
                 st.keys.member_changed(ctx.id(), user.as_str(), None);

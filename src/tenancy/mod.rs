@@ -4,6 +4,7 @@ pub mod cache;
 pub mod members;
 pub mod resolve;
 pub mod slug;
+pub mod store;
 pub mod tenants;
 pub mod transfer;
 

@@ -1,5 +1,6 @@
 //! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
+use super::store;
 use super::TenantCache;
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
 use crate::auth::keys::Keys;
@@ -7,7 +8,7 @@ use crate::auth::AdminProof;
 use crate::clock::Clock;
 use crate::config::Feature;
 use crate::config::Flags;
-use crate::db::sql::{conflict_on_unique, parse_uuid_column};
+use crate::db::sql::conflict_on_unique;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
@@ -19,37 +20,10 @@ use crate::settings::TenantSettings;
 use crate::time::to_micros;
 use crate::time::Micros;
 use crate::usage::service::Usage;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
-
-pub const COLUMNS: &str = "id, name, slug, plan, status, created_at, updated_at, deactivated_at";
-
-pub fn from_row(r: &Row) -> rusqlite::Result<Tenant> {
-    let bad = |i, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
-    Ok(Tenant {
-        id: parse_uuid_column(r.get(0)?)?,
-        name: r.get(1)?,
-        slug: Slug::parse(&r.get::<_, String>(2)?).map_err(|e| bad(2, e))?,
-        plan: Plan::parse(&r.get::<_, String>(3)?).map_err(|e| bad(3, e))?,
-        status: Status::parse(&r.get::<_, String>(4)?).map_err(|e| bad(4, e))?,
-        created_at: r.get(5)?,
-        updated_at: r.get(6)?,
-        deactivated_at: r.get(7)?,
-    })
-}
-
-fn load(c: &Connection, id: Uuid) -> Result<Option<Tenant>, ApiError> {
-    Ok(c.query_row(
-        &format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"),
-        [id.to_string()],
-        from_row,
-    )
-    .optional()?)
-}
 
 pub struct NewTenant {
     pub name: String,
@@ -190,20 +164,11 @@ impl Tenancy {
                     Some(s) => s,
                     None => free_slug(&tx, Slug::derive(&new.name))?,
                 };
-                tx.execute(
-                    "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
-                    params![
-                        id.to_string(),
-                        new.name,
-                        slug.as_str(),
-                        new.plan.as_str(),
-                        now
-                    ],
-                )
-                .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
+                store::insert_tenant(&tx, id, &new.name, &slug, new.plan, now)
+                    .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
                 let settings = write_version(&tx, id, 1, &new.settings, "admin", now)?;
-                let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+                let t =
+                    store::tenant(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
                 lifecycle_event(&tx, now, Kind::TenantCreated, &t)?;
                 tx.commit()?;
                 st.cache.put(t.clone());
@@ -222,17 +187,7 @@ impl Tenancy {
         self.db
             .run(move |c| {
                 let (after_t, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM tenants
-                     WHERE (?1 IS NULL OR status = ?1) AND (created_at, id) > (?2, ?3)
-                     ORDER BY created_at, id LIMIT ?4"
-                ))?;
-                let rows = stmt
-                    .query_map(
-                        params![status.map(Status::as_str), after_t, after_id, page.fetch()],
-                        from_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = store::list_tenants(c, status, &(after_t, after_id), page.fetch())?;
                 Ok(Page::from_rows(rows, page.limit, |t| {
                     (t.created_at, t.id.to_string())
                 }))
@@ -251,8 +206,8 @@ impl Tenancy {
         self.db
             .write(move |c| {
                 let tx = c.transaction()?;
-                let mut t =
-                    load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+                let mut t = store::tenant(&tx, id)?
+                    .ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
                 if let Some(n) = patch.name {
                     t.name = n;
                 }
@@ -262,18 +217,10 @@ impl Tenancy {
                 if let Some(p) = patch.plan {
                     t.plan = p;
                 }
-                tx.execute(
-                "UPDATE tenants SET name = ?2, slug = ?3, plan = ?4, updated_at = ?5 WHERE id = ?1",
-                params![
-                    id.to_string(),
-                    t.name,
-                    t.slug.as_str(),
-                    t.plan.as_str(),
-                    st.now()
-                ],
-            )
-            .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
-                let t = load(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
+                store::update_tenant(&tx, &t, st.now())
+                    .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
+                let t =
+                    store::tenant(&tx, id)?.ok_or_else(|| ApiError::internal("tenant vanished"))?;
                 lifecycle_event(&tx, st.now(), Kind::TenantUpdated, &t)?;
                 tx.commit()?;
                 st.cache.put(t.clone());
@@ -301,13 +248,9 @@ impl Tenancy {
                 let tx = c.transaction()?;
                 let now = st.now();
                 let deactivated_at = (status == Status::Inactive).then_some(now);
-                let changed = tx.execute(
-                    "UPDATE tenants SET status = ?2, deactivated_at = ?3, updated_at = ?4
-                 WHERE id = ?1 AND status <> ?2",
-                    params![id.to_string(), status.as_str(), deactivated_at, now],
-                )?;
-                let t =
-                    load(&tx, id)?.ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+                let changed = store::set_status(&tx, id, status, deactivated_at, now)?;
+                let t = store::tenant(&tx, id)?
+                    .ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
                 if changed == 1 {
                     let kind = match status {
                         Status::Inactive => Kind::TenantDeactivated,
@@ -344,12 +287,9 @@ impl Tenancy {
         let st = self.clone();
         self.db
             .write(move |c| {
-                let n = c.execute(
-                    "DELETE FROM tenants WHERE id = ?1 AND status = 'inactive'",
-                    [id.to_string()],
-                )?;
+                let n = store::delete_inactive(c, id)?;
                 if n == 0 {
-                    return Err(match load(c, id)? {
+                    return Err(match store::tenant(c, id)? {
                         Some(_) => ApiError::Conflict(
                             "only an inactive tenant can be deleted; deactivate it first".into(),
                         ),
@@ -382,15 +322,7 @@ fn lifecycle_event(c: &Connection, at: Micros, kind: Kind, t: &Tenant) -> Result
 
 /// The derived slug, or the same with `-2`, `-3`, ... when taken.
 fn free_slug(c: &Connection, base: Slug) -> Result<Slug, ApiError> {
-    let taken = |s: &Slug| -> Result<bool, ApiError> {
-        Ok(c.query_row(
-            "SELECT 1 FROM tenants WHERE slug = ?1",
-            [s.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
-    };
+    let taken = |s: &Slug| -> Result<bool, ApiError> { Ok(store::slug_taken(c, s)?) };
     if !taken(&base)? {
         return Ok(base);
     }
