@@ -104,6 +104,15 @@ impl Db {
         .map_err(ApiError::internal)?
     }
 
+    /// Whether the database answers a query (readiness).
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.run(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// As `run`, one write at a time (see `writes`); `f` updates its caches after its commit.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where

@@ -40,9 +40,8 @@ async fn health() -> HttpResponse {
 /// Ready: the database answers a query within two seconds.
 async fn ready(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let db = state(&req)?.db.clone();
-    let probe = db.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?));
-    match actix_web::rt::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(1)) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
+    match actix_web::rt::time::timeout(Duration::from_secs(2), db.ping()).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         _ => Err(ApiError::NotReady),
     }
 }
