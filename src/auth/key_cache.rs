@@ -3,6 +3,7 @@
 //! it right after their write commits, so a revoked key is refused on the very next request.
 use super::{Caller, KeyCaller, Role};
 use crate::error::ApiError;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ pub fn generate() -> (String, [u8; 32], String) {
 #[derive(Clone, Debug)]
 pub struct CachedKey {
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub role: Role,
     pub user_id: Option<String>,
     pub expires_at: Option<Micros>,
@@ -72,12 +73,12 @@ impl KeyCache {
         }
     }
 
-    pub(crate) fn remove_tenant(&self, tenant_id: Uuid) {
+    pub(crate) fn remove_tenant(&self, tenant_id: TenantId) {
         self.write().retain(|_, k| k.tenant_id != tenant_id);
     }
 
     /// A member was added, re-roled (`Some`) or removed (`None`): keys bound to them follow.
-    pub(crate) fn member_changed(&self, tenant_id: Uuid, user_id: &str, role: Option<Role>) {
+    pub(crate) fn member_changed(&self, tenant_id: TenantId, user_id: &str, role: Option<Role>) {
         for k in self.write().values_mut() {
             if k.tenant_id == tenant_id && k.user_id.as_deref() == Some(user_id) {
                 k.member_role = role;
@@ -97,7 +98,7 @@ mod tests {
     fn cached(role: Role, user: Option<&str>, member: Option<Role>) -> CachedKey {
         CachedKey {
             id: Uuid::new_v4(),
-            tenant_id: Uuid::nil(),
+            tenant_id: crate::tenancy::DEFAULT_TENANT_ID,
             role,
             user_id: user.map(String::from),
             expires_at: None,
@@ -174,9 +175,9 @@ mod tests {
         let (key, hash, _) = generate();
         cache.insert(hash, cached(Role::Owner, Some("u1"), Some(Role::Owner)));
         assert_eq!(role_of(cache.authenticate(&key, 0).unwrap()), Role::Owner);
-        cache.member_changed(Uuid::nil(), "u1", Some(Role::Viewer));
+        cache.member_changed(crate::tenancy::DEFAULT_TENANT_ID, "u1", Some(Role::Viewer));
         assert_eq!(role_of(cache.authenticate(&key, 0).unwrap()), Role::Viewer);
-        cache.member_changed(Uuid::nil(), "u1", None);
+        cache.member_changed(crate::tenancy::DEFAULT_TENANT_ID, "u1", None);
         assert!(cache.authenticate(&key, 0).is_err());
     }
 }

@@ -11,6 +11,7 @@ use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
 use crate::tenancy::members::{role_of, UserId};
 use crate::tenancy::TenantCtx;
+use crate::tenancy::TenantId;
 use crate::time::to_micros;
 use crate::time::Micros;
 use serde_json::json;
@@ -97,12 +98,12 @@ impl Keys {
     }
 
     /// A member's role changed (or the member left): keys bound to them follow at once.
-    pub fn member_changed(&self, tenant: Uuid, user: &str, role: Option<Role>) {
+    pub fn member_changed(&self, tenant: TenantId, user: &str, role: Option<Role>) {
         self.cache.member_changed(tenant, user, role);
     }
 
     /// A deleted tenant's keys stop working.
-    pub fn forget_tenant(&self, tenant: Uuid) {
+    pub fn forget_tenant(&self, tenant: TenantId) {
         self.cache.remove_tenant(tenant);
     }
 

@@ -9,6 +9,7 @@ pub mod store;
 pub use admin::AdminToken;
 pub use key_cache::KeyCache;
 
+use crate::tenancy::TenantId;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -144,7 +145,7 @@ impl Access {
 #[derive(Clone, Debug)]
 pub struct KeyCaller {
     pub key_id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The effective role: the key's, capped by its member's current role.
     pub role: Role,
     pub user_id: Option<String>,
@@ -211,7 +212,7 @@ mod tests {
     fn key(role: Role) -> Caller {
         Caller::Key(KeyCaller {
             key_id: Uuid::nil(),
-            tenant_id: Uuid::nil(),
+            tenant_id: crate::tenancy::DEFAULT_TENANT_ID,
             role,
             user_id: None,
         })

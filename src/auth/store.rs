@@ -5,6 +5,7 @@ use super::key_cache::CachedKey;
 use super::keys::ApiKey;
 use super::Role;
 use crate::db::sql::parse_uuid_column;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -26,7 +27,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
 
 pub fn insert_key(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     key: &ApiKey,
     hash: &[u8; 32],
 ) -> rusqlite::Result<()> {
@@ -52,7 +53,7 @@ pub fn insert_key(
 /// One page of a tenant's keys (revoked ones too) in `(created_at, id)` order after `after`.
 pub fn list_keys(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     after: &(Micros, String),
     fetch: i64,
 ) -> rusqlite::Result<Vec<ApiKey>> {
@@ -71,7 +72,7 @@ pub fn list_keys(
 /// The stored hash and display prefix of one of the tenant's keys.
 pub fn key_hash_and_prefix(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     id: Uuid,
 ) -> rusqlite::Result<Option<(Vec<u8>, String)>> {
     c.query_row(
@@ -83,7 +84,12 @@ pub fn key_hash_and_prefix(
 }
 
 /// Revokes the key unless it already is; returns the rows changed (0 or 1).
-pub fn revoke_key(c: &Connection, tenant: Uuid, id: Uuid, now: Micros) -> rusqlite::Result<usize> {
+pub fn revoke_key(
+    c: &Connection,
+    tenant: TenantId,
+    id: Uuid,
+    now: Micros,
+) -> rusqlite::Result<usize> {
     c.execute(
         "UPDATE api_keys SET revoked_at = ?3
          WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
@@ -109,7 +115,7 @@ pub fn live_keys(c: &Connection) -> rusqlite::Result<Vec<([u8; 32], CachedKey)>>
         // damaged tenant id must not become the nil id, which is the default tenant.
         let key = match (
             Uuid::parse_str(&id),
-            Uuid::parse_str(&tenant),
+            TenantId::parse(&tenant).ok_or(()),
             Role::parse_key_role(&role),
         ) {
             (Ok(id), Ok(tenant_id), Ok(role)) => Some(CachedKey {

@@ -5,10 +5,10 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::pagination::{Page, PageRequest};
 use crate::tenancy::TenantCtx;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use serde::Serialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,7 +126,7 @@ impl Kind {
 /// One event to write; its kind gives its category, type and severity.
 pub struct NewEvent {
     pub kind: Kind,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub message: String,
     pub data: Value,
     /// When set, a second event with the same key for the tenant is silently not written.
@@ -134,7 +134,7 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn of(kind: Kind, tenant_id: Uuid, message: String, data: Value) -> NewEvent {
+    pub fn of(kind: Kind, tenant_id: TenantId, message: String, data: Value) -> NewEvent {
         NewEvent {
             kind,
             tenant_id,

@@ -14,7 +14,6 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use std::future::{ready, Ready};
 use std::net::IpAddr;
-use uuid::Uuid;
 
 /// The rate-limit decision of a tenant-scoped request, for its `X-RateLimit-*` headers.
 #[derive(Clone, Copy)]
@@ -36,7 +35,7 @@ fn rate_decision(st: &AppState, ctx: &TenantCtx) -> Decision {
 
 /// The tenant a request was resolved to, for the response's `X-Tenant-ID`.
 #[derive(Clone, Copy)]
-pub struct ResolvedTenant(pub Uuid);
+pub struct ResolvedTenant(pub crate::tenancy::TenantId);
 
 pub fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
     req.app_data::<web::Data<AppState>>()

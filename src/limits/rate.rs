@@ -5,6 +5,7 @@
 //! no decision, since a new bucket starts full too.
 use crate::clock::Clock;
 use crate::tenancy::Plan;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use governor::clock::{Clock as GovClock, Reference};
 use governor::middleware::StateInformationMiddleware;
@@ -16,7 +17,6 @@ use std::num::NonZeroU32;
 use std::ops::Add;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Nanoseconds since the Unix epoch on the app's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,7 +74,7 @@ pub enum Decision {
 
 #[derive(Default)]
 struct Buckets {
-    by_tenant: HashMap<Uuid, Entry>,
+    by_tenant: HashMap<TenantId, Entry>,
     last_sweep: Micros,
 }
 
@@ -104,7 +104,7 @@ impl RateLimits {
     }
 
     /// Takes one request from the tenant's bucket of `per_minute` (burst twice that).
-    pub fn check(&self, tenant: Uuid, per_minute: u32) -> Decision {
+    pub fn check(&self, tenant: TenantId, per_minute: u32) -> Decision {
         let Some(rate) = NonZeroU32::new(per_minute) else {
             return Decision::Denied {
                 limit: 0,
@@ -174,6 +174,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use chrono::Utc;
+    use uuid::Uuid;
 
     fn limits() -> (Arc<ManualClock>, RateLimits) {
         let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -183,7 +184,7 @@ mod tests {
     #[test]
     fn burst_of_twice_the_rate_then_denied_then_refilled() {
         let (clock, rl) = limits();
-        let t = Uuid::from_u128(1);
+        let t = TenantId::from_uuid(Uuid::from_u128(1));
         for i in 0..20 {
             assert!(
                 matches!(rl.check(t, 10), Decision::Allowed { remaining, .. } if remaining == 19 - i),
@@ -205,7 +206,10 @@ mod tests {
     #[test]
     fn tenants_have_their_own_buckets_and_a_new_rate_applies_at_once() {
         let (_, rl) = limits();
-        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let (a, b) = (
+            TenantId::from_uuid(Uuid::from_u128(1)),
+            TenantId::from_uuid(Uuid::from_u128(2)),
+        );
         for _ in 0..20 {
             rl.check(a, 10);
         }
@@ -221,11 +225,11 @@ mod tests {
     fn idle_buckets_are_dropped() {
         let (clock, rl) = limits();
         for i in 0..100 {
-            rl.check(Uuid::from_u128(i), 10);
+            rl.check(TenantId::from_uuid(Uuid::from_u128(i)), 10);
         }
         assert_eq!(rl.len(), 100);
         clock.advance(chrono::Duration::minutes(4));
-        rl.check(Uuid::from_u128(1000), 10);
+        rl.check(TenantId::from_uuid(Uuid::from_u128(1000)), 10);
         assert_eq!(rl.len(), 1);
     }
 }

@@ -1,11 +1,11 @@
 //! Per-tenant request statistics for `/api/stats`: counts of requests, allowed and denied, and
 //! a latency histogram (HdrHistogram, microseconds, 2 significant digits). Recording takes one
 //! short lock per request; a tenant's histogram is about 8 KiB.
+use crate::tenancy::TenantId;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use uuid::Uuid;
 
 struct TenantStats {
     requests: u64,
@@ -15,10 +15,10 @@ struct TenantStats {
 }
 
 #[derive(Default)]
-pub struct RequestStats(Mutex<HashMap<Uuid, TenantStats>>);
+pub struct RequestStats(Mutex<HashMap<TenantId, TenantStats>>);
 
 impl RequestStats {
-    pub fn record(&self, tenant: Uuid, denied: bool, latency_us: u64) {
+    pub fn record(&self, tenant: TenantId, denied: bool, latency_us: u64) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let s = map.entry(tenant).or_insert_with(|| TenantStats {
             requests: 0,
@@ -36,7 +36,7 @@ impl RequestStats {
         s.latency_us.saturating_record(latency_us.max(1));
     }
 
-    pub fn forget(&self, tenant: Uuid) {
+    pub fn forget(&self, tenant: TenantId) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -70,11 +70,12 @@ impl RequestStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn counts_and_quantiles() {
         let s = RequestStats::default();
-        let t = Uuid::from_u128(7);
+        let t = TenantId::from_uuid(Uuid::from_u128(7));
         for i in 1..=100 {
             s.record(t, i > 90, i * 1000);
         }

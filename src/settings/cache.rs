@@ -2,11 +2,11 @@
 //! request. Loaded whole at start; changed only by `settings::store` and tenant creation and
 //! deletion, right after their writes commit.
 use super::Settings;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct Current {
@@ -16,7 +16,7 @@ pub struct Current {
 }
 
 #[derive(Default)]
-pub struct SettingsCache(RwLock<HashMap<Uuid, Arc<Current>>>);
+pub struct SettingsCache(RwLock<HashMap<TenantId, Arc<Current>>>);
 
 impl SettingsCache {
     pub fn load(c: &Connection) -> rusqlite::Result<SettingsCache> {
@@ -33,7 +33,13 @@ impl SettingsCache {
         })?;
         for row in rows {
             let (id, version, body, changed_at) = row?;
-            let id = crate::db::sql::parse_uuid_column(id)?;
+            let id = crate::tenancy::TenantId::parse(&id).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    format!("`{}` is not a tenant id", crate::error::clip(&id)).into(),
+                )
+            })?;
             let settings = super::store::parse_body(&body)?;
             map.insert(
                 id,
@@ -49,7 +55,7 @@ impl SettingsCache {
 
     /// The tenant's current settings; defaults for a tenant without any (never the case once
     /// migrations ran, but a missing row must not break a request).
-    pub fn get(&self, tenant: Uuid) -> Arc<Current> {
+    pub fn get(&self, tenant: TenantId) -> Arc<Current> {
         self.0
             .read()
             .expect("settings cache lock is never poisoned")
@@ -64,14 +70,14 @@ impl SettingsCache {
             })
     }
 
-    pub(crate) fn put(&self, tenant: Uuid, current: Current) {
+    pub(crate) fn put(&self, tenant: TenantId, current: Current) {
         self.0
             .write()
             .expect("settings cache lock is never poisoned")
             .insert(tenant, Arc::new(current));
     }
 
-    pub(crate) fn remove(&self, tenant: Uuid) {
+    pub(crate) fn remove(&self, tenant: TenantId) {
         self.0
             .write()
             .expect("settings cache lock is never poisoned")

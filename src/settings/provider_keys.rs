@@ -85,8 +85,13 @@ impl TenantSettings {
         key: SecretString,
     ) -> Result<(), ApiError> {
         ctx.require(Action::Manage)?;
-        let sealed = crypto::seal(&self.master_key, key.expose(), ctx.id(), provider.as_str())
-            .map_err(ApiError::internal)?;
+        let sealed = crypto::seal(
+            &self.master_key,
+            key.expose(),
+            ctx.id().as_uuid(),
+            provider.as_str(),
+        )
+        .map_err(ApiError::internal)?;
         let masked = crypto::mask(key.expose());
         drop(key);
         let (tenant, actor) = (ctx.id(), ctx.caller().describe());
@@ -174,11 +179,15 @@ impl TenantSettings {
                         provider.as_str()
                     ))
                 })?;
-                let api_key =
-                    match crypto::open(&self.master_key, &sealed, tenant, provider.as_str()) {
-                        Ok(k) => k,
-                        Err(e) => return Err(self.unreadable(ctx, &provider, &sealed, e).await),
-                    };
+                let api_key = match crypto::open(
+                    &self.master_key,
+                    &sealed,
+                    tenant.as_uuid(),
+                    provider.as_str(),
+                ) {
+                    Ok(k) => k,
+                    Err(e) => return Err(self.unreadable(ctx, &provider, &sealed, e).await),
+                };
                 Ok(Credential {
                     api_key,
                     source: ExecutionMode::ByoKey,

@@ -12,11 +12,11 @@ use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
 use crate::pagination::{Page, PageRequest};
 use crate::tenancy::TenantCtx;
+use crate::tenancy::TenantId;
 use crate::time::{to_micros, Micros};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct TenantSettings {
@@ -51,7 +51,7 @@ impl TenantSettings {
     }
 
     /// The tenant's current settings, from memory.
-    pub fn current(&self, tenant: Uuid) -> Arc<Current> {
+    pub fn current(&self, tenant: TenantId) -> Arc<Current> {
         self.cache.get(tenant)
     }
 
@@ -61,12 +61,12 @@ impl TenantSettings {
     }
 
     /// A new tenant's first version, written in the tenant's own transaction, now committed.
-    pub fn created(&self, tenant: Uuid, first: Current) {
+    pub fn created(&self, tenant: TenantId, first: Current) {
         self.cache.put(tenant, first);
     }
 
     /// A deleted tenant's settings leave the cache.
-    pub fn forget(&self, tenant: Uuid) {
+    pub fn forget(&self, tenant: TenantId) {
         self.cache.remove(tenant);
     }
 }

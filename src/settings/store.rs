@@ -5,10 +5,10 @@ use super::provider_keys::MaskedKey;
 use super::Settings;
 use crate::error::ApiError;
 use crate::pagination::PageRequest;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 pub fn parse_body(body: &str) -> rusqlite::Result<Settings> {
     serde_json::from_str(body).map_err(|e| {
@@ -19,7 +19,7 @@ pub fn parse_body(body: &str) -> rusqlite::Result<Settings> {
 /// Writes version `version` of a tenant's settings. Used by tenant creation (version 1) too.
 pub fn write_version(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     version: i64,
     settings: &Settings,
     changed_by: &str,
@@ -38,7 +38,7 @@ pub fn write_version(
     })
 }
 
-pub fn latest(c: &Connection, tenant: Uuid) -> Result<Current, ApiError> {
+pub fn latest(c: &Connection, tenant: TenantId) -> Result<Current, ApiError> {
     let row: Option<(i64, String, Micros)> = c
         .query_row(
             "SELECT version, body, changed_at FROM settings_versions
@@ -86,7 +86,7 @@ pub fn changed_fields(old: &Settings, new: &Settings) -> Vec<String> {
 /// The body of one version, when it exists.
 pub fn version_body(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     version: i64,
 ) -> rusqlite::Result<Option<String>> {
     c.query_row(
@@ -141,7 +141,7 @@ pub fn masked_provider_keys(c: &Connection, tenant: &str) -> rusqlite::Result<Ve
 
 pub fn put_provider_key(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     provider: &str,
     sealed: &[u8],
     masked: &str,
@@ -158,7 +158,11 @@ pub fn put_provider_key(
 }
 
 /// False when the tenant had no key for `provider`.
-pub fn delete_provider_key(c: &Connection, tenant: Uuid, provider: &str) -> rusqlite::Result<bool> {
+pub fn delete_provider_key(
+    c: &Connection,
+    tenant: TenantId,
+    provider: &str,
+) -> rusqlite::Result<bool> {
     let n = c.execute(
         "DELETE FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
         params![tenant.to_string(), provider],
@@ -168,7 +172,7 @@ pub fn delete_provider_key(c: &Connection, tenant: Uuid, provider: &str) -> rusq
 
 pub fn sealed_provider_key(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     provider: &str,
 ) -> rusqlite::Result<Option<Vec<u8>>> {
     c.query_row(

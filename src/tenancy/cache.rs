@@ -1,18 +1,17 @@
 //! Every tenant, in memory, so resolving a tenant on a request touches no database. The cache
 //! is loaded whole at start and changed only by `tenancy::tenants` right after the write commits
 //! (under the state's write lock), so a deactivation is refused on the very next request.
-use super::Tenant;
 #[cfg(test)]
 use super::{Plan, Slug, Status};
+use super::{Tenant, TenantId};
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use uuid::Uuid;
 
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<Uuid, Arc<Tenant>>,
-    by_slug: HashMap<String, Uuid>,
+    by_id: HashMap<TenantId, Arc<Tenant>>,
+    by_slug: HashMap<String, TenantId>,
 }
 
 #[derive(Default)]
@@ -27,7 +26,7 @@ impl TenantCache {
         Ok(cache)
     }
 
-    pub fn get(&self, id: Uuid) -> Option<Arc<Tenant>> {
+    pub fn get(&self, id: TenantId) -> Option<Arc<Tenant>> {
         self.read().by_id.get(&id).cloned()
     }
 
@@ -50,7 +49,7 @@ impl TenantCache {
         inner.by_id.insert(t.id, Arc::new(t));
     }
 
-    pub(super) fn remove(&self, id: Uuid) {
+    pub(super) fn remove(&self, id: TenantId) {
         let mut inner = self.0.write().expect("tenant cache lock is never poisoned");
         if let Some(old) = inner.by_id.remove(&id) {
             inner.by_slug.remove(old.slug.as_str());
@@ -64,7 +63,7 @@ impl TenantCache {
 
 /// For tests of resolution without a database.
 #[cfg(test)]
-pub(crate) fn tenant_for_test(id: Uuid, slug: &str, status: Status) -> Tenant {
+pub(crate) fn tenant_for_test(id: TenantId, slug: &str, status: Status) -> Tenant {
     Tenant {
         id,
         name: slug.into(),

@@ -16,8 +16,57 @@ use crate::time::Micros;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A tenant's id. Its own type, so a key id or an event id cannot be passed where a tenant is
+/// meant, and so a tenant id read from the store is parsed once (a damaged one is an error,
+/// never the nil id, which is the default tenant's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(Uuid);
+
+impl TenantId {
+    pub const fn from_uuid(id: Uuid) -> TenantId {
+        TenantId(id)
+    }
+
+    pub fn new_random() -> TenantId {
+        TenantId(Uuid::new_v4())
+    }
+
+    pub fn parse(s: &str) -> Option<TenantId> {
+        Uuid::parse_str(s).ok().map(TenantId)
+    }
+
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Stored as the hyphenated text every tenant-owned table keys on.
+impl rusqlite::ToSql for TenantId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.0.to_string()))
+    }
+}
+
+impl rusqlite::types::FromSql for TenantId {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = v.as_str()?;
+        TenantId::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("`{}` is not a tenant id", crate::error::clip(text)).into(),
+            )
+        })
+    }
+}
+
 /// The tenant single-tenant mode runs on; created by the first migration, never deleted.
-pub const DEFAULT_TENANT_ID: Uuid = Uuid::nil();
+pub const DEFAULT_TENANT_ID: TenantId = TenantId(Uuid::nil());
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,7 +135,7 @@ impl Status {
 
 #[derive(Clone, Debug)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: TenantId,
     pub name: String,
     pub slug: Slug,
     pub plan: Plan,

@@ -2,12 +2,11 @@
 //! `TenantCtx` has private fields and no public constructor: `resolve` is the only way to get
 //! one, and every tenant-scoped data function takes it, so a handler cannot reach tenant data
 //! without having gone through resolution.
-use super::{Tenant, TenantCache, DEFAULT_TENANT_ID};
+use super::{Tenant, TenantCache, TenantId, DEFAULT_TENANT_ID};
 use crate::auth::{Action, Caller};
 use crate::config::{Feature, Flags};
 use crate::error::ApiError;
 use std::sync::Arc;
-use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct TenantCtx {
@@ -16,7 +15,7 @@ pub struct TenantCtx {
 }
 
 impl TenantCtx {
-    pub fn id(&self) -> Uuid {
+    pub fn id(&self) -> TenantId {
         self.tenant.id
     }
 
@@ -75,7 +74,7 @@ pub fn resolve(
     let foreign = || ApiError::Forbidden("this key belongs to another tenant".into());
 
     let tenant = if let Some(raw) = naming.header {
-        let id = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::InvalidTenantId)?;
+        let id = TenantId::parse(raw.trim()).ok_or(ApiError::InvalidTenantId)?;
         if id != DEFAULT_TENANT_ID {
             other_tenant()?;
         }
@@ -114,10 +113,11 @@ mod tests {
     use crate::auth::{AdminProof, KeyCaller, Role};
     use crate::tenancy::cache::tenant_for_test;
     use crate::tenancy::Status;
+    use uuid::Uuid;
 
-    const A: Uuid = Uuid::from_u128(0xa);
-    const B: Uuid = Uuid::from_u128(0xb);
-    const GONE: Uuid = Uuid::from_u128(0xc);
+    const A: TenantId = TenantId::from_uuid(Uuid::from_u128(0xa));
+    const B: TenantId = TenantId::from_uuid(Uuid::from_u128(0xb));
+    const GONE: TenantId = TenantId::from_uuid(Uuid::from_u128(0xc));
 
     fn cache() -> TenantCache {
         let c = TenantCache::default();
@@ -132,7 +132,7 @@ mod tests {
         c
     }
 
-    fn key_of(t: Uuid) -> Caller {
+    fn key_of(t: TenantId) -> Caller {
         Caller::Key(KeyCaller {
             key_id: Uuid::new_v4(),
             tenant_id: t,
@@ -141,7 +141,11 @@ mod tests {
         })
     }
 
-    fn run(caller: Caller, header: Option<&str>, slug: Option<&str>) -> Result<Uuid, &'static str> {
+    fn run(
+        caller: Caller,
+        header: Option<&str>,
+        slug: Option<&str>,
+    ) -> Result<TenantId, &'static str> {
         let flags = Flags {
             multi_tenant: true,
             ..Flags::default()

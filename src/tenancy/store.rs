@@ -3,12 +3,10 @@
 //! (`tenants.rs`, `members.rs`). This is the seam where a second database would plug in
 //! (docs/SCALE_OUT.md).
 use super::members::Member;
-use super::{Plan, Slug, Status, Tenant};
+use super::{Plan, Slug, Status, Tenant, TenantId};
 use crate::auth::Role;
-use crate::db::sql::parse_uuid_column;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use uuid::Uuid;
 
 pub const COLUMNS: &str = "id, name, slug, plan, status, created_at, updated_at, deactivated_at";
 
@@ -17,7 +15,7 @@ pub fn from_row(r: &Row) -> rusqlite::Result<Tenant> {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };
     Ok(Tenant {
-        id: parse_uuid_column(r.get(0)?)?,
+        id: r.get(0)?,
         name: r.get(1)?,
         slug: Slug::parse(&r.get::<_, String>(2)?).map_err(|e| bad(2, e))?,
         plan: Plan::parse(&r.get::<_, String>(3)?).map_err(|e| bad(3, e))?,
@@ -30,7 +28,7 @@ pub fn from_row(r: &Row) -> rusqlite::Result<Tenant> {
 
 // ---- tenants ----
 
-pub fn tenant(c: &Connection, id: Uuid) -> rusqlite::Result<Option<Tenant>> {
+pub fn tenant(c: &Connection, id: TenantId) -> rusqlite::Result<Option<Tenant>> {
     c.query_row(
         &format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"),
         [id.to_string()],
@@ -49,7 +47,7 @@ pub fn all_tenants(c: &Connection) -> rusqlite::Result<Vec<Tenant>> {
 /// A new active tenant; a taken slug fails with SQLite's unique violation.
 pub fn insert_tenant(
     c: &Connection,
-    id: Uuid,
+    id: TenantId,
     name: &str,
     slug: &Slug,
     plan: Plan,
@@ -100,7 +98,7 @@ pub fn update_tenant(c: &Connection, t: &Tenant, now: Micros) -> rusqlite::Resul
 /// Sets the status unless the tenant already has it; returns the rows changed (0 or 1).
 pub fn set_status(
     c: &Connection,
-    id: Uuid,
+    id: TenantId,
     status: Status,
     deactivated_at: Option<Micros>,
     now: Micros,
@@ -113,7 +111,7 @@ pub fn set_status(
 }
 
 /// Deletes the tenant (and by cascade what it owns) only when inactive; returns rows deleted.
-pub fn delete_inactive(c: &Connection, id: Uuid) -> rusqlite::Result<usize> {
+pub fn delete_inactive(c: &Connection, id: TenantId) -> rusqlite::Result<usize> {
     c.execute(
         "DELETE FROM tenants WHERE id = ?1 AND status = 'inactive'",
         [id.to_string()],
@@ -133,7 +131,11 @@ pub fn slug_taken(c: &Connection, slug: &Slug) -> rusqlite::Result<bool> {
 // ---- members ----
 
 /// The member's role; `None` when not a member, or when the stored role does not parse.
-pub fn member_role(c: &Connection, tenant: Uuid, user_id: &str) -> rusqlite::Result<Option<Role>> {
+pub fn member_role(
+    c: &Connection,
+    tenant: TenantId,
+    user_id: &str,
+) -> rusqlite::Result<Option<Role>> {
     let role: Option<String> = c
         .query_row(
             "SELECT role FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
@@ -144,7 +146,7 @@ pub fn member_role(c: &Connection, tenant: Uuid, user_id: &str) -> rusqlite::Res
     Ok(role.and_then(|r| Role::parse_member_role(&r).ok()))
 }
 
-pub fn owner_count(c: &Connection, tenant: Uuid) -> rusqlite::Result<i64> {
+pub fn owner_count(c: &Connection, tenant: TenantId) -> rusqlite::Result<i64> {
     c.query_row(
         "SELECT count(*) FROM tenant_users WHERE tenant_id = ?1 AND role = 'owner'",
         [tenant.to_string()],
@@ -155,7 +157,7 @@ pub fn owner_count(c: &Connection, tenant: Uuid) -> rusqlite::Result<i64> {
 /// One page of members in `user_id` order after `after`.
 pub fn list_members(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     after: Option<&str>,
     fetch: i64,
 ) -> rusqlite::Result<Vec<Member>> {
@@ -177,7 +179,7 @@ pub fn list_members(
 /// Adds the member or changes its role; returns when it first joined.
 pub fn upsert_member(
     c: &Connection,
-    tenant: Uuid,
+    tenant: TenantId,
     user_id: &str,
     role: Role,
     now: Micros,
@@ -196,7 +198,7 @@ pub fn upsert_member(
     )
 }
 
-pub fn delete_member(c: &Connection, tenant: Uuid, user_id: &str) -> rusqlite::Result<()> {
+pub fn delete_member(c: &Connection, tenant: TenantId, user_id: &str) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM tenant_users WHERE tenant_id = ?1 AND user_id = ?2",
         params![tenant.to_string(), user_id],

@@ -1,8 +1,8 @@
 //! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
 use super::store;
-use super::TenantCache;
 use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
+use super::{TenantCache, TenantId};
 use crate::auth::keys::Keys;
 use crate::auth::AdminProof;
 use crate::clock::Clock;
@@ -23,7 +23,6 @@ use crate::usage::service::Usage;
 use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
-use uuid::Uuid;
 
 pub struct NewTenant {
     pub name: String,
@@ -145,9 +144,9 @@ impl Tenancy {
 
     /// A tenant by id or slug, from memory; 404 when there is none.
     pub fn find(&self, _: &AdminProof, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
-        let found = match Uuid::parse_str(id_or_slug) {
-            Ok(id) => self.cache.get(id),
-            Err(_) => self.cache.get_by_slug(id_or_slug),
+        let found = match TenantId::parse(id_or_slug) {
+            Some(id) => self.cache.get(id),
+            None => self.cache.get_by_slug(id_or_slug),
         };
         found.ok_or_else(|| ApiError::NotFound("no tenant with this id or slug".into()))
     }
@@ -159,7 +158,7 @@ impl Tenancy {
             .write(move |c| {
                 let tx = c.transaction()?;
                 let now = st.now();
-                let id = Uuid::new_v4();
+                let id = TenantId::new_random();
                 let slug = match new.slug {
                     Some(s) => s,
                     None => free_slug(&tx, Slug::derive(&new.name))?,

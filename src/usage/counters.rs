@@ -3,10 +3,10 @@
 //! event that would take a total past what SQLite can hold. Only the ingest writer changes them, after its
 //! transaction commits; a window for another day or month is stale and read from the rollups.
 use super::rollup::{self, Totals};
+use crate::tenancy::TenantId;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::RwLock;
-use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Windows {
@@ -53,11 +53,11 @@ impl Windows {
 }
 
 #[derive(Default)]
-pub struct Counters(RwLock<HashMap<Uuid, Windows>>);
+pub struct Counters(RwLock<HashMap<TenantId, Windows>>);
 
 impl Counters {
     /// The tenant's windows for `day`, when held and current.
-    pub fn get(&self, tenant: Uuid, day: i64) -> Option<Windows> {
+    pub fn get(&self, tenant: TenantId, day: i64) -> Option<Windows> {
         self.0
             .read()
             .expect("counters lock is never poisoned")
@@ -67,21 +67,21 @@ impl Counters {
     }
 
     /// The tenant's windows for `day`: from memory when current, else read from the rollups.
-    pub fn windows(&self, c: &Connection, tenant: Uuid, day: i64) -> rusqlite::Result<Windows> {
+    pub fn windows(&self, c: &Connection, tenant: TenantId, day: i64) -> rusqlite::Result<Windows> {
         match self.get(tenant, day) {
             Some(w) => Ok(w),
             None => Windows::load(c, &tenant.to_string(), day),
         }
     }
 
-    pub(crate) fn put(&self, tenant: Uuid, w: Windows) {
+    pub(crate) fn put(&self, tenant: TenantId, w: Windows) {
         self.0
             .write()
             .expect("counters lock is never poisoned")
             .insert(tenant, w);
     }
 
-    pub(crate) fn remove(&self, tenant: Uuid) {
+    pub(crate) fn remove(&self, tenant: TenantId) {
         self.0
             .write()
             .expect("counters lock is never poisoned")

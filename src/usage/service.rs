@@ -22,10 +22,10 @@ use crate::observe::metrics::Metrics;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::SettingsCache;
 use crate::tenancy::TenantCtx;
+use crate::tenancy::TenantId;
 use crate::time::{to_micros, Micros};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use uuid::Uuid;
 
 /// How `/api/usage/stats` groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl Usage {
     }
 
     /// Drops a deleted tenant's windows, so a tenant made again with its id starts from zero.
-    pub fn forget_tenant(&self, tenant: Uuid) {
+    pub fn forget_tenant(&self, tenant: TenantId) {
         self.counters.remove(tenant);
     }
 

@@ -11,18 +11,18 @@ use super::store;
 use crate::error::ApiError;
 use crate::limits;
 use crate::settings::cache::Current;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
-use uuid::Uuid;
 
 /// A commit takes at most this many events; more wait for the next one.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
 
 /// One request's events, priced, for one tenant under one settings version.
 pub struct Batch {
-    pub tenant: Uuid,
+    pub tenant: TenantId,
     pub settings: Arc<Current>,
     pub events: Vec<Priced>,
     /// "Now" for limit windows and `created_at`.
@@ -31,7 +31,7 @@ pub struct Batch {
 
 /// A batch as the writer thread receives it, with its deltas summed and its answer channel.
 pub struct Job {
-    pub tenant: Uuid,
+    pub tenant: TenantId,
     pub settings: Arc<Current>,
     pub events: Vec<Priced>,
     pub rollups: Rollups,
@@ -206,8 +206,8 @@ fn commit(
     jobs: &[Job],
     counters: &Counters,
 ) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
-    let mut windows: HashMap<Uuid, Windows> = HashMap::new();
-    let mut rollups: HashMap<(Uuid, i64, &'static str, &str), Totals> = HashMap::new();
+    let mut windows: HashMap<TenantId, Windows> = HashMap::new();
+    let mut rollups: HashMap<(TenantId, i64, &'static str, &str), Totals> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
     let tx = conn.transaction()?;
     for job in jobs {
