@@ -5,6 +5,7 @@ use super::usage_views::{PriceListView, PriceView};
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::usage::model::ModelName;
 use crate::usage::money::Nanousd;
 use crate::usage::pricing::{Price, MAX_PRICE_PER_MILLION};
 use actix_web::http::Method;
@@ -56,13 +57,7 @@ async fn put(
     p: web::Path<ModelPath>,
     body: web::Json<PriceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let model = p.into_inner().model;
-    let n = model.chars().count();
-    if n == 0 || n > 200 || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ApiError::InvalidRequest(
-            "model must be 1 to 200 characters without spaces".into(),
-        ));
-    }
+    let model = ModelName::parse_priced(p.into_inner().model).map_err(ApiError::InvalidRequest)?;
     let money = |v: &Number, field: &str| {
         Nanousd::from_json_number_up_to(v, Nanousd::from_nanos(MAX_PRICE_PER_MILLION)).map_err(
             |e| {

@@ -1,5 +1,6 @@
 //! A usage event as sent, validated once at the edge. A batch is all-or-nothing: the first bad
 //! event rejects the request, naming its index.
+use super::model::ModelName;
 use super::money::Nanousd;
 use crate::error::ApiError;
 use crate::time::{parse_rfc3339, Micros};
@@ -17,7 +18,7 @@ const MAX_FUTURE: Micros = 24 * 3600 * 1_000_000;
 pub struct UsageEvent {
     pub event_id: Option<String>,
     pub ts: Micros,
-    pub model: String,
+    pub model: ModelName,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost: Option<Nanousd>,
@@ -60,7 +61,8 @@ impl UsageEvent {
         let mut e = UsageEvent {
             event_id: None,
             ts: now,
-            model: String::new(),
+            // Replaced by the required `model` field below; an event without one is refused.
+            model: ModelName::missing(),
             input_tokens: 0,
             output_tokens: 0,
             cost: None,
@@ -88,7 +90,7 @@ impl UsageEvent {
                     if m.chars().any(char::is_whitespace) {
                         return Err("model may not contain spaces".into());
                     }
-                    e.model = m;
+                    e.model = ModelName::parse(m)?;
                     has_model = true;
                 }
                 "input_tokens" => {

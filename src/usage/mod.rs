@@ -3,6 +3,7 @@
 pub mod counters;
 pub mod crossings;
 pub mod event;
+pub mod model;
 pub mod money;
 pub mod priced;
 pub mod pricing;

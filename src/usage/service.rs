@@ -3,6 +3,7 @@
 //! agent preferences and pricing.
 use super::counters::Counters;
 use super::event::UsageEvent;
+use super::model::ModelName;
 use super::priced::Priced;
 use super::pricing::PricingTable;
 use super::pricing::{lookup, Price};
@@ -191,7 +192,7 @@ impl Usage {
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                let price = lookup(&prices, &e.model).map(|(_, p)| p);
+                let price = lookup(&prices, e.model.as_str()).map(|(_, p)| p);
                 Priced::new(e, &current.settings, price).map_err(|m| {
                     ApiError::InvalidRequest(if batch {
                         format!("events[{i}]: {m}")
@@ -417,15 +418,15 @@ impl Usage {
     pub async fn set_price(
         &self,
         _: &AdminProof,
-        model: String,
+        model: ModelName,
         price: Price,
     ) -> Result<(String, Price), ApiError> {
         let (pricing, serial, now) = (self.pricing.clone(), self.price_writes.clone(), self.now());
         self.db
             .run(move |c| {
                 let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());
-                pricing.set(c, &model, price, now)?;
-                Ok((model, price))
+                pricing.set(c, model.as_str(), price, now)?;
+                Ok((model.into_string(), price))
             })
             .await
     }

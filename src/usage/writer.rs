@@ -313,7 +313,7 @@ fn apply_job(
         }
         out.added.add(&t);
         if p.source == CostSource::UnknownModel {
-            unknown_model_event(c, job, &e.model)?;
+            unknown_model_event(c, job, e.model.as_str())?;
         }
         out.events.push(Recorded {
             id: p.id.clone(),
