@@ -10,7 +10,7 @@ use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
 use crate::usage::money::Nanousd;
-use crate::usage::service::{Days, GroupBy, UsageFilter};
+use crate::usage::reads::{Days, GroupBy, UsageFilter};
 use crate::usage::writer::Recorded;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;

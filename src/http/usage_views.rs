@@ -4,8 +4,8 @@ use crate::limits::{Check, Level, Status};
 use crate::time::rfc3339;
 use crate::usage::money::Nanousd;
 use crate::usage::pricing::Price;
+use crate::usage::reads::{Stats, StoredEvent, Summary};
 use crate::usage::rollup::{Totals, DAY_MICROS};
-use crate::usage::service::{Stats, StoredEvent, Summary};
 use serde::Serialize;
 use serde_json::{Number, Value};
 

@@ -7,6 +7,7 @@ pub mod model;
 pub mod money;
 pub mod priced;
 pub mod pricing;
+pub mod reads;
 pub mod rollup;
 pub mod service;
 pub mod store;

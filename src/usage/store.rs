@@ -4,8 +4,8 @@
 use super::money::Nanousd;
 use super::priced::Priced;
 use super::pricing::Price;
+use super::reads::UsageFilter;
 use super::rollup::Totals;
-use super::service::UsageFilter;
 use crate::pagination::PageRequest;
 use crate::time::Micros;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
