@@ -4,25 +4,17 @@ use super::counters::Counters;
 use super::event::UsageEvent;
 use super::model::ModelName;
 use super::priced::Priced;
-use super::pricing::PricingTable;
-use super::pricing::{lookup, Price};
-
+use super::pricing::{lookup, Price, PricingTable};
 use super::store;
-use super::writer::Writer;
-use super::writer::{Batch, Outcome};
-use crate::auth::Action;
-use crate::auth::AdminProof;
+use super::writer::{Batch, Outcome, Writer};
+use crate::auth::{Action, AdminProof};
 use crate::clock::Clock;
-use crate::config::Feature;
-use crate::config::Flags;
+use crate::config::{Feature, Flags};
 use crate::db::Db;
 use crate::error::ApiError;
-
 use crate::observe::metrics::Metrics;
-
 use crate::settings::SettingsCache;
-use crate::tenancy::TenantCtx;
-use crate::tenancy::TenantId;
+use crate::tenancy::{TenantCtx, TenantId};
 use crate::time::{to_micros, Micros};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
