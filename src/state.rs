@@ -12,8 +12,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::Events;
 use crate::limits::rate::RateLimits;
-use crate::observe::metrics::Metrics;
-use crate::observe::requests::RequestStats;
+use crate::observe::Observe;
 use crate::settings::{SettingsCache, TenantSettings};
 use crate::tenancy::tenants::{Dependents, Tenancy};
 use crate::tenancy::TenantCache;
@@ -50,8 +49,8 @@ pub struct AppState {
     pub usage: Usage,
     pub events: Events,
     pub rate: Arc<RateLimits>,
-    pub request_stats: Arc<RequestStats>,
-    pub metrics: Arc<Metrics>,
+    /// Metrics and per-tenant request figures.
+    pub observe: Observe,
     admin_guard: Arc<AdminGuard>,
     pub clock: Arc<dyn Clock>,
     _lock: Arc<std::fs::File>,
@@ -71,18 +70,17 @@ impl AppState {
             parts.master_key,
             config.clone(),
         );
-        let metrics: Arc<Metrics> = Arc::default();
+        let observe = Observe::default();
         let usage = Usage::start(
             db.clone(),
             clock.clone(),
             config.flags.clone(),
             settings.cache(),
             parts.pricing,
-            metrics.clone(),
+            observe.metrics_handle(),
         )?;
         let events = Events::new(db.clone());
         let keys = Keys::new(db.clone(), clock.clone(), parts.keys);
-        let request_stats: Arc<RequestStats> = Arc::default();
         let tenancy = Tenancy::new(
             db.clone(),
             clock.clone(),
@@ -92,7 +90,7 @@ impl AppState {
                 keys: keys.clone(),
                 settings: settings.clone(),
                 usage: usage.clone(),
-                request_stats: request_stats.clone(),
+                observe: observe.clone(),
             },
         );
         Ok(AppState {
@@ -105,8 +103,7 @@ impl AppState {
             usage,
             events,
             rate: Arc::new(RateLimits::new(clock.clone())),
-            request_stats,
-            metrics,
+            observe,
             admin_guard: Arc::default(),
             clock,
             _lock: Arc::new(parts.lock),

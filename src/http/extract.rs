@@ -98,7 +98,8 @@ pub(super) fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
         retry_after_secs, ..
     } = decision
     {
-        st.metrics
+        st.observe
+            .metrics()
             .rate_limited
             .with_label_values(&[&ctx.id().to_string()])
             .inc();

@@ -104,17 +104,20 @@ pub async fn envelope(
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
     {
         let tenant_label = tenant.map(|t| t.0.to_string()).unwrap_or_default();
-        st.metrics
+        st.observe
+            .metrics()
             .requests
             .with_label_values(&[tenant_label.as_str(), status.as_str()])
             .inc();
-        st.metrics
+        st.observe
+            .metrics()
             .duration
             .with_label_values(&[method.as_str(), route.as_deref().unwrap_or("(unmatched)")])
             .observe(elapsed.as_secs_f64());
         if let Some(ResolvedTenant(t)) = tenant {
             let denied = status == actix_web::http::StatusCode::TOO_MANY_REQUESTS;
-            st.request_stats
+            st.observe
+                .requests()
                 .record(t, denied, elapsed.as_micros() as u64);
         }
     }

@@ -22,9 +22,9 @@ pub fn ops() -> Vec<Op> {
 async fn metrics(_: AdminCaller, st: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(st.metrics.render())
+        .body(st.observe.metrics().render())
 }
 
 async fn stats(_: AdminCaller, st: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(st.request_stats.json())
+    HttpResponse::Ok().json(st.observe.requests().json())
 }

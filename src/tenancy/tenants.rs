@@ -12,7 +12,7 @@ use crate::db::sql::conflict_on_unique;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, Kind, NewEvent};
-use crate::observe::requests::RequestStats;
+use crate::observe::Observe;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::store::write_version;
 use crate::settings::Settings;
@@ -102,7 +102,7 @@ pub struct Tenancy {
     pub(super) keys: Keys,
     settings: TenantSettings,
     usage: Usage,
-    request_stats: Arc<RequestStats>,
+    observe: Observe,
 }
 
 /// What a tenant's deletion must reach beyond its own rows.
@@ -110,7 +110,7 @@ pub struct Dependents {
     pub keys: Keys,
     pub settings: TenantSettings,
     pub usage: Usage,
-    pub request_stats: Arc<RequestStats>,
+    pub observe: Observe,
 }
 
 impl Tenancy {
@@ -129,7 +129,7 @@ impl Tenancy {
             keys: dependents.keys,
             settings: dependents.settings,
             usage: dependents.usage,
-            request_stats: dependents.request_stats,
+            observe: dependents.observe,
         }
     }
 
@@ -299,7 +299,7 @@ impl Tenancy {
                 st.keys.forget_tenant(id);
                 st.settings.forget(id);
                 st.usage.forget_tenant(id);
-                st.request_stats.forget(id);
+                st.observe.forget_tenant(id);
                 Ok(())
             })
             .await
