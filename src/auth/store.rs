@@ -147,19 +147,9 @@ const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
 
 /// The admin token's SHA-256 as stored (hex), when one was stored.
 pub fn admin_token_hash(c: &Connection) -> rusqlite::Result<Option<String>> {
-    c.query_row(
-        "SELECT value FROM meta WHERE key = ?1",
-        [ADMIN_TOKEN_HASH],
-        |r| r.get(0),
-    )
-    .optional()
+    crate::db::meta::get(c, ADMIN_TOKEN_HASH)
 }
 
 pub fn set_admin_token_hash(c: &Connection, hex: &str) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (ADMIN_TOKEN_HASH, hex),
-    )?;
-    Ok(())
+    crate::db::meta::set(c, ADMIN_TOKEN_HASH, hex)
 }

@@ -6,7 +6,7 @@ use super::master::KeyRecord;
 use super::secret::{hex, unhex};
 use crate::config::{Config, Secret};
 use crate::crypto::{self, KdfParams, MasterKey};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,19 +19,11 @@ pub fn key_file(config: &Config) -> PathBuf {
 }
 
 fn meta(c: &Connection, key: &str) -> Result<Option<String>, String> {
-    c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-        .map_err(|e| format!("cannot read {key}: {e}"))
+    crate::db::meta::get(c, key).map_err(|e| format!("cannot read {key}: {e}"))
 }
 
 fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), String> {
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )
-    .map(drop)
-    .map_err(|e| format!("cannot write {key}: {e}"))
+    crate::db::meta::set(tx, key, value).map_err(|e| format!("cannot write {key}: {e}"))
 }
 
 /// The record of the key this database's provider keys are sealed with; `None` before the

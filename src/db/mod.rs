@@ -4,6 +4,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod files;
 pub mod lock;
+pub mod meta;
 pub mod migrate;
 pub mod sql;
 
