@@ -20,36 +20,10 @@ pub struct SettingsCache(RwLock<HashMap<TenantId, Arc<Current>>>);
 
 impl SettingsCache {
     pub fn load(c: &Connection) -> rusqlite::Result<SettingsCache> {
-        // SQLite takes the bare columns of an aggregate query from the row holding the max().
-        let mut stmt = c.prepare(
-            "SELECT tenant_id, max(version), body, changed_at FROM settings_versions
-             GROUP BY tenant_id",
-        )?;
-        let mut map = HashMap::new();
-        let rows = stmt.query_map([], |r| {
-            let id: String = r.get(0)?;
-            let body: String = r.get(2)?;
-            Ok((id, r.get::<_, i64>(1)?, body, r.get::<_, Micros>(3)?))
-        })?;
-        for row in rows {
-            let (id, version, body, changed_at) = row?;
-            let id = crate::tenancy::TenantId::parse(&id).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    format!("`{}` is not a tenant id", crate::error::clip(&id)).into(),
-                )
-            })?;
-            let settings = super::store::parse_body(&body)?;
-            map.insert(
-                id,
-                Arc::new(Current {
-                    version,
-                    settings,
-                    changed_at,
-                }),
-            );
-        }
+        let map = super::store::current_versions(c)?
+            .into_iter()
+            .map(|(id, current)| (id, Arc::new(current)))
+            .collect();
         Ok(SettingsCache(RwLock::new(map)))
     }
 

@@ -182,3 +182,24 @@ pub fn sealed_provider_key(
     )
     .optional()
 }
+
+/// Every tenant's latest version, for the cache at start.
+pub fn current_versions(c: &Connection) -> rusqlite::Result<Vec<(TenantId, Current)>> {
+    // SQLite takes the bare columns of an aggregate query from the row holding the max().
+    let mut stmt = c.prepare(
+        "SELECT tenant_id, max(version), body, changed_at FROM settings_versions
+         GROUP BY tenant_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let body: String = r.get(2)?;
+        Ok((
+            r.get::<_, TenantId>(0)?,
+            Current {
+                version: r.get(1)?,
+                settings: parse_body(&body)?,
+                changed_at: r.get(3)?,
+            },
+        ))
+    })?;
+    rows.collect()
+}
