@@ -44,15 +44,21 @@ fn run_022(dir: &Path, args: &[&str]) {
     );
 }
 
-#[tokio::test]
-async fn the_data_dir_is_0700_and_every_file_0600_under_umask_022() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let mut serve = cli(&data);
+/// `tenantry serve` on `data`, on a free port, with the test's admin token.
+fn serve_command(data: &Path) -> Command {
+    let mut serve = cli(data);
     serve
         .arg("serve")
         .env("TENANTRY_BIND", "127.0.0.1:0")
         .env("TENANTRY_ADMIN_TOKEN", ADMIN);
+    serve
+}
+
+#[tokio::test]
+async fn the_data_dir_is_0700_and_every_file_0600_under_umask_022() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let serve = serve_command(&data);
     let server = Process::spawn(with_umask_022(&serve));
     // A write, so the WAL and SHM exist.
     let r = reqwest::Client::new()
@@ -108,11 +114,7 @@ async fn the_data_dir_is_0700_and_every_file_0600_under_umask_022() {
 async fn a_generated_key_file_is_0600_and_older_loose_files_are_tightened() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let mut serve = cli(&data);
-    serve
-        .arg("serve")
-        .env("TENANTRY_BIND", "127.0.0.1:0")
-        .env("TENANTRY_ADMIN_TOKEN", ADMIN);
+    let serve = serve_command(&data);
     let mut server = Process::spawn(with_umask_022(&serve));
     server.child.kill().unwrap();
     server.wait();
