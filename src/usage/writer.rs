@@ -209,7 +209,11 @@ fn commit(
     let mut windows: HashMap<TenantId, Windows> = HashMap::new();
     let mut rollups: HashMap<(TenantId, i64, &'static str, &str), Totals> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock is taken (waiting in the busy handler if need be) before the
+    // windows are read. A deferred transaction would read first and upgrade to a writer later,
+    // and an upgrade after another connection has written fails at once (SQLITE_BUSY_SNAPSHOT,
+    // which no busy handler retries), failing every request in the group.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for job in jobs {
         let day = day_of(job.now);
         let before = match windows.get(&job.tenant) {

@@ -91,6 +91,12 @@ pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn start(dir: TempDir, config: Config) -> TestApp {
+    // The server's warnings and errors (the cause behind a 500, for one) land in the output
+    // of the test that failed.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let app = Application::build_with_clock(config.clone(), clock.clone()).expect("app builds");
     let address = app.base_url();
