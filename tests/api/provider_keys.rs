@@ -36,19 +36,27 @@ async fn a_provider_key_is_stored_encrypted_and_shown_masked() {
     }
 }
 
+/// Puts the tenant in `byo_key` mode; its owner and service keys.
+async fn byo_key_tenant(app: &crate::helpers::TestApp, slug: &str) -> (String, String) {
+    let owner = app.create_key(slug, "owner").await;
+    let service = app.create_key(slug, "service").await;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/tenant/{slug}/settings"),
+            Some(&owner),
+            Some(json!({"execution_mode": "byo_key"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (owner, service)
+}
+
 #[tokio::test]
 async fn byo_key_mode_hands_out_the_tenants_own_key_to_service_keys_and_admin_only() {
     let app = spawn_app().await;
     app.create_tenant("acme").await;
-    let owner = app.create_key("acme", "owner").await;
-    let service = app.create_key("acme", "service").await;
-    app.call(
-        "PATCH",
-        "/api/settings",
-        Some(&owner),
-        Some(json!({"execution_mode": "byo_key"})),
-    )
-    .await;
+    let (owner, service) = byo_key_tenant(&app, "acme").await;
     app.get("/api/credentials/openai", &service)
         .await
         .assert_error(409, "byo_key_missing");
@@ -251,16 +259,8 @@ async fn a_key_that_cannot_be_opened_is_a_409_and_a_critical_security_event() {
         )
         .unwrap();
     };
-    let owner = app.create_key("acme", "owner").await;
-    let service = app.create_key("acme", "service").await;
+    let (owner, service) = byo_key_tenant(&app, "acme").await;
     let other_owner = app.create_key("other", "owner").await;
-    app.call(
-        "PATCH",
-        "/api/settings",
-        Some(&owner),
-        Some(json!({"execution_mode": "byo_key"})),
-    )
-    .await;
     let set = |token: String, provider: &'static str| {
         let app = &app;
         async move {
