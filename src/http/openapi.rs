@@ -214,7 +214,12 @@ fn schemas() -> Value {
         "markup_percent": {"type": "number", "minimum": 0, "maximum": 1000},
         "rate_limit_per_minute": {"type": "integer", "minimum": 1, "maximum": 1000000, "nullable": true},
         "custom": {"type": "object", "additionalProperties": true,
-            "description": "The application's own settings, any JSON object up to 64 KiB as compact JSON; versioned with the rest; PATCH replaces it whole"}});
+            "description": "The application's own settings, any JSON object up to 64 KiB as compact JSON; versioned with the rest; PATCH replaces it whole"},
+        "enforce_limits": {"type": "boolean", "description": "true: the gateway refuses calls (429 limit_exceeded) while a limit is exceeded"},
+        "max_concurrent_calls": {"type": "integer", "minimum": 1, "maximum": 100000, "nullable": true,
+            "description": "In-flight gateway calls; null: by plan (basic 4, pro 32, enterprise 256)"},
+        "max_running_jobs": {"type": "integer", "minimum": 1, "maximum": 100000, "nullable": true,
+            "description": "Running queue jobs; null: by plan (basic 2, pro 10, enterprise 50)"}});
     let mut settings = settings_fields.clone();
     settings["version"] = int();
     settings["provider_keys"] = json!({"type": "object", "additionalProperties":
@@ -276,7 +281,7 @@ fn schemas() -> Value {
             "role": {"type": "string", "enum": ["owner", "member", "viewer", "service"]},
             "user_id": s(), "expires_at": ts()})),
         "KeyPage": page("Key"),
-        "Settings": obj(&["version", "execution_mode", "default_model", "allowed_models", "limits", "warn_at_percent", "markup_percent", "custom", "provider_keys", "updated_at"], settings),
+        "Settings": obj(&["version", "execution_mode", "default_model", "allowed_models", "limits", "warn_at_percent", "markup_percent", "rate_limit_per_minute", "custom", "enforce_limits", "max_concurrent_calls", "max_running_jobs", "provider_keys", "updated_at"], settings),
         "SettingsPatch": {"type": "object", "additionalProperties": false, "properties": settings_fields},
         "HistoryEntry": obj(&["version", "settings", "changed_by", "changed_at"], json!({
             "version": int(), "settings": schema_ref("SettingsPatch"), "changed_by": s(), "changed_at": ts()})),

@@ -58,6 +58,12 @@ pub struct Settings {
     /// The application's own per-tenant settings, opaque to tenantry: versioned and rolled
     /// back with the rest, replaced whole by a PATCH.
     pub custom: Map<String, Value>,
+    /// When true the gateway refuses calls while a limit is exceeded; ingest never is.
+    pub enforce_limits: bool,
+    /// In-flight gateway calls; `None` for the plan's number.
+    pub max_concurrent_calls: Option<u32>,
+    /// Running queue jobs; `None` for the plan's number.
+    pub max_running_jobs: Option<u32>,
 }
 
 impl Default for Settings {
@@ -71,6 +77,9 @@ impl Default for Settings {
             markup_percent: MarkupPercent::ZERO,
             rate_limit_per_minute: None,
             custom: Map::new(),
+            enforce_limits: false,
+            max_concurrent_calls: None,
+            max_running_jobs: None,
         }
     }
 }
@@ -79,6 +88,24 @@ impl Default for Settings {
 pub const MAX_CUSTOM_BYTES: usize = 64 * 1024;
 
 impl Settings {
+    /// In-flight gateway calls allowed: the setting, else the plan's.
+    pub fn concurrent_calls(&self, plan: Plan) -> u32 {
+        self.max_concurrent_calls.unwrap_or(match plan {
+            Plan::Basic => 4,
+            Plan::Pro => 32,
+            Plan::Enterprise => 256,
+        })
+    }
+
+    /// Running queue jobs allowed: the setting, else the plan's.
+    pub fn running_jobs(&self, plan: Plan) -> u32 {
+        self.max_running_jobs.unwrap_or(match plan {
+            Plan::Basic => 2,
+            Plan::Pro => 10,
+            Plan::Enterprise => 50,
+        })
+    }
+
     /// A template's settings and plan; `None` for an unknown name.
     pub fn template(name: &str) -> Option<(Settings, Plan)> {
         let usd = |whole: i64| Some(Nanousd::from_nanos(whole * 1_000_000_000));

@@ -52,6 +52,19 @@ fn token_limit(v: &Value, field: &str) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// A per-tenant concurrency bound: 1 to 100,000, or `null` for the plan's.
+fn bounded_count(v: &Value, field: &str) -> Result<Option<u32>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        v => match v.as_u64() {
+            Some(n @ 1..=100_000) => Ok(Some(n as u32)),
+            _ => Err(bad(format!(
+                "{field} must be a whole number from 1 to 100000, or null"
+            ))),
+        },
+    }
+}
+
 impl Settings {
     /// Applies a partial update: only the named fields change; `null` clears what may be empty.
     pub fn patched(&self, patch: &Value) -> Result<Settings, ApiError> {
@@ -105,6 +118,13 @@ impl Settings {
                     }
                 }
                 "custom" => s.custom = custom(v)?,
+                "enforce_limits" => {
+                    s.enforce_limits = v
+                        .as_bool()
+                        .ok_or_else(|| bad("enforce_limits must be true or false"))?
+                }
+                "max_concurrent_calls" => s.max_concurrent_calls = bounded_count(v, field)?,
+                "max_running_jobs" => s.max_running_jobs = bounded_count(v, field)?,
                 "version" | "provider_keys" | "updated_at" => {
                     return Err(bad(format!("{field} cannot be changed with PATCH")))
                 }

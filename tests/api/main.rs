@@ -10,6 +10,7 @@ mod encryption;
 mod envelope;
 mod events;
 mod file_modes;
+mod gateway_settings;
 mod helpers;
 mod isolation;
 mod keys;
