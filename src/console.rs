@@ -32,6 +32,12 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_BODY_TIMEOUT      time a request body may take to arrive, e.g. 30s (30s)
   TENANTRY_TRUSTED_PROXIES   comma-separated proxy addresses or CIDRs whose X-Forwarded-For
                              names the client (none)
+  TENANTRY_UPSTREAM_OPENAI   the gateway's OpenAI base URL (https://api.openai.com/v1)
+  TENANTRY_UPSTREAM_ANTHROPIC  the gateway's Anthropic base URL (https://api.anthropic.com/v1)
+  TENANTRY_UPSTREAM_GOOGLE   the gateway's Google base URL
+                             (https://generativelanguage.googleapis.com/v1beta/openai)
+  TENANTRY_UPSTREAM_TIMEOUT  the longest a gateway call may take, e.g. 600s (600s)
+  TENANTRY_GATEWAY_MAX_BODY  largest gateway request body, e.g. 32MiB (32MiB)
   TENANTRY_LOG               log level or filter, e.g. info or warn,tenantry=debug (info)
   TENANTRY_LOG_FORMAT        text or json (text)
 Files in the data directory are written 0600, whatever the umask.";

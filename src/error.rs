@@ -37,6 +37,21 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the database is not answering")]
     NotReady,
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    ModelNotAllowed(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    TooManyConcurrentCalls(String),
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// A gateway body over `TENANTRY_GATEWAY_MAX_BODY` (the 1 MiB rule is for `/api/...`).
+    #[error("request body is larger than {0} bytes (TENANTRY_GATEWAY_MAX_BODY)")]
+    GatewayBodyTooLarge(usize),
     /// The detail is logged, never sent: it may name internals.
     #[error("internal error")]
     Internal(String),
@@ -62,6 +77,13 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotReady => "not_ready",
+            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::ModelNotAllowed(_) => "model_not_allowed",
+            ApiError::LimitExceeded(_) => "limit_exceeded",
+            ApiError::TooManyConcurrentCalls(_) => "too_many_concurrent_calls",
+            ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
+            ApiError::UpstreamTimeout(_) => "upstream_timeout",
+            ApiError::GatewayBodyTooLarge(_) => "payload_too_large",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -88,6 +110,13 @@ impl ApiError {
             ApiError::RateLimited(1),
             ApiError::UnsupportedMediaType(s()),
             ApiError::NotReady,
+            ApiError::ModelNotFound(s()),
+            ApiError::ModelNotAllowed(s()),
+            ApiError::LimitExceeded(s()),
+            ApiError::TooManyConcurrentCalls(s()),
+            ApiError::UpstreamUnavailable(s()),
+            ApiError::UpstreamTimeout(s()),
+            ApiError::GatewayBodyTooLarge(0),
             ApiError::Internal(s()),
         ]
     }

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod gateway;
 pub mod http;
 pub mod limits;
 

@@ -11,6 +11,7 @@ use crate::crypto::MasterKey;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::Events;
+use crate::gateway::Gateway;
 use crate::limits::rate::RateLimits;
 use crate::observe::Observe;
 use crate::settings::{SettingsCache, TenantSettings};
@@ -48,6 +49,8 @@ pub struct AppState {
     /// Metered usage: ingest, windows, prices and the reads on the rollups.
     pub usage: Usage,
     pub events: Events,
+    /// OpenAI- and Anthropic-compatible calls, metered.
+    pub gateway: Gateway,
     pub rate: Arc<RateLimits>,
     /// Metrics and per-tenant request figures.
     pub observe: Observe,
@@ -93,7 +96,15 @@ impl AppState {
                 observe: observe.clone(),
             },
         );
+        let gateway = Gateway::new(
+            config.upstreams.clone(),
+            settings.clone(),
+            usage.clone(),
+            events.clone(),
+            clock.clone(),
+        );
         Ok(AppState {
+            gateway,
             config,
             db,
             tenancy,

@@ -112,6 +112,9 @@ pub enum Access {
     Service,
     /// Tenant-scoped, owner: manage members, keys, settings, provider keys.
     Owner,
+    /// The gateway: member and up, or a service key; never the admin token (a call belongs
+    /// to one tenant, its key's).
+    Gateway,
 }
 
 impl Access {
@@ -121,7 +124,7 @@ impl Access {
             Access::Public | Access::AnyToken | Access::Admin => None,
             Access::Viewer => Some(Action::Read),
             Access::Member => Some(Action::SetPreferences),
-            Access::MemberOrService => Some(Action::Ingest),
+            Access::MemberOrService | Access::Gateway => Some(Action::Ingest),
             Access::Service => Some(Action::ReadCredentials),
             Access::Owner => Some(Action::Manage),
         }
@@ -136,6 +139,7 @@ impl Access {
             Access::Viewer => "viewer",
             Access::Member => "member",
             Access::MemberOrService => "member or service",
+            Access::Gateway => "member or service (a tenant key; the admin token is refused)",
             Access::Service => "service key or admin",
             Access::Owner => "owner",
         }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 mod flags;
+mod upstreams;
 pub use flags::{Feature, Flags};
+pub use upstreams::Upstreams;
 
 /// A duration like `90`, `90s`, `500ms`, `15m`, `6h`, `1d` (plain numbers are seconds).
 fn parse_duration(name: &str, v: &str) -> Result<std::time::Duration, String> {
@@ -144,6 +146,8 @@ pub struct Config {
     pub log_filter: String,
     /// `TENANTRY_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// The gateway's upstreams, timeout and body bound.
+    pub upstreams: Upstreams,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
@@ -223,6 +227,7 @@ impl Config {
             .map_err(|e| format!("TENANTRY_TRUSTED_PROXIES: {e}"))?,
             log_filter: log_filter(get("TENANTRY_LOG"))?,
             log_format: LogFormat::parse(get("TENANTRY_LOG_FORMAT").as_deref())?,
+            upstreams: Upstreams::from_env(get)?,
             workers: 0,
             without_middleware: false,
         })

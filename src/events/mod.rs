@@ -66,6 +66,8 @@ pub enum Kind {
     PricingUnknownModel,
     LimitWarning,
     LimitExceeded,
+    /// A gateway stream ended without the provider's usage: recorded with zero tokens.
+    GatewayUsageMissing,
 }
 
 impl Kind {
@@ -86,6 +88,7 @@ impl Kind {
             Kind::PricingUnknownModel => "pricing.unknown_model",
             Kind::LimitWarning => "limit.warning",
             Kind::LimitExceeded => "limit.exceeded",
+            Kind::GatewayUsageMissing => "gateway.usage_missing",
         }
     }
 
@@ -104,6 +107,7 @@ impl Kind {
             | Kind::ProviderKeyRemoved
             | Kind::ProviderKeyUnreadable => "security",
             Kind::PricingUnknownModel | Kind::LimitWarning | Kind::LimitExceeded => "billing",
+            Kind::GatewayUsageMissing => "ai.operations",
         }
     }
 
@@ -116,7 +120,8 @@ impl Kind {
             | Kind::KeyRevoked
             | Kind::ProviderKeyRemoved
             | Kind::PricingUnknownModel
-            | Kind::LimitWarning => Severity::Warning,
+            | Kind::LimitWarning
+            | Kind::GatewayUsageMissing => Severity::Warning,
             Kind::LimitExceeded => Severity::Error,
             _ => Severity::Info,
         }
@@ -187,6 +192,16 @@ pub struct Events {
 impl Events {
     pub fn new(db: Db) -> Events {
         Events { db }
+    }
+
+    /// Records one event in a transaction of its own, for an area with nothing else to write.
+    pub async fn record(&self, now: Micros, event: NewEvent) -> Result<(), ApiError> {
+        self.db
+            .write(move |c| {
+                store::record(c, now, event)?;
+                Ok(())
+            })
+            .await
     }
 
     /// The tenant's events, newest first.

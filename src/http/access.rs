@@ -15,6 +15,7 @@ pub fn check(access: Access, req: &HttpRequest) -> Result<(), ApiError> {
     match access {
         Access::Public => Ok(()),
         Access::AnyToken => caller(req).map(drop),
+        Access::Gateway => super::gateway::check(req),
         Access::Admin => match caller(req)? {
             Caller::Admin(_) => Ok(()),
             Caller::Key(_) => Err(ApiError::Forbidden("this needs the admin token".into())),
@@ -29,9 +30,11 @@ pub fn check(access: Access, req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// The middleware of one resource: `table` holds the access of each of its methods. A method
-/// it does not hold passes through, to be answered 405 by the resource.
+/// it does not hold passes through, to be answered 405 by the resource. A `gateway` resource
+/// answers in the provider's error format.
 pub async fn enforce(
     table: std::rc::Rc<Vec<(Method, Access)>>,
+    gateway: bool,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
@@ -41,7 +44,11 @@ pub async fn enforce(
         .map(|(_, a)| *a);
     if let Some(access) = access {
         if let Err(e) = check(access, req.request()) {
-            return Ok(req.into_response(e.error_response()));
+            let res = match gateway {
+                true => super::gateway::error_response(req.path(), &e),
+                false => e.error_response(),
+            };
+            return Ok(req.into_response(res));
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())

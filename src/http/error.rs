@@ -39,18 +39,25 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InvalidRequest(_) | ApiError::InvalidTenantId => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::FeatureDisabled(_) | ApiError::TenantUnavailable => {
-                StatusCode::FORBIDDEN
-            }
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_)
+            | ApiError::FeatureDisabled(_)
+            | ApiError::TenantUnavailable
+            | ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) | ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_)
             | ApiError::ByoKeyMissing(_)
             | ApiError::HostedKeyMissing(_)
             | ApiError::ProviderKeyUnreadable(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::GatewayBodyTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_)
+            | ApiError::LimitExceeded(_)
+            | ApiError::TooManyConcurrentCalls(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

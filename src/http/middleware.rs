@@ -2,6 +2,7 @@
 //! the resolved tenant, framework errors rewritten into the contract's error body, and one log
 //! line per request.
 use super::extract::{RateInfo, ResolvedTenant};
+use super::gateway::Relayed;
 use crate::error::ApiError;
 use crate::limits::rate::Decision;
 use actix_web::body::{BoxBody, MessageBody};
@@ -63,8 +64,13 @@ pub async fn envelope(
     // would give `Err`, and there is none inside this one.
     let mut res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
-    if status.as_u16() >= 400 && !is_json(&res) {
-        let normalized = ApiError::from_status(status).error_response();
+    let relayed = res.request().extensions().get::<Relayed>().is_some();
+    if status.as_u16() >= 400 && !is_json(&res) && !relayed {
+        let e = ApiError::from_status(status);
+        let normalized = match res.request().path() {
+            p if p.starts_with("/v1/") => super::gateway::error_response(p, &e),
+            _ => e.error_response(),
+        };
         res = ServiceResponse::new(res.request().clone(), normalized);
     }
     let tenant = res.request().extensions().get::<ResolvedTenant>().copied();

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod features;
+pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod members;
@@ -74,6 +75,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
 }
 
-pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such route".into()))
+pub async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    let e = ApiError::NotFound("no such route".into());
+    match req.path() {
+        p if p.starts_with("/v1/") => gateway::error_response(p, &e),
+        _ => actix_web::ResponseError::error_response(&e),
+    }
 }

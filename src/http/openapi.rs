@@ -133,7 +133,7 @@ pub fn build() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for op in routes::all() {
         let full: Vec<String> = match op.mount {
-            Mount::Root => vec![op.path.to_string()],
+            Mount::Root | Mount::Gateway => vec![op.path.to_string()],
             Mount::Api => vec![format!("/api{}", op.path)],
             Mount::Tenant => vec![
                 format!("/api{}", op.path),

@@ -15,6 +15,8 @@ pub enum Mount {
     Api,
     /// Tenant-scoped: under `/api` and `/api/tenant/{slug}`.
     Tenant,
+    /// The gateway's `/v1/...` paths, as written; their errors are in the provider's format.
+    Gateway,
 }
 
 pub struct Op {
@@ -89,6 +91,7 @@ pub fn all() -> Vec<Op> {
         super::settings::ops,
         super::events::ops,
         super::usage::ops,
+        super::gateway::ops,
     ] {
         ops.extend(area());
     }
@@ -98,6 +101,11 @@ pub fn all() -> Vec<Op> {
 /// Registers operations on `cfg`, one resource per path (under `prefix`), so a known path with
 /// another method answers 405 rather than 404.
 pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, ops: &[&Op]) {
+    register_with(cfg, prefix, ops, false)
+}
+
+/// As `register`; `gateway` operations answer errors in the provider's format.
+fn register_with(cfg: &mut web::ServiceConfig, prefix: &str, ops: &[&Op], gateway: bool) {
     let mut paths: Vec<&str> = Vec::new();
     for op in ops {
         if !paths.contains(&op.path) {
@@ -114,7 +122,7 @@ pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, ops: &[&Op]) {
         let table = std::rc::Rc::new(table);
         cfg.service(
             resource.wrap(actix_web::middleware::from_fn(move |req, next| {
-                super::access::enforce(table.clone(), req, next)
+                super::access::enforce(table.clone(), gateway, req, next)
             })),
         );
     }
@@ -124,6 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let ops = all();
     let of = |m: Mount| ops.iter().filter(|o| o.mount == m).collect::<Vec<_>>();
     let (root, api, tenant) = (of(Mount::Root), of(Mount::Api), of(Mount::Tenant));
+    register_with(cfg, "", &of(Mount::Gateway), true);
     let (fixed, patterned): (Vec<&Op>, Vec<&Op>) = api
         .iter()
         .chain(&tenant)

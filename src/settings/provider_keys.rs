@@ -150,6 +150,52 @@ impl TenantSettings {
         provider: Provider,
     ) -> Result<Credential, ApiError> {
         ctx.require(Action::ReadCredentials)?;
+        self.key_for(ctx, provider).await
+    }
+
+    /// The key the gateway calls `provider` with for this tenant. The caller may make calls
+    /// (member or service); the key itself never leaves tenantry.
+    pub async fn key_for_call(
+        &self,
+        ctx: &TenantCtx,
+        provider: Provider,
+    ) -> Result<SecretString, ApiError> {
+        ctx.require(Action::Ingest)?;
+        Ok(self.key_for(ctx, provider).await?.api_key)
+    }
+
+    /// Which of `providers` the gateway has a key for on this tenant's behalf: its own stored
+    /// keys in `byo_key` mode, the instance's in `hosted` mode.
+    pub async fn providers_with_keys(
+        &self,
+        ctx: &TenantCtx,
+        providers: &[&str],
+    ) -> Result<Vec<String>, ApiError> {
+        ctx.require(Action::Ingest)?;
+        let wanted: Vec<String> = providers.iter().map(|p| p.to_string()).collect();
+        match self.current(ctx.id()).settings.execution_mode {
+            ExecutionMode::Hosted => Ok(wanted
+                .into_iter()
+                .filter(|p| {
+                    Provider::parse(p)
+                        .is_ok_and(|p| self.config.provider_key(&p.env_var()).is_some())
+                })
+                .collect()),
+            ExecutionMode::ByoKey => {
+                let tenant = ctx.db_id();
+                let stored = self
+                    .db
+                    .run(move |c| Ok(store::masked_provider_keys(c, &tenant)?))
+                    .await?;
+                Ok(wanted
+                    .into_iter()
+                    .filter(|p| stored.iter().any(|k| &k.provider == p))
+                    .collect())
+            }
+        }
+    }
+
+    async fn key_for(&self, ctx: &TenantCtx, provider: Provider) -> Result<Credential, ApiError> {
         match self.current(ctx.id()).settings.execution_mode {
             ExecutionMode::Hosted => {
                 let key = self

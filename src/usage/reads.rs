@@ -106,6 +106,12 @@ impl Usage {
     pub async fn limits_status(&self, ctx: &TenantCtx) -> Result<limits::Status, ApiError> {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
+        self.limits_now(ctx).await
+    }
+
+    /// The tenant's limits now, for a call the gateway is about to make on its behalf (its
+    /// caller may ingest without being allowed to read).
+    pub async fn limits_now(&self, ctx: &TenantCtx) -> Result<limits::Status, ApiError> {
         let (tenant, day, counters) = (ctx.id(), day_of(self.now()), self.counters.clone());
         let settings = self.settings.get(tenant);
         // Current windows are in memory; only a tenant not seen today costs a rollup read.

@@ -85,6 +85,28 @@ impl Usage {
         ctx.require(Action::Ingest)?;
         let now = self.now();
         let events = UsageEvent::parse_body(body, now)?;
+        self.submit(ctx, events, now).await
+    }
+
+    /// Records one event the gateway metered, as if posted to `/api/usage/events`: bounded
+    /// counts and a parsed model name are the gateway's to ensure.
+    pub async fn record(&self, ctx: &TenantCtx, event: UsageEvent) -> Result<Outcome, ApiError> {
+        self.usage_enabled()?;
+        ctx.require(Action::Ingest)?;
+        self.submit(ctx, vec![event], self.now()).await
+    }
+
+    /// Whether usage is metered on this instance (`ENABLE_USAGE_TRACKING`).
+    pub fn metering(&self) -> bool {
+        self.usage_enabled().is_ok()
+    }
+
+    async fn submit(
+        &self,
+        ctx: &TenantCtx,
+        events: Vec<UsageEvent>,
+        now: Micros,
+    ) -> Result<Outcome, ApiError> {
         // The cached settings, shared: the events are priced and recorded under one version.
         let current = self.settings.get(ctx.id());
         let prices = self.pricing.snapshot();
@@ -123,6 +145,11 @@ impl Usage {
             .with_label_values(&[tenant.as_str()])
             .inc_by(added.estimated.nanos() as f64 / 1e9);
         Ok(outcome)
+    }
+
+    /// The models with a price, for the gateway's model list.
+    pub fn priced_models(&self) -> Vec<String> {
+        self.pricing.snapshot().keys().cloned().collect()
     }
 
     pub async fn agent_preferences(

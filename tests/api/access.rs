@@ -49,6 +49,12 @@ const CONTRACT: &[(&str, &str, Access)] = &[
     ("GET", "/agents/{agent_name}/preferences", Access::Viewer),
     ("PUT", "/agents/{agent_name}/preferences", Access::Member),
     ("GET", "/events", Access::Viewer),
+    ("POST", "/v1/chat/completions", Access::Gateway),
+    ("POST", "/v1/embeddings", Access::Gateway),
+    ("POST", "/v1/responses", Access::Gateway),
+    ("POST", "/v1/messages", Access::Gateway),
+    ("GET", "/v1/models", Access::Gateway),
+    ("GET", "/gateway/calls", Access::Viewer),
 ];
 
 /// The key roles the contract lets call a tenant-scoped operation of this access.
@@ -56,7 +62,7 @@ fn allowed(access: Access) -> &'static [&'static str] {
     match access {
         Access::Viewer => &["owner", "member", "viewer"],
         Access::Member => &["owner", "member"],
-        Access::MemberOrService => &["owner", "member", "service"],
+        Access::MemberOrService | Access::Gateway => &["owner", "member", "service"],
         Access::Service => &["service"],
         Access::Owner => &["owner"],
         Access::Public | Access::AnyToken => &["owner", "member", "viewer", "service"],
@@ -106,7 +112,7 @@ async fn every_route_refuses_the_callers_below_it() {
     for op in all() {
         let path = concrete(op.path);
         let urls: Vec<String> = match op.mount {
-            Mount::Root => vec![path],
+            Mount::Root | Mount::Gateway => vec![path],
             Mount::Api => vec![format!("/api{path}")],
             Mount::Tenant => vec![format!("/api{path}"), format!("/api/tenant/acme{path}")],
         };

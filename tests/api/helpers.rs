@@ -29,8 +29,14 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The error code: the contract's `{"error": code}`, or, on a gateway path, OpenAI's
+    /// `{"error": {"code"}}` or Anthropic's `{"type": "error", "error": {"type"}}`.
     pub fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
+        let e = &self.body["error"];
+        e.as_str()
+            .or_else(|| e["code"].as_str())
+            .or_else(|| e["type"].as_str())
+            .unwrap_or("")
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -46,8 +52,11 @@ impl Resp {
             "unexpected answer: {}",
             self.body
         );
+        let message = self.body["message"]
+            .as_str()
+            .or_else(|| self.body["error"]["message"].as_str());
         assert!(
-            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            message.is_some_and(|m| !m.is_empty()),
             "error without message: {}",
             self.body
         );
