@@ -17,6 +17,9 @@ mod anthropic;
 mod openai;
 #[path = "fake_upstream/sse.rs"]
 mod sse;
+#[cfg(test)]
+#[path = "fake_upstream/tests.rs"]
+mod tests;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::rt::time::sleep;

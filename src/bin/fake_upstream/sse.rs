@@ -18,44 +18,49 @@ pub(super) struct Units {
 }
 
 pub(super) fn sse_answer(fake: &Fake, units: Units) -> HttpResponse {
-    let paced = !fake.chunk_delay.is_zero() || fake.die_after_chunks.is_some();
-    let parts: Vec<web::Bytes> = if paced {
-        let mut parts = Vec::with_capacity(units.chunks.len() + 2);
-        parts.push(units.head.into());
-        parts.extend(units.chunks.into_iter().map(web::Bytes::from));
-        parts.push(units.tail.into());
-        parts
-    } else {
-        // Unpaced: one write, the cheapest thing for the benchmark; the events are the same.
-        let mut all = units.head;
-        units.chunks.iter().for_each(|c| all.push_str(c));
-        all.push_str(&units.tail);
-        vec![all.into()]
-    };
-    let body = SseBody {
-        parts: parts.into(),
-        delay: fake.chunk_delay,
-        // The head counts as one part, so dying after n chunks means after n + 1 parts.
-        die_after: fake.die_after_chunks.map(|n| n + 1),
-        sent: 0,
-        grace_taken: false,
-        sleep: None,
-    };
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
-        .streaming(body)
+        .streaming(SseBody::new(fake, units))
 }
 
 /// The streamed body: waits `delay` between parts, and fails after `die_after` parts so that
 /// actix drops the connection without the chunked encoding's terminator: a real abort.
-struct SseBody {
+pub(super) struct SseBody {
     parts: VecDeque<web::Bytes>,
     delay: Duration,
     die_after: Option<usize>,
     sent: usize,
     grace_taken: bool,
     sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl SseBody {
+    pub(super) fn new(fake: &Fake, units: Units) -> Self {
+        let paced = !fake.chunk_delay.is_zero() || fake.die_after_chunks.is_some();
+        let parts: VecDeque<web::Bytes> = if paced {
+            let mut parts = VecDeque::with_capacity(units.chunks.len() + 2);
+            parts.push_back(units.head.into());
+            parts.extend(units.chunks.into_iter().map(web::Bytes::from));
+            parts.push_back(units.tail.into());
+            parts
+        } else {
+            // Unpaced: one write, the cheapest thing for the benchmark; the events are the same.
+            let mut all = units.head;
+            units.chunks.iter().for_each(|c| all.push_str(c));
+            all.push_str(&units.tail);
+            VecDeque::from([all.into()])
+        };
+        SseBody {
+            parts,
+            delay: fake.chunk_delay,
+            // The head counts as one part, so dying after n chunks means after n + 1 parts.
+            die_after: fake.die_after_chunks.map(|n| n + 1),
+            sent: 0,
+            grace_taken: false,
+            sleep: None,
+        }
+    }
 }
 
 impl Stream for SseBody {
