@@ -4,7 +4,13 @@
 //! gateway and the SDKs can be exercised without a real provider.
 //!
 //! Behaviour is steered per request by an optional top-level `"fake": {...}` object in the body
-//! (token counts, chunk count and pacing, error status, mid-stream abort, hang, fixed id).
+//! (SDKs send it with `extra_body`), every field optional:
+//! - usage: `prompt_tokens` (12), `completion_tokens` (5), `cached_tokens`, `reasoning_tokens`,
+//!   `cache_read`, `cache_write` (0); Anthropic's `input_tokens` is `prompt_tokens`, uncached.
+//! - streams: `chunks` (3), `chunk_delay_ms` (0), `die_after_chunks` (close the connection
+//!   mid-body after the head and that many chunks); any answer: `first_byte_delay_ms` (0).
+//! - `status`: answer that status with the provider's error body (429 adds `retry-after: 1`);
+//!   `no_usage`: no usage anywhere; `hang`: never answer; `id`: this response id, not a new one.
 //! Every request is recorded (last 1000): `GET /_fake/requests` lists them, `DELETE` clears.
 //!
 //! Speed matters more than elegance here (the gateway benchmark pushes thousands of calls per
