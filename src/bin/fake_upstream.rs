@@ -11,6 +11,7 @@
 //!   mid-body after the head and that many chunks); any answer: `first_byte_delay_ms` (0).
 //! - `status`: answer that status with the provider's error body (429 adds `retry-after: 1`);
 //!   `no_usage`: no usage anywhere; `hang`: never answer; `id`: this response id, not a new one.
+//!
 //! Every request is recorded (last 1000): `GET /_fake/requests` lists them, `DELETE` clears.
 //!
 //! Speed matters more than elegance here (the gateway benchmark pushes thousands of calls per
