@@ -53,6 +53,21 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage the operator's model prices.
+    Pricing {
+        #[command(subcommand)]
+        command: PricingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PricingCommand {
+    /// Import a LiteLLM model_prices_and_context_window.json file as operator prices, all or
+    /// nothing (server stopped; the server reads prices when it starts).
+    Import {
+        /// The price file (a JSON object: model name -> input_cost_per_token, ...).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +174,16 @@ fn main() -> ExitCode {
             };
             let id = tenantry::tenancy::transfer::import_tenant(&config, &doc, &opts)?;
             say(&format!("imported tenant {id}"));
+            Ok(())
+        }
+        Some(Command::Pricing {
+            command: PricingCommand::Import { file },
+        }) => {
+            let parsed = tenantry::usage::price_import::import(&config, &file)?;
+            say(&format!(
+                "{}; the server uses them from its next start",
+                parsed.summary()
+            ));
             Ok(())
         }
     });

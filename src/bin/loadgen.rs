@@ -440,6 +440,15 @@ fn batched_rate(
     (rows / 1000 * 1000) as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// The writer's INSERT before migration 0005, for `--schema-version` below 5.
+const INSERT_EVENT_BEFORE_5: &str =
+    "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
+         estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode,
+         markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, ?20, ?21)
+     ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING";
+
 fn raw_sqlite(rows: u64, sync: &str, schema_version: Option<i64>) {
     let dir = std::env::temp_dir().join(format!("tenantry-raw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -475,33 +484,53 @@ fn raw_sqlite(rows: u64, sync: &str, schema_version: Option<i64>) {
     c.execute_batch(tenantry::db::checkpoint::WRITER_PRAGMAS)
         .expect("pragmas");
     let tenant = tenantry::tenancy::DEFAULT_TENANT_ID.to_string();
+    // Migration 0005 added five columns at the end of the writer's INSERT; older schemas get
+    // the statement of their time, which binds the first 21 values.
+    let (sql, bound) = if version >= 5 {
+        (tenantry::usage::store::INSERT_EVENT, 26)
+    } else {
+        (INSERT_EVENT_BEFORE_5, 21)
+    };
     let schema = batched_rate(&c, rows, |c, n| {
-        c.prepare_cached(tenantry::usage::store::INSERT_EVENT)
-            .and_then(|mut st| {
-                st.execute(rusqlite::params![
-                    uuid::Uuid::new_v4().to_string(),
-                    tenant,
-                    format!("raw-{n}"),
-                    1_790_000_000_000_000i64 + n as i64,
-                    "gpt-4o-mini",
-                    100 + (n % 900) as i64,
-                    50i64,
-                    15_000i64,
-                    15_000i64,
-                    150_000_000i64,
-                    600_000_000i64,
-                    "pricing",
-                    "byo_key",
-                    0i64,
-                    format!("stage-{}", n % 3),
-                    format!("agent-{}", n % 8),
-                    Option::<String>::None,
-                    format!("user-{}", n % 50),
-                    Option::<i64>::None,
-                    Option::<String>::None,
-                    1_790_000_000_000_000i64
-                ])
-            })
+        let (id, event_id) = (uuid::Uuid::new_v4().to_string(), format!("raw-{n}"));
+        let (stage, agent, user) = (
+            format!("stage-{}", n % 3),
+            format!("agent-{}", n % 8),
+            format!("user-{}", n % 50),
+        );
+        let (ts, input) = (1_790_000_000_000_000i64 + n as i64, 100 + (n % 900) as i64);
+        let none = rusqlite::types::Null;
+        // 20 of the 100..1000 input tokens read from the cache, at $0.075/M.
+        let values: [&dyn rusqlite::ToSql; 26] = [
+            &id,
+            &tenant,
+            &event_id,
+            &ts,
+            &"gpt-4o-mini",
+            &input,
+            &50i64,
+            &15_000i64,
+            &15_000i64,
+            &150_000_000i64,
+            &600_000_000i64,
+            &"pricing",
+            &"byo_key",
+            &0i64,
+            &stage,
+            &agent,
+            &none,
+            &user,
+            &none,
+            &none,
+            &1_790_000_000_000_000i64,
+            &20i64,
+            &0i64,
+            &0i64,
+            &75_000_000i64,
+            &150_000_000i64,
+        ];
+        c.prepare_cached(sql)
+            .and_then(|mut st| st.execute(&values[..bound]))
             .expect("insert");
     });
     println!("raw rusqlite, tenantry's usage_events schema (version {version}) and INSERT (synchronous={sync}): {schema:.0} rows/s 1000 per transaction");

@@ -144,6 +144,68 @@ mod tests {
         assert_eq!(indexes, 3);
     }
 
+    /// 0005 adds the cache and reasoning counts: events, rollups and prices recorded before it
+    /// read 0 (and no cache prices), and nothing else of them changes.
+    #[test]
+    fn cache_columns_arrive_as_zero_on_existing_rows() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        apply_up_to(&mut c, 4).unwrap();
+        let tenant = "00000000-0000-0000-0000-000000000000";
+        c.execute(
+            "INSERT INTO usage_events (id, tenant_id, ts, model, input_tokens, output_tokens,
+                 estimated_nanos, billed_nanos, input_price, output_price, cost_source,
+                 execution_mode, markup, created_at)
+             VALUES ('e1', ?1, 5, 'gpt-4o', 7, 8, 9, 10, 11, 12, 'pricing', 'hosted', 0, 13)",
+            [tenant],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens,
+                 output_tokens, estimated_nanos, billed_nanos) VALUES (?1, 0, '', '', 1, 7, 8, 9, 10)",
+            [tenant],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO pricing_overrides (model, input_usd_per_million_nanos,
+                 output_usd_per_million_nanos, updated_at) VALUES ('m', 1, 2, 3)",
+            [],
+        )
+        .unwrap();
+        let before = dump(&c);
+        assert_eq!(apply(&mut c).unwrap(), (5..=latest()).collect::<Vec<_>>());
+        assert_eq!(dump(&c), before);
+        let event: (i64, i64, i64, Option<i64>, Option<i64>) = c
+            .query_row(
+                "SELECT cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_read_price,
+                        cache_write_price FROM usage_events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(event, (0, 0, 0, None, None));
+        let rollup: (i64, i64, i64, i64) = c
+            .query_row(
+                "SELECT input_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+                 FROM usage_rollups",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(rollup, (7, 0, 0, 0));
+        let price: (i64, Option<i64>, Option<i64>) = c
+            .query_row(
+                "SELECT input_usd_per_million_nanos, cache_read_usd_per_million_nanos,
+                        cache_write_usd_per_million_nanos FROM pricing_overrides",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(price, (1, None, None));
+        let negative = c.execute("UPDATE usage_events SET cache_read_tokens = -1", []);
+        assert!(negative.is_err(), "negative counts are refused");
+    }
+
     fn dump(c: &Connection) -> Vec<String> {
         let mut s = c
             .prepare("SELECT json_array(seq, id, tenant_id, event_id, ts, model, input_tokens, output_tokens, estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode, markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at) FROM usage_events ORDER BY seq")

@@ -188,16 +188,28 @@ fn schemas() -> Value {
     let ts = || json!({"type": "string", "format": "date-time"});
     let money = || json!({"type": "number", "minimum": 0, "description": "USD, exact to 1e-9"});
     let int = || json!({"type": "integer", "minimum": 0});
+    let price_or_input = || {
+        json!({"type": "number", "minimum": 0, "maximum": 1_000_000, "nullable": true,
+               "description": "USD per million tokens, exact to 1e-9; null: the input price applies"})
+    };
+    let count = |what: &str| {
+        json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000_000i64, "default": 0,
+               "description": what})
+    };
     let totals = obj(
         &[
             "events",
             "input_tokens",
             "output_tokens",
             "total_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
             "estimated_cost_usd",
             "billed_cost_usd",
         ],
         json!({"events": int(), "input_tokens": int(), "output_tokens": int(), "total_tokens": int(),
+               "cache_read_tokens": int(), "cache_write_tokens": int(), "reasoning_tokens": int(),
                "estimated_cost_usd": money(), "billed_cost_usd": money()}),
     );
     let limits_value = json!({"type": "object", "properties": {
@@ -230,6 +242,9 @@ fn schemas() -> Value {
         json!({
         "event_id": {"type": "string", "minLength": 1, "maxLength": 255},
         "timestamp": ts(), "model": s(), "input_tokens": int(), "output_tokens": int(),
+        "cache_read_tokens": count("Of input_tokens, those read from the prompt cache; cache_read_tokens + cache_write_tokens <= input_tokens"),
+        "cache_write_tokens": count("Of input_tokens, those written to the prompt cache"),
+        "reasoning_tokens": count("Of output_tokens, those spent on reasoning; at most output_tokens"),
         "cost_usd": money(), "pipeline_stage": s(), "agent_name": s(), "job_id": s(), "user_id": s(),
         "duration_ms": int(), "metadata": {"type": "object"}}),
     );
@@ -307,7 +322,13 @@ fn schemas() -> Value {
         "RecordedEvent": obj(&["id", "tenant_id", "execution_mode", "estimated_cost_usd", "billed_cost_usd"], json!({
             "id": s(), "tenant_id": s(), "event_id": {"type": "string", "nullable": true}, "timestamp": ts(),
             "model": s(), "input_tokens": int(), "output_tokens": int(), "total_tokens": int(),
+            "cache_read_tokens": int(), "cache_write_tokens": int(), "reasoning_tokens": int(),
             "estimated_cost_usd": money(), "billed_cost_usd": money(),
+            "input_usd_per_million": {"type": "number", "nullable": true},
+            "output_usd_per_million": {"type": "number", "nullable": true},
+            "cache_read_usd_per_million": {"type": "number", "nullable": true,
+                "description": "The prices the event was charged (a cache price is the input price when the model has none); null when the cost did not come from the price table"},
+            "cache_write_usd_per_million": {"type": "number", "nullable": true},
             "execution_mode": {"type": "string", "enum": ["hosted", "byo_key"]}, "cost_source": s()})),
         "UsageEventPage": page("RecordedEvent"),
         "Totals": totals,
@@ -326,10 +347,13 @@ fn schemas() -> Value {
             "agents": {"type": "array", "items": obj(&["agent_name", "events", "total_tokens", "estimated_cost_usd"], json!({
                 "agent_name": s(), "events": int(), "total_tokens": int(), "estimated_cost_usd": money()}))},
             "most_used_agent": {"type": "string", "nullable": true}})),
-        "Price": obj(&["model", "input_usd_per_million", "output_usd_per_million"], json!({
-            "model": s(), "input_usd_per_million": money(), "output_usd_per_million": money()})),
+        "Price": obj(&["model", "input_usd_per_million", "output_usd_per_million",
+                       "cache_read_usd_per_million", "cache_write_usd_per_million"], json!({
+            "model": s(), "input_usd_per_million": money(), "output_usd_per_million": money(),
+            "cache_read_usd_per_million": price_or_input(), "cache_write_usd_per_million": price_or_input()})),
         "PriceList": obj(&["items"], json!({"items": {"type": "array", "items": schema_ref("Price")}})),
         "PricePut": closed(&["input_usd_per_million", "output_usd_per_million"], json!({
-            "input_usd_per_million": money(), "output_usd_per_million": money()})),
+            "input_usd_per_million": money(), "output_usd_per_million": money(),
+            "cache_read_usd_per_million": price_or_input(), "cache_write_usd_per_million": price_or_input()})),
     })
 }

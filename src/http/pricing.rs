@@ -49,6 +49,11 @@ struct ModelPath {
 struct PriceBody {
     input_usd_per_million: Number,
     output_usd_per_million: Number,
+    /// Absent or `null`: cache reads and writes cost the input price.
+    #[serde(default)]
+    cache_read_usd_per_million: Option<Number>,
+    #[serde(default)]
+    cache_write_usd_per_million: Option<Number>,
 }
 
 async fn put(
@@ -67,9 +72,19 @@ async fn put(
             },
         )
     };
+    let optional =
+        |v: &Option<Number>, field: &str| v.as_ref().map(|v| money(v, field)).transpose();
     let price = Price {
         input_per_million: money(&body.input_usd_per_million, "input_usd_per_million")?,
         output_per_million: money(&body.output_usd_per_million, "output_usd_per_million")?,
+        cache_read_per_million: optional(
+            &body.cache_read_usd_per_million,
+            "cache_read_usd_per_million",
+        )?,
+        cache_write_per_million: optional(
+            &body.cache_write_usd_per_million,
+            "cache_write_usd_per_million",
+        )?,
     };
     let set = st.usage.set_price(&admin, model, price).await?;
     Ok(HttpResponse::Ok().json(PriceView::from(set)))

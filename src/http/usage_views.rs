@@ -16,6 +16,9 @@ pub struct TotalsView {
     input_tokens: i64,
     output_tokens: i64,
     total_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    reasoning_tokens: i64,
     estimated_cost_usd: Nanousd,
     billed_cost_usd: Nanousd,
 }
@@ -27,6 +30,9 @@ impl From<&Totals> for TotalsView {
             input_tokens: t.input_tokens,
             output_tokens: t.output_tokens,
             total_tokens: t.tokens(),
+            cache_read_tokens: t.cache_read_tokens,
+            cache_write_tokens: t.cache_write_tokens,
+            reasoning_tokens: t.reasoning_tokens,
             estimated_cost_usd: t.estimated,
             billed_cost_usd: t.billed,
         }
@@ -221,10 +227,15 @@ pub struct StoredEventView {
     input_tokens: i64,
     output_tokens: i64,
     total_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    reasoning_tokens: i64,
     estimated_cost_usd: Nanousd,
     billed_cost_usd: Nanousd,
     input_usd_per_million: Option<Nanousd>,
     output_usd_per_million: Option<Nanousd>,
+    cache_read_usd_per_million: Option<Nanousd>,
+    cache_write_usd_per_million: Option<Nanousd>,
     cost_source: String,
     execution_mode: String,
     pipeline_stage: Option<String>,
@@ -247,10 +258,15 @@ impl From<StoredEvent> for StoredEventView {
             input_tokens: e.input_tokens,
             output_tokens: e.output_tokens,
             total_tokens: e.input_tokens.saturating_add(e.output_tokens),
+            cache_read_tokens: e.cache_read_tokens,
+            cache_write_tokens: e.cache_write_tokens,
+            reasoning_tokens: e.reasoning_tokens,
             estimated_cost_usd: e.estimated,
             billed_cost_usd: e.billed,
             input_usd_per_million: e.input_price,
             output_usd_per_million: e.output_price,
+            cache_read_usd_per_million: e.cache_read_price,
+            cache_write_usd_per_million: e.cache_write_price,
             cost_source: e.cost_source,
             execution_mode: e.execution_mode,
             pipeline_stage: e.pipeline_stage,
@@ -269,6 +285,9 @@ pub struct PriceView {
     model: String,
     input_usd_per_million: Nanousd,
     output_usd_per_million: Nanousd,
+    /// `null`: the input price applies.
+    cache_read_usd_per_million: Option<Nanousd>,
+    cache_write_usd_per_million: Option<Nanousd>,
 }
 
 impl From<(String, Price)> for PriceView {
@@ -277,6 +296,8 @@ impl From<(String, Price)> for PriceView {
             model,
             input_usd_per_million: p.input_per_million,
             output_usd_per_million: p.output_per_million,
+            cache_read_usd_per_million: p.cache_read_per_million,
+            cache_write_usd_per_million: p.cache_write_per_million,
         }
     }
 }

@@ -19,8 +19,14 @@ pub struct UsageEvent {
     pub event_id: Option<String>,
     pub ts: Micros,
     pub model: ModelName,
+    /// Every prompt token, cached or not (OpenAI's convention).
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of `input_tokens`, those read from and those written to the provider's prompt cache.
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// Of `output_tokens`, those spent on reasoning.
+    pub reasoning_tokens: u64,
     pub cost: Option<Nanousd>,
     pub pipeline_stage: Option<String>,
     pub agent_name: Option<String>,
@@ -65,6 +71,9 @@ impl UsageEvent {
             model: ModelName::missing(),
             input_tokens: 0,
             output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
             cost: None,
             pipeline_stage: None,
             agent_name: None,
@@ -101,6 +110,9 @@ impl UsageEvent {
                     e.output_tokens = count(&v, k, MAX_TOKENS)?;
                     has_out = true;
                 }
+                "cache_read_tokens" => e.cache_read_tokens = count(&v, k, MAX_TOKENS)?,
+                "cache_write_tokens" => e.cache_write_tokens = count(&v, k, MAX_TOKENS)?,
+                "reasoning_tokens" => e.reasoning_tokens = count(&v, k, MAX_TOKENS)?,
                 "cost_usd" => {
                     e.cost = match v {
                         Value::Null => None,
@@ -143,8 +155,52 @@ impl UsageEvent {
             (false, _, _) => Err("model is required".into()),
             (_, false, _) => Err("input_tokens is required".into()),
             (_, _, false) => Err("output_tokens is required".into()),
-            _ => Ok(e),
+            _ => e.check_counts().map(|()| e),
         }
+    }
+
+    /// The counts the cost formula reads.
+    pub fn tokens(&self) -> super::pricing::Tokens {
+        super::pricing::Tokens {
+            input: self.input_tokens,
+            cache_read: self.cache_read_tokens,
+            cache_write: self.cache_write_tokens,
+            output: self.output_tokens,
+        }
+    }
+
+    /// The token counts' bounds and how they nest: the cached tokens are part of the input,
+    /// the reasoning tokens part of the output. `parse` checks this; so does pricing, for an
+    /// event built in code rather than parsed.
+    pub fn check_counts(&self) -> Result<(), String> {
+        for (field, n) in [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ] {
+            if n > MAX_TOKENS {
+                return Err(format!(
+                    "{field} must be a whole number from 0 to {MAX_TOKENS}"
+                ));
+            }
+        }
+        // Each is at most 10^12, so the sum cannot overflow.
+        if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens {
+            return Err(format!(
+                "cache_read_tokens + cache_write_tokens ({} + {}) must be at most input_tokens ({}): \
+                 input_tokens counts every prompt token, cached or not",
+                self.cache_read_tokens, self.cache_write_tokens, self.input_tokens
+            ));
+        }
+        if self.reasoning_tokens > self.output_tokens {
+            return Err(format!(
+                "reasoning_tokens ({}) must be at most output_tokens ({})",
+                self.reasoning_tokens, self.output_tokens
+            ));
+        }
+        Ok(())
     }
 
     /// One event, or `{"events": [...]}` of 1 to 1000.
@@ -227,6 +283,55 @@ mod tests {
             json!({"model": "m", "input_tokens": 1, "output_tokens": 1, "colour": "red"}),
         ] {
             assert!(one(v.clone()).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn cache_and_reasoning_tokens_default_to_zero_and_nest_in_their_totals() {
+        let e = one(json!({"model": "m", "input_tokens": 10, "output_tokens": 2})).unwrap();
+        assert_eq!(
+            (
+                e.cache_read_tokens,
+                e.cache_write_tokens,
+                e.reasoning_tokens
+            ),
+            (0, 0, 0)
+        );
+        let e = one(json!({"model": "m", "input_tokens": 10, "output_tokens": 2,
+                           "cache_read_tokens": 6, "cache_write_tokens": 4, "reasoning_tokens": 2}))
+        .unwrap();
+        assert_eq!(
+            (
+                e.cache_read_tokens,
+                e.cache_write_tokens,
+                e.reasoning_tokens
+            ),
+            (6, 4, 2)
+        );
+        for (v, field) in [
+            (
+                json!({"cache_read_tokens": 7, "cache_write_tokens": 4}),
+                "cache_read_tokens + cache_write_tokens",
+            ),
+            (
+                json!({"cache_read_tokens": 11}),
+                "cache_read_tokens + cache_write_tokens",
+            ),
+            (json!({"reasoning_tokens": 3}), "reasoning_tokens"),
+            (json!({"cache_read_tokens": -1}), "cache_read_tokens"),
+            (json!({"cache_write_tokens": 1.5}), "cache_write_tokens"),
+            (
+                json!({"reasoning_tokens": 1_000_000_000_001u64}),
+                "reasoning_tokens",
+            ),
+            (json!({"cache_read_tokens": "1"}), "cache_read_tokens"),
+        ] {
+            let mut body = json!({"model": "m", "input_tokens": 10, "output_tokens": 2});
+            for (k, x) in v.as_object().unwrap() {
+                body[k] = x.clone();
+            }
+            let err = one(body).unwrap_err();
+            assert!(err.starts_with(field), "{v}: {err}");
         }
     }
 

@@ -5,6 +5,7 @@ pub mod crossings;
 pub mod event;
 pub mod model;
 pub mod money;
+pub mod price_import;
 pub mod priced;
 pub mod pricing;
 pub mod reads;

@@ -16,6 +16,16 @@ pub enum MoneyError {
     Negative,
     #[error("is too large")]
     TooLarge,
+    #[error("has more decimals than can be held exactly")]
+    Inexact,
+}
+
+/// What to do with digits past the scale: round them half to even (a client's amount), or
+/// refuse them (a conversion that promises to be exact).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Past {
+    Round,
+    Refuse,
 }
 
 /// Divides a non-negative numerator, rounding half to even (banker's rounding), so rounding
@@ -33,6 +43,10 @@ pub fn div_round_half_even(num: i128, den: i128) -> i128 {
 /// past `scale` fractional digits. Works on the digits as text, so a long mantissa or a huge
 /// exponent cannot overflow or hang.
 fn parse_scaled(text: &str, scale: i64, max: i128) -> Result<i128, MoneyError> {
+    parse_digits(text, scale, max, Past::Round)
+}
+
+fn parse_digits(text: &str, scale: i64, max: i128, past: Past) -> Result<i128, MoneyError> {
     let invalid = || MoneyError::Invalid(crate::error::clip(text).chars().take(32).collect());
     let (negative, rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
@@ -97,6 +111,9 @@ fn parse_scaled(text: &str, scale: i64, max: i128) -> Result<i128, MoneyError> {
         };
     }
     let cut = len + shift; // digits kept before the point
+    if past == Past::Refuse && digits[cut.max(0) as usize..].bytes().any(|b| b != b'0') {
+        return Err(MoneyError::Inexact);
+    }
     if cut < 0 {
         return Ok(0); // below half a unit
     }
@@ -169,6 +186,13 @@ impl Nanousd {
 
     pub fn to_json_number(self) -> Number {
         number(&format_scaled(i128::from(self.0), 9))
+    }
+
+    /// A price per token in USD (LiteLLM's `input_cost_per_token`, such as `2.5e-06`) as
+    /// nano-USD per million tokens (2,500,000,000), exactly: the decimal point moves 15 places
+    /// in the text, and a price with digits past a nano-USD per million is refused, not rounded.
+    pub fn per_million_from_per_token(n: &Number, max: Nanousd) -> Result<Nanousd, MoneyError> {
+        parse_digits(&n.to_string(), 15, i128::from(max.0), Past::Refuse).map(|v| Nanousd(v as i64))
     }
 
     pub fn checked_add(self, other: Nanousd) -> Option<Nanousd> {
@@ -353,6 +377,38 @@ mod tests {
         assert!(p("1000.0001").is_err());
         assert!(p("-1").is_err());
         assert_eq!(p("0.00001").unwrap(), MarkupPercent::ZERO);
+    }
+
+    #[test]
+    fn per_token_prices_become_per_million_exactly() {
+        let per_m = |s: &str| {
+            Nanousd::per_million_from_per_token(
+                &Number::from_str(s).unwrap(),
+                Nanousd(1_000_000 * NANOS_PER_USD),
+            )
+            .map(|n| n.0)
+        };
+        assert_eq!(per_m("2.5e-06"), Ok(2_500_000_000)); // $2.50 per million
+        assert_eq!(per_m("2.5E-6"), Ok(2_500_000_000));
+        assert_eq!(per_m("0.0000025"), Ok(2_500_000_000));
+        assert_eq!(per_m("1.25e-07"), Ok(125_000_000));
+        assert_eq!(per_m("3.75e-08"), Ok(37_500_000));
+        assert_eq!(per_m("1e-15"), Ok(1)); // one nano-USD per million
+        assert_eq!(per_m("0.000000000000001000"), Ok(1));
+        assert_eq!(per_m("0"), Ok(0));
+        assert_eq!(per_m("0.0"), Ok(0));
+        assert_eq!(per_m("0e-5"), Ok(0));
+        assert_eq!(per_m("1"), Ok(1_000_000 * NANOS_PER_USD)); // the bound itself
+        assert_eq!(per_m("1e+0"), Ok(1_000_000 * NANOS_PER_USD));
+        assert_eq!(per_m("0.1e1"), Ok(1_000_000 * NANOS_PER_USD));
+        // 0.3 of a nano-USD per million is not representable; never rounded to 0.
+        assert_eq!(per_m("3e-16"), Err(MoneyError::Inexact));
+        assert_eq!(per_m("1.0000000000000001e-06"), Err(MoneyError::Inexact));
+        assert_eq!(per_m("1e-999999"), Err(MoneyError::Inexact));
+        assert_eq!(per_m("1.000000000000001"), Err(MoneyError::TooLarge));
+        assert_eq!(per_m("2"), Err(MoneyError::TooLarge));
+        assert_eq!(per_m("1e999999999"), Err(MoneyError::TooLarge));
+        assert_eq!(per_m("-1e-06"), Err(MoneyError::Negative));
     }
 
     #[test]

@@ -54,11 +54,12 @@ impl Priced {
              about 9.2 billion USD)"
                 .to_string()
         };
+        // Parsed events were checked already; an event built in code (the gateway) is here.
+        event.check_counts()?;
         let (estimated, price, source) = match (event.cost, price) {
             (Some(c), _) => (c, None, CostSource::Client),
             (None, Some(p)) => (
-                super::pricing::cost(event.input_tokens, event.output_tokens, p)
-                    .ok_or_else(too_large)?,
+                super::pricing::cost(event.tokens(), p).ok_or_else(too_large)?,
                 Some(p),
                 CostSource::Pricing,
             ),
@@ -99,6 +100,9 @@ impl Priced {
             events: 1,
             input_tokens: self.event.input_tokens as i64,
             output_tokens: self.event.output_tokens as i64,
+            cache_read_tokens: self.event.cache_read_tokens as i64,
+            cache_write_tokens: self.event.cache_write_tokens as i64,
+            reasoning_tokens: self.event.reasoning_tokens as i64,
             estimated: self.estimated,
             billed: self.billed,
         }

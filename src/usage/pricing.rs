@@ -13,18 +13,76 @@ pub const MAX_PRICE_PER_MILLION: i64 = 1_000_000 * super::money::NANOS_PER_USD;
 pub struct Price {
     pub input_per_million: Nanousd,
     pub output_per_million: Nanousd,
+    /// Prompt tokens read from the provider's cache; `None`: the input price applies.
+    pub cache_read_per_million: Option<Nanousd>,
+    /// Prompt tokens written to the provider's cache; `None`: the input price applies.
+    pub cache_write_per_million: Option<Nanousd>,
+}
+
+impl Price {
+    /// Input and output prices, no cache prices of its own.
+    pub const fn new(input_per_million: Nanousd, output_per_million: Nanousd) -> Price {
+        Price {
+            input_per_million,
+            output_per_million,
+            cache_read_per_million: None,
+            cache_write_per_million: None,
+        }
+    }
+
+    /// What a cache read costs: its own price, else the input price.
+    pub fn cache_read(&self) -> Nanousd {
+        self.cache_read_per_million
+            .unwrap_or(self.input_per_million)
+    }
+
+    /// What a cache write costs: its own price, else the input price.
+    pub fn cache_write(&self) -> Nanousd {
+        self.cache_write_per_million
+            .unwrap_or(self.input_per_million)
+    }
+
+    /// With a cache read price, in whole micro-dollars per million tokens.
+    const fn read(mut self, micro: i64) -> Price {
+        self.cache_read_per_million = Some(Nanousd::from_nanos(micro * 1000));
+        self
+    }
+
+    /// With a cache write price, in whole micro-dollars per million tokens.
+    const fn write(mut self, micro: i64) -> Price {
+        self.cache_write_per_million = Some(Nanousd::from_nanos(micro * 1000));
+        self
+    }
 }
 
 /// USD per million tokens, written as whole micro-dollars so no float is involved.
 const fn micro(input: i64, output: i64) -> Price {
-    Price {
-        input_per_million: Nanousd::from_nanos(input * 1000),
-        output_per_million: Nanousd::from_nanos(output * 1000),
-    }
+    Price::new(
+        Nanousd::from_nanos(input * 1000),
+        Nanousd::from_nanos(output * 1000),
+    )
 }
 
-/// List prices (standard tier, no caching or batch discounts, the lowest context tier where a
-/// provider has several); operators correct or extend them with `PUT /api/pricing/{model}`.
+/// An event's token counts as the cost formula splits them. `input` counts every prompt token;
+/// the cached ones are part of it (the event parser guarantees `cache_read + cache_write <=
+/// input`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokens {
+    pub input: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub output: u64,
+}
+
+/// List prices (standard tier, no batch discounts, the lowest context tier where a provider has
+/// several); operators correct or extend them with `PUT /api/pricing/{model}`.
+///
+/// Cache prices, where set: OpenAI's cached input price (50% of input for the gpt-4o and o1
+/// families, 25% for gpt-4.1, o3 and o4-mini, 10% for gpt-5; OpenAI charges nothing extra for
+/// writing the cache, so the write price is the input price); Anthropic's cache hits (10% of
+/// input; Claude 3 Haiku $0.03) and 5-minute cache writes (125% of input; Claude 3 Haiku $0.30).
+/// Google's context caching also bills storage per hour, which no event carries, and Mistral
+/// publishes no cache price: their cache prices are the input price.
 ///
 /// Every row was checked on 2026-11-29 against the source its comment names, and against
 /// LiteLLM's `model_prices_and_context_window.json` (PyPI litellm 1.110.2, the same day) where
@@ -35,43 +93,82 @@ const fn micro(input: i64, output: i64) -> Price {
 /// Embedding models are billed on input only: their output price is 0.
 pub const BUILTIN: &[(&str, Price)] = &[
     // OpenAI; all: OpenAI, LiteLLM (`gpt-4o`, ... provider openai), 2026-11-29.
-    ("gpt-4o", micro(2_500_000, 10_000_000)),
-    ("gpt-4o-mini", micro(150_000, 600_000)),
-    ("gpt-4.1", micro(2_000_000, 8_000_000)),
-    ("gpt-4.1-mini", micro(400_000, 1_600_000)),
-    ("gpt-4.1-nano", micro(100_000, 400_000)),
-    ("gpt-5", micro(1_250_000, 10_000_000)),
-    ("gpt-5-mini", micro(250_000, 2_000_000)),
-    ("gpt-5-nano", micro(50_000, 400_000)),
-    ("o1", micro(15_000_000, 60_000_000)),
+    ("gpt-4o", micro(2_500_000, 10_000_000).read(1_250_000)),
+    ("gpt-4o-mini", micro(150_000, 600_000).read(75_000)),
+    ("gpt-4.1", micro(2_000_000, 8_000_000).read(500_000)),
+    ("gpt-4.1-mini", micro(400_000, 1_600_000).read(100_000)),
+    ("gpt-4.1-nano", micro(100_000, 400_000).read(25_000)),
+    ("gpt-5", micro(1_250_000, 10_000_000).read(125_000)),
+    ("gpt-5-mini", micro(250_000, 2_000_000).read(25_000)),
+    ("gpt-5-nano", micro(50_000, 400_000).read(5_000)),
+    ("o1", micro(15_000_000, 60_000_000).read(7_500_000)),
     // OpenAI (cut from $3/$12 in late 2024); LiteLLM lists it only under azure now, same price.
-    ("o1-mini", micro(1_100_000, 4_400_000)),
+    ("o1-mini", micro(1_100_000, 4_400_000).read(550_000)),
     // The dated first release of gpt-4o kept its launch price. OpenAI, LiteLLM, 2026-11-29.
     ("gpt-4o-2024-05-13", micro(5_000_000, 15_000_000)),
     // o3 since its June 2025 price cut. OpenAI, LiteLLM, 2026-11-29.
-    ("o3", micro(2_000_000, 8_000_000)),
-    ("o3-mini", micro(1_100_000, 4_400_000)),
-    ("o4-mini", micro(1_100_000, 4_400_000)),
+    ("o3", micro(2_000_000, 8_000_000).read(500_000)),
+    ("o3-mini", micro(1_100_000, 4_400_000).read(550_000)),
+    ("o4-mini", micro(1_100_000, 4_400_000).read(275_000)),
     // OpenAI embeddings, input only. OpenAI, LiteLLM (output 0), 2026-11-29.
     ("text-embedding-3-small", micro(20_000, 0)),
     ("text-embedding-3-large", micro(130_000, 0)),
     ("text-embedding-ada-002", micro(100_000, 0)),
     // Anthropic; all: Anthropic, 2026-11-29. LiteLLM has dropped most retired Claude 3 rows
     // from its anthropic provider; where it lists them (vertex_ai, bedrock) the price is the same.
-    ("claude-3-haiku", micro(250_000, 1_250_000)),
+    (
+        "claude-3-haiku",
+        micro(250_000, 1_250_000).read(30_000).write(300_000),
+    ),
     // Anthropic's own price; LiteLLM's vertex_ai row ($1/$5) is Google's resale price.
-    ("claude-3-5-haiku", micro(800_000, 4_000_000)),
-    ("claude-3-5-sonnet", micro(3_000_000, 15_000_000)),
-    ("claude-3-7-sonnet", micro(3_000_000, 15_000_000)),
-    ("claude-haiku-4-5", micro(1_000_000, 5_000_000)),
-    ("claude-sonnet-4", micro(3_000_000, 15_000_000)),
+    (
+        "claude-3-5-haiku",
+        micro(800_000, 4_000_000).read(80_000).write(1_000_000),
+    ),
+    (
+        "claude-3-5-sonnet",
+        micro(3_000_000, 15_000_000).read(300_000).write(3_750_000),
+    ),
+    (
+        "claude-3-7-sonnet",
+        micro(3_000_000, 15_000_000).read(300_000).write(3_750_000),
+    ),
+    (
+        "claude-haiku-4-5",
+        micro(1_000_000, 5_000_000).read(100_000).write(1_250_000),
+    ),
+    (
+        "claude-sonnet-4",
+        micro(3_000_000, 15_000_000).read(300_000).write(3_750_000),
+    ),
     // At most 200k input tokens; longer prompts cost more ($6/$22.50), not modelled here.
-    ("claude-sonnet-4-5", micro(3_000_000, 15_000_000)),
-    ("claude-opus-4", micro(15_000_000, 75_000_000)),
-    ("claude-opus-4-1", micro(15_000_000, 75_000_000)),
+    (
+        "claude-sonnet-4-5",
+        micro(3_000_000, 15_000_000).read(300_000).write(3_750_000),
+    ),
+    (
+        "claude-opus-4",
+        micro(15_000_000, 75_000_000)
+            .read(1_500_000)
+            .write(18_750_000),
+    ),
+    (
+        "claude-opus-4-1",
+        micro(15_000_000, 75_000_000)
+            .read(1_500_000)
+            .write(18_750_000),
+    ),
     // Without its own row, `claude-opus-4-5` would fall back to `claude-opus-4` at 3x its price.
-    ("claude-opus-4-5", micro(5_000_000, 25_000_000)),
-    ("claude-3-opus", micro(15_000_000, 75_000_000)),
+    (
+        "claude-opus-4-5",
+        micro(5_000_000, 25_000_000).read(500_000).write(6_250_000),
+    ),
+    (
+        "claude-3-opus",
+        micro(15_000_000, 75_000_000)
+            .read(1_500_000)
+            .write(18_750_000),
+    ),
     // Claude 3 Sonnet (`claude-3-sonnet-20240229`, retired): Anthropic's last list price;
     // LiteLLM vertex_ai/claude-3-sonnet agrees. 2026-11-29.
     ("claude-3-sonnet", micro(3_000_000, 15_000_000)),
@@ -107,11 +204,26 @@ pub const BUILTIN: &[(&str, Price)] = &[
     ("ministral-8b-latest", micro(150_000, 150_000)),
 ];
 
-/// The cost of a call: tokens × price per million, summed exactly, rounded half to even once;
-/// `None` when it does not fit in nano-USD (10^12 tokens at a price of a million dollars).
-pub fn cost(input_tokens: u64, output_tokens: u64, p: Price) -> Option<Nanousd> {
-    let num = i128::from(input_tokens) * i128::from(p.input_per_million.nanos())
-        + i128::from(output_tokens) * i128::from(p.output_per_million.nanos());
+/// The cost of a call, as the contract writes it, prices per million tokens:
+///
+/// ```text
+/// (input - cache_read - cache_write) × input price + cache_read × cache read price
+///   + cache_write × cache write price + output × output price
+/// ```
+///
+/// Every product is exact in i128 (at most 10^12 tokens × 10^15 nano-USD), the sum is rounded
+/// half to even once; `None` when it does not fit in nano-USD (10^12 tokens at a price of a
+/// million dollars), or when the cached tokens exceed the input (never, for a parsed event).
+pub fn cost(t: Tokens, p: Price) -> Option<Nanousd> {
+    let uncached = t
+        .input
+        .checked_sub(t.cache_read)?
+        .checked_sub(t.cache_write)?;
+    let term = |tokens: u64, price: Nanousd| i128::from(tokens) * i128::from(price.nanos());
+    let num = term(uncached, p.input_per_million)
+        + term(t.cache_read, p.cache_read())
+        + term(t.cache_write, p.cache_write())
+        + term(t.output, p.output_per_million);
     i64::try_from(div_round_half_even(num, 1_000_000))
         .ok()
         .map(Nanousd::from_nanos)
@@ -162,43 +274,87 @@ impl PricingTable {
 mod tests {
     use super::*;
 
+    fn io(input: u64, output: u64) -> Tokens {
+        Tokens {
+            input,
+            output,
+            ..Tokens::default()
+        }
+    }
+
     fn table() -> HashMap<String, Price> {
         BUILTIN.iter().map(|(m, p)| (m.to_string(), *p)).collect()
     }
 
     #[test]
     fn a_fraction_of_a_cent_per_token_is_exact() {
-        let p = Price {
-            input_per_million: Nanousd::from_nanos(150_000_000),
-            output_per_million: Nanousd::ZERO,
-        };
-        assert_eq!(cost(1, 0, p), Some(Nanousd::from_nanos(150))); // $0.15/M on 1 token = $0.00000015
-        let p = Price {
-            input_per_million: Nanousd::from_nanos(37_500_000),
-            output_per_million: Nanousd::ZERO,
-        };
-        assert_eq!(cost(1, 0, p), Some(Nanousd::from_nanos(38))); // 37.5 nano, half to even
-        assert_eq!(cost(3, 0, p), Some(Nanousd::from_nanos(112))); // 112.5 -> 112
+        let p = Price::new(Nanousd::from_nanos(150_000_000), Nanousd::ZERO);
+        assert_eq!(cost(io(1, 0), p), Some(Nanousd::from_nanos(150))); // $0.15/M on 1 token = $0.00000015
+        let p = Price::new(Nanousd::from_nanos(37_500_000), Nanousd::ZERO);
+        assert_eq!(cost(io(1, 0), p), Some(Nanousd::from_nanos(38))); // 37.5 nano, half to even
+        assert_eq!(cost(io(3, 0), p), Some(Nanousd::from_nanos(112))); // 112.5 -> 112
         assert_eq!(
-            cost(1_000_000, 1_000_000, micro(2_500_000, 10_000_000)),
+            cost(io(1_000_000, 1_000_000), micro(2_500_000, 10_000_000)),
             Some(Nanousd::from_nanos(12_500_000_000))
         );
     }
 
     #[test]
     fn a_cost_past_what_nano_usd_can_hold_is_none() {
-        let top = Price {
-            input_per_million: Nanousd::from_nanos(MAX_PRICE_PER_MILLION),
-            output_per_million: Nanousd::from_nanos(MAX_PRICE_PER_MILLION),
-        };
+        let top = Price::new(
+            Nanousd::from_nanos(MAX_PRICE_PER_MILLION),
+            Nanousd::from_nanos(MAX_PRICE_PER_MILLION),
+        );
         // 10^12 tokens at $10^6 per million: $10^12, beyond i64 nano-USD (about $9.2 × 10^9).
-        assert_eq!(cost(1_000_000_000_000, 0, top), None);
+        assert_eq!(cost(io(1_000_000_000_000, 0), top), None);
         // At that price a token costs a dollar: the last whole token that fits, and one more.
         assert_eq!(
-            cost(9_223_372_036, 0, top),
+            cost(io(9_223_372_036, 0), top),
             Some(Nanousd::from_nanos(9_223_372_036_000_000_000))
         );
-        assert_eq!(cost(9_223_372_037, 0, top), None);
+        assert_eq!(cost(io(9_223_372_037, 0), top), None);
+    }
+
+    #[test]
+    fn cached_tokens_are_charged_at_their_own_price_or_the_input_price() {
+        // $2.50 in, $10 out, cache reads $1.25, cache writes $3.125 per million.
+        let p = micro(2_500_000, 10_000_000)
+            .read(1_250_000)
+            .write(3_125_000);
+        let t = Tokens {
+            input: 1000,
+            cache_read: 600,
+            cache_write: 100,
+            output: 7,
+        };
+        // 300 × 2500 + 600 × 1250 + 100 × 3125 + 7 × 10000 nano-USD.
+        assert_eq!(
+            cost(t, p),
+            Some(Nanousd::from_nanos(750_000 + 750_000 + 312_500 + 70_000))
+        );
+        // Without cache prices every prompt token costs the input price.
+        assert_eq!(
+            cost(t, micro(2_500_000, 10_000_000)),
+            cost(io(1000, 7), micro(2_500_000, 10_000_000))
+        );
+        // One rounding of the exact sum: 3 × 0.5 nano-USD is 1.5, rounded to 2, where rounding
+        // each term would give 0 + 0 + 0.
+        let half = Price::new(Nanousd::from_nanos(500_000), Nanousd::ZERO)
+            .read(500)
+            .write(500);
+        let t = Tokens {
+            input: 3,
+            cache_read: 1,
+            cache_write: 1,
+            output: 0,
+        };
+        assert_eq!(cost(t, half), Some(Nanousd::from_nanos(2)));
+        // Cached tokens beyond the input are not a cost at all.
+        let bad = Tokens {
+            cache_read: 2,
+            ..io(1, 0)
+        };
+        assert_eq!(cost(bad, p), None);
     }
 
     #[test]
@@ -230,6 +386,15 @@ mod tests {
         assert_eq!(table().len(), BUILTIN.len());
         for (model, p) in BUILTIN {
             assert!(p.input_per_million.nanos() > 0, "{model}: no input price");
+            // A cache read is a discount, never dearer than sending the tokens again.
+            assert!(
+                p.cache_read() <= p.input_per_million,
+                "{model}: cache read dearer than input"
+            );
+            assert!(
+                p.cache_write() >= p.input_per_million,
+                "{model}: cache write cheaper than input"
+            );
             assert!(
                 p.output_per_million.nanos() > 0 || model.contains("embedding"),
                 "{model}: no output price, and it is not an embedding model"
@@ -254,7 +419,7 @@ mod tests {
             let (_, p) = lookup(&t, model).unwrap_or_else(|| panic!("{model} has no price"));
             let out = if model.contains("embedding") { 0 } else { 1000 };
             // 1000 input tokens (and 1000 output for a chat model): $0.02/M is 20,000 nano-USD.
-            assert_eq!(cost(1000, out, p), Some(expect), "{model}");
+            assert_eq!(cost(io(1000, out), p), Some(expect), "{model}");
         }
     }
 }

@@ -13,6 +13,10 @@ pub struct Totals {
     pub events: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// Parts of `input_tokens` and `output_tokens`, not added to them again.
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
     pub estimated: Nanousd,
     pub billed: Nanousd,
 }
@@ -24,6 +28,9 @@ impl Totals {
         self.events = self.events.saturating_add(o.events);
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(o.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
         self.estimated = self.estimated.saturating_add(o.estimated);
         self.billed = self.billed.saturating_add(o.billed);
     }
@@ -35,6 +42,9 @@ impl Totals {
             events: self.events.checked_add(o.events)?,
             input_tokens: self.input_tokens.checked_add(o.input_tokens)?,
             output_tokens: self.output_tokens.checked_add(o.output_tokens)?,
+            cache_read_tokens: self.cache_read_tokens.checked_add(o.cache_read_tokens)?,
+            cache_write_tokens: self.cache_write_tokens.checked_add(o.cache_write_tokens)?,
+            reasoning_tokens: self.reasoning_tokens.checked_add(o.reasoning_tokens)?,
             estimated: self.estimated.checked_add(o.estimated)?,
             billed: self.billed.checked_add(o.billed)?,
         };
@@ -48,6 +58,9 @@ impl Totals {
         self.events = self.events.saturating_sub(o.events);
         self.input_tokens = self.input_tokens.saturating_sub(o.input_tokens);
         self.output_tokens = self.output_tokens.saturating_sub(o.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_sub(o.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_sub(o.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_sub(o.reasoning_tokens);
         self.estimated = self.estimated.saturating_sub(o.estimated);
         self.billed = self.billed.saturating_sub(o.billed);
     }

@@ -16,9 +16,11 @@ use serde_json::Value;
 pub const INSERT_EVENT: &str =
     "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
          estimated_nanos, billed_nanos, input_price, output_price, cost_source, execution_mode,
-         markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at)
+         markup, pipeline_stage, agent_name, job_id, user_id, duration_ms, metadata, created_at,
+         cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_read_price,
+         cache_write_price)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21)
+             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
      ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING";
 
 /// What an insert found: a new event, or the one already recorded under its `event_id`.
@@ -82,7 +84,12 @@ impl<'c> EventWriter<'c> {
             e.user_id,
             e.duration_ms.map(|d| d as i64),
             e.metadata,
-            now
+            now,
+            e.cache_read_tokens as i64,
+            e.cache_write_tokens as i64,
+            e.reasoning_tokens as i64,
+            p.price.map(|x| x.cache_read().nanos()),
+            p.price.map(|x| x.cache_write().nanos())
         ])?;
         if n == 1 {
             return Ok(Inserted::New);
@@ -122,14 +129,18 @@ pub fn add_to_rollup(
 ) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens, output_tokens,
-                                    estimated_nanos, billed_nanos)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                    estimated_nanos, billed_nanos, cache_read_tokens,
+                                    cache_write_tokens, reasoning_tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (tenant_id, dim, day, key) DO UPDATE SET
              events = events + excluded.events,
              input_tokens = input_tokens + excluded.input_tokens,
              output_tokens = output_tokens + excluded.output_tokens,
              estimated_nanos = estimated_nanos + excluded.estimated_nanos,
-             billed_nanos = billed_nanos + excluded.billed_nanos",
+             billed_nanos = billed_nanos + excluded.billed_nanos,
+             cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+             cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+             reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens",
     )?
     .execute(params![
         tenant,
@@ -140,7 +151,10 @@ pub fn add_to_rollup(
         t.input_tokens,
         t.output_tokens,
         t.estimated.nanos(),
-        t.billed.nanos()
+        t.billed.nanos(),
+        t.cache_read_tokens,
+        t.cache_write_tokens,
+        t.reasoning_tokens
     ])?;
     Ok(())
 }
@@ -152,6 +166,9 @@ fn totals_row(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Totals> {
         output_tokens: r.get::<_, Option<i64>>(from + 2)?.unwrap_or(0),
         estimated: Nanousd::from_nanos(r.get::<_, Option<i64>>(from + 3)?.unwrap_or(0)),
         billed: Nanousd::from_nanos(r.get::<_, Option<i64>>(from + 4)?.unwrap_or(0)),
+        cache_read_tokens: r.get::<_, Option<i64>>(from + 5)?.unwrap_or(0),
+        cache_write_tokens: r.get::<_, Option<i64>>(from + 6)?.unwrap_or(0),
+        reasoning_tokens: r.get::<_, Option<i64>>(from + 7)?.unwrap_or(0),
     })
 }
 
@@ -159,7 +176,8 @@ fn totals_row(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Totals> {
 pub fn total(c: &Connection, tenant: &str, from: i64, to: i64) -> rusqlite::Result<Totals> {
     c.prepare_cached(
         "SELECT sum(events), sum(input_tokens), sum(output_tokens), sum(estimated_nanos),
-                sum(billed_nanos)
+                sum(billed_nanos), sum(cache_read_tokens), sum(cache_write_tokens),
+                sum(reasoning_tokens)
          FROM usage_rollups WHERE tenant_id = ?1 AND dim = '' AND day >= ?2 AND day < ?3",
     )?
     .query_row(params![tenant, from, to], |r| totals_row(r, 0))
@@ -175,12 +193,14 @@ pub fn groups(
 ) -> rusqlite::Result<Vec<(String, Totals)>> {
     let sql = if dim.is_empty() {
         "SELECT CAST(day AS TEXT), sum(events), sum(input_tokens), sum(output_tokens),
-                sum(estimated_nanos), sum(billed_nanos)
+                sum(estimated_nanos), sum(billed_nanos), sum(cache_read_tokens),
+                sum(cache_write_tokens), sum(reasoning_tokens)
          FROM usage_rollups WHERE tenant_id = ?1 AND dim = ?2 AND day >= ?3 AND day < ?4
          GROUP BY day ORDER BY day"
     } else {
         "SELECT key, sum(events), sum(input_tokens), sum(output_tokens),
-                sum(estimated_nanos), sum(billed_nanos)
+                sum(estimated_nanos), sum(billed_nanos), sum(cache_read_tokens),
+                sum(cache_write_tokens), sum(reasoning_tokens)
          FROM usage_rollups WHERE tenant_id = ?1 AND dim = ?2 AND day >= ?3 AND day < ?4
          GROUP BY key ORDER BY sum(estimated_nanos) DESC, key"
     };
@@ -200,11 +220,16 @@ pub struct StoredEvent {
     pub model: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
     pub estimated: Nanousd,
     pub billed: Nanousd,
     /// The prices charged, when the cost came from the table.
     pub input_price: Option<Nanousd>,
     pub output_price: Option<Nanousd>,
+    pub cache_read_price: Option<Nanousd>,
+    pub cache_write_price: Option<Nanousd>,
     pub cost_source: String,
     pub execution_mode: String,
     pub pipeline_stage: Option<String>,
@@ -228,7 +253,8 @@ pub fn list_events(
         "SELECT seq, id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
                 estimated_nanos, billed_nanos, input_price, output_price, cost_source,
                 execution_mode, markup, pipeline_stage, agent_name, job_id, user_id,
-                duration_ms, metadata, created_at
+                duration_ms, metadata, created_at, cache_read_tokens, cache_write_tokens,
+                reasoning_tokens, cache_read_price, cache_write_price
          FROM usage_events INDEXED BY usage_events_by_time
          WHERE tenant_id = ?1 AND (ts, seq) < (?2, ?3)
            AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)
@@ -264,10 +290,15 @@ pub fn list_events(
                 model: r.get(5)?,
                 input_tokens: r.get(6)?,
                 output_tokens: r.get(7)?,
+                cache_read_tokens: r.get(22)?,
+                cache_write_tokens: r.get(23)?,
+                reasoning_tokens: r.get(24)?,
                 estimated: Nanousd::from_nanos(r.get(8)?),
                 billed: Nanousd::from_nanos(r.get(9)?),
                 input_price: money(10)?,
                 output_price: money(11)?,
+                cache_read_price: money(25)?,
+                cache_write_price: money(26)?,
                 cost_source: r.get(12)?,
                 execution_mode: r.get(13)?,
                 pipeline_stage: r.get(15)?,
@@ -317,7 +348,8 @@ pub fn set_agent_preferences(
 /// The operator's prices, which the built-in ones give way to.
 pub fn price_overrides(c: &Connection) -> rusqlite::Result<Vec<(String, Price)>> {
     let mut stmt = c.prepare(
-        "SELECT model, input_usd_per_million_nanos, output_usd_per_million_nanos
+        "SELECT model, input_usd_per_million_nanos, output_usd_per_million_nanos,
+                cache_read_usd_per_million_nanos, cache_write_usd_per_million_nanos
          FROM pricing_overrides",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -326,6 +358,8 @@ pub fn price_overrides(c: &Connection) -> rusqlite::Result<Vec<(String, Price)>>
             Price {
                 input_per_million: Nanousd::from_nanos(r.get(1)?),
                 output_per_million: Nanousd::from_nanos(r.get(2)?),
+                cache_read_per_million: r.get::<_, Option<i64>>(3)?.map(Nanousd::from_nanos),
+                cache_write_per_million: r.get::<_, Option<i64>>(4)?.map(Nanousd::from_nanos),
             },
         ))
     })?;
@@ -340,15 +374,20 @@ pub fn set_price_override(
 ) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO pricing_overrides (model, input_usd_per_million_nanos,
-             output_usd_per_million_nanos, updated_at) VALUES (?1, ?2, ?3, ?4)
+             output_usd_per_million_nanos, cache_read_usd_per_million_nanos,
+             cache_write_usd_per_million_nanos, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (model) DO UPDATE SET
              input_usd_per_million_nanos = excluded.input_usd_per_million_nanos,
              output_usd_per_million_nanos = excluded.output_usd_per_million_nanos,
+             cache_read_usd_per_million_nanos = excluded.cache_read_usd_per_million_nanos,
+             cache_write_usd_per_million_nanos = excluded.cache_write_usd_per_million_nanos,
              updated_at = excluded.updated_at",
         params![
             model,
             price.input_per_million.nanos(),
             price.output_per_million.nanos(),
+            price.cache_read_per_million.map(Nanousd::nanos),
+            price.cache_write_per_million.map(Nanousd::nanos),
             at
         ],
     )?;

@@ -278,8 +278,9 @@ async fn token_totals_stop_exactly_at_the_largest_total() {
     let db = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
     for (dim, key) in [("", ""), ("model", "m")] {
         db.execute(
-            "INSERT INTO usage_rollups VALUES ('00000000-0000-0000-0000-000000000000', ?1, ?2, ?3,
-                 1, ?4, 0, 0, 0)",
+            "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens,
+                 output_tokens, estimated_nanos, billed_nanos)
+             VALUES ('00000000-0000-0000-0000-000000000000', ?1, ?2, ?3, 1, ?4, 0, 0, 0)",
             rusqlite::params![day, dim, key, near],
         )
         .unwrap();

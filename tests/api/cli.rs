@@ -189,6 +189,18 @@ fn every_failing_command_says_why_in_one_line_and_creates_no_data_dir() {
             "not JSON",
         ),
         (vec!["rotate-encryption-key".into()], "no database"),
+        (
+            vec!["pricing".into(), "import".into(), p("export.json")],
+            "no database",
+        ),
+        (
+            vec!["pricing".into(), "import".into(), p("missing.json")],
+            "cannot read",
+        ),
+        (
+            vec!["pricing".into(), "import".into(), p("corrupt.db")],
+            "not JSON",
+        ),
     ];
     for (args, words) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -233,6 +245,19 @@ fn failed_commands_leave_no_lock_file_in_an_existing_data_dir() {
         "not a tenantry tenant export",
     );
     assert!(!lock.exists(), "import left a lock file");
+    // A price file is read whole before the lock is taken; one that imports is no failure,
+    // and it too leaves no lock file behind.
+    fails_in_one_line(
+        &run(&data, &["pricing", "import", corrupt.to_str().unwrap()]),
+        1,
+        "not JSON",
+    );
+    assert!(
+        run(&data, &["pricing", "import", not_export.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(!lock.exists(), "pricing import left a lock file");
 }
 
 #[test]

@@ -3,6 +3,7 @@ mod access;
 mod admin_page;
 mod bounds;
 mod browser;
+mod cache_tokens;
 mod cli;
 mod docs;
 mod durability;

@@ -203,6 +203,7 @@ async fn responses_match_their_documented_schemas() {
     assert!(mismatches(&serde_json::json!({}), &tenant, &doc, "t").len() >= 8);
     let totals = serde_json::json!({"$ref": "#/components/schemas/Totals"});
     let bad = serde_json::json!({"events": "1", "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+        "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
         "estimated_cost_usd": 0, "billed_cost_usd": 0});
     assert_eq!(
         mismatches(&bad, &totals, &doc, "t"),

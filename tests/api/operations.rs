@@ -215,7 +215,7 @@ async fn populated(key: &str) -> TestApp {
         json!({"api_key": "sk-exported-1234567"}),
     )
     .await;
-    let events: Vec<Value> = (0..25).map(|i| json!({"event_id": format!("e{i}"), "model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 7, "agent_name": "w"})).collect();
+    let events: Vec<Value> = (0..25).map(|i| json!({"event_id": format!("e{i}"), "model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 7, "cache_read_tokens": i, "cache_write_tokens": 1, "reasoning_tokens": 2, "agent_name": "w"})).collect();
     app.post(
         "/api/tenant/acme/usage/events",
         ADMIN,
@@ -244,10 +244,17 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
         }
         out.push(v);
     }
-    out.push(json!(app
-        .walk("/api/tenant/acme/usage/events", ADMIN, 1000)
-        .await
-        .len()));
+    let events = app.walk("/api/tenant/acme/usage/events", ADMIN, 1000).await;
+    out.push(json!(events.len()));
+    // The raw events' own counts travel too, not only the rollups built from them.
+    for field in [
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    ] {
+        let sum: i64 = events.iter().filter_map(|e| e[field].as_i64()).sum();
+        out.push(json!({ field: sum }));
+    }
     out
 }
 

@@ -68,6 +68,8 @@ async fn populated() -> (tempfile::TempDir, String) {
             .map(|i| {
                 json!({"model": if i % 2 == 0 { "gpt-4o" } else { "claude-sonnet-4" },
                        "input_tokens": 100 + i, "output_tokens": 10 * i,
+                       "cache_read_tokens": 10 * i, "cache_write_tokens": i,
+                       "reasoning_tokens": i,
                        "agent_name": format!("agent-{}", i % 3), "user_id": "u1",
                        "pipeline_stage": if i > 2 { Some("rank") } else { None }})
             })
@@ -145,6 +147,23 @@ async fn a_rollup_that_differs_from_its_raw_events_is_named() {
     for ok in ["integrity", "tenant ownership", "provider keys"] {
         assert!(line_of(&out, ok).ends_with(": ok"), "{}", report(&out));
     }
+}
+
+#[tokio::test]
+async fn a_cache_token_rollup_that_differs_from_its_raw_events_is_named() {
+    let (dir, acme) = populated().await;
+    damage(
+        dir.path(),
+        &format!(
+            "UPDATE usage_rollups SET cache_read_tokens = cache_read_tokens + 1
+             WHERE tenant_id = '{acme}' AND dim = 'agent_name' AND key = 'agent-1';"
+        ),
+    );
+    let line = fails(&verify(dir.path()), "usage rollups");
+    assert!(
+        line.contains(&acme) && line.contains("agent-1") && line.contains("cache_read_tokens"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
