@@ -13,6 +13,7 @@ mod events;
 mod file_modes;
 mod gateway;
 mod gateway_settings;
+mod gateway_streams;
 mod helpers;
 mod isolation;
 mod keys;
