@@ -12,6 +12,7 @@ mod envelope;
 mod events;
 mod file_modes;
 mod gateway;
+mod gateway_refusals;
 mod gateway_settings;
 mod gateway_streams;
 mod helpers;
