@@ -27,6 +27,9 @@ fn error_codes(op: &Op) -> Vec<&'static str> {
     if op.access == Access::Admin {
         codes.push("forbidden");
     }
+    if op.access == Access::Gateway {
+        codes.extend(["forbidden", "invalid_tenant_id", "tenant_unavailable"]);
+    }
     if op.mount == Mount::Tenant {
         codes.extend([
             "invalid_tenant_id",
@@ -101,13 +104,23 @@ fn operation(op: &Op, path: &str) -> Value {
         by_status.entry(status_of(code)).or_default().push(code);
     }
     for (status, codes) in by_status {
+        // The gateway answers in the provider's own error format, with the same codes.
+        let schema = match op.mount {
+            Mount::Gateway if path.starts_with("/v1/messages") => json!({"allOf": [
+                schema_ref("AnthropicError"),
+                {"properties": {"error": {"properties": {"type": {"enum": codes}}}}}]}),
+            Mount::Gateway => json!({"allOf": [
+                schema_ref("OpenAIError"),
+                {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}]}),
+            _ => {
+                json!({"allOf": [schema_ref("Error"), {"properties": {"error": {"enum": codes}}}]})
+            }
+        };
         responses.insert(
             status.to_string(),
             json!({
                 "description": format!("error: {}", codes.join(", ")),
-                "content": {"application/json": {"schema": {
-                    "allOf": [schema_ref("Error"), {"properties": {"error": {"enum": codes}}}]
-                }}}
+                "content": {"application/json": {"schema": schema}}
             }),
         );
     }
@@ -255,7 +268,10 @@ fn schemas() -> Value {
         "used": {"type": "number"}, "max": {"type": "number"}, "percent": {"type": "number"},
         "status": {"type": "string", "enum": ["ok", "warning", "exceeded"]}}),
     );
-    let codes: Vec<&str> = ApiError::every_kind().iter().map(|e| e.code()).collect();
+    let mut codes: Vec<&str> = ApiError::every_kind().iter().map(|e| e.code()).collect();
+    // Two kinds share `payload_too_large` (the /api bound and the gateway's).
+    codes.sort_unstable();
+    codes.dedup();
     json!({
         "Error": obj(&["error", "message"], json!({"error": {"type": "string", "enum": codes}, "message": s()})),
         "Object": {"type": "object"},
@@ -352,6 +368,25 @@ fn schemas() -> Value {
             "model": s(), "input_usd_per_million": money(), "output_usd_per_million": money(),
             "cache_read_usd_per_million": price_or_input(), "cache_write_usd_per_million": price_or_input()})),
         "PriceList": obj(&["items"], json!({"items": {"type": "array", "items": schema_ref("Price")}})),
+        "GatewayRequest": {"type": "object", "required": ["model"], "additionalProperties": true,
+            "description": "The provider's own request body (OpenAI's or Anthropic's), passed upstream unchanged but for a `provider/` prefix on `model` and, on a streamed chat, `stream_options.include_usage`",
+            "properties": {"model": {"type": "string", "minLength": 1, "maxLength": 255}, "stream": {"type": "boolean"}}},
+        "GatewayAnswer": {"type": "object", "additionalProperties": true,
+            "description": "The provider's answer, unchanged; a streamed call answers text/event-stream, relayed chunk by chunk"},
+        "ModelList": obj(&["object", "data"], json!({"object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": obj(&["id", "object", "owned_by"], json!({
+                "id": s(), "object": {"type": "string", "enum": ["model"]}, "owned_by": s()}))}})),
+        "GatewayCalls": obj(&["in_flight", "items"], json!({"in_flight": int(),
+            "items": {"type": "array", "items": obj(&["at", "path", "model", "provider", "stream", "status", "input_tokens", "output_tokens", "duration_ms"], json!({
+                "at": ts(), "path": s(), "model": s(), "provider": s(), "stream": {"type": "boolean"},
+                "status": {"type": "integer", "description": "The provider's status; 0 when it never answered"},
+                "error": {"type": "string", "nullable": true}, "input_tokens": int(), "output_tokens": int(),
+                "billed_cost_usd": {"type": "number", "nullable": true}, "duration_ms": int(),
+                "client_disconnected": {"type": "boolean"}, "usage_missing": {"type": "boolean"}}))}})),
+        "OpenAIError": obj(&["error"], json!({"error": obj(&["message", "type", "code"], json!({
+            "message": s(), "type": s(), "code": s(), "param": {"type": "string", "nullable": true}}))})),
+        "AnthropicError": obj(&["type", "error"], json!({"type": {"type": "string", "enum": ["error"]},
+            "error": obj(&["type", "message"], json!({"type": s(), "message": s()}))})),
         "PricePut": closed(&["input_usd_per_million", "output_usd_per_million"], json!({
             "input_usd_per_million": money(), "output_usd_per_million": money(),
             "cache_read_usd_per_million": price_or_input(), "cache_write_usd_per_million": price_or_input()})),

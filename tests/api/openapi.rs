@@ -248,7 +248,12 @@ async fn responses_match_their_documented_schemas() {
             .replace("{provider}", "openai")
             .replace("{agent_name}", "w");
         let tenant_scoped = get["parameters"].to_string().contains("X-Tenant-ID");
-        let mut req = app.request("GET", &concrete, Some(ADMIN));
+        // The gateway takes a tenant key, never the admin token.
+        let token = match path.starts_with("/v1/") {
+            true => app.create_key("acme", "member").await,
+            false => ADMIN.to_string(),
+        };
+        let mut req = app.request("GET", &concrete, Some(&token));
         if tenant_scoped {
             let id = app.get("/api/tenants/acme", ADMIN).await.body["id"]
                 .as_str()
