@@ -53,6 +53,22 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// POST one JSON body over and over (a gateway call, or the same call straight to the fake
+    /// provider for the baseline); reports calls/s and latency, and for streamed answers also
+    /// the time to the first body byte.
+    Call {
+        /// The full URL, e.g. http://127.0.0.1:8080/v1/chat/completions
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        body: String,
+    },
     /// A bare actix-web server answering POST and GET with a small JSON body (the baseline).
     BareActix {
         #[arg(long, default_value = "127.0.0.1:18090")]
@@ -170,6 +186,13 @@ fn main() {
             );
             r.print("get", 1);
         }
+        Cmd::Call {
+            url,
+            token,
+            clients,
+            seconds,
+            body,
+        } => call(&Target::parse(&url), &token, clients, seconds, body),
         Cmd::BareActix { bind, workers } => bare_actix(&bind, workers),
         Cmd::Serve {
             data_dir,
@@ -396,6 +419,119 @@ impl Conn {
         let mut buf = vec![0u8; len];
         self.reader.read_exact(&mut buf).ok()?;
         Some(status)
+    }
+}
+
+/// `loadgen call`: every client thread sends `body` on its own keep-alive connection.
+fn call(t: &Target, token: &str, clients: usize, seconds: u64, body: String) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, path, token, body, stop) = (
+                t.addr.clone(),
+                t.path.clone(),
+                token.to_string(),
+                body.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let (mut total, mut first, mut errors) = (Vec::new(), Vec::new(), 0u64);
+                let mut conn = Conn::open(&addr);
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    match conn.timed(&path, &token, &body) {
+                        Some((status, ttfb)) if status < 300 => {
+                            total.push(t0.elapsed().as_micros() as u64);
+                            first.push(ttfb.as_micros() as u64);
+                        }
+                        Some(_) => errors += 1,
+                        None => {
+                            errors += 1;
+                            conn = Conn::open(&addr);
+                        }
+                    }
+                }
+                (total, first, errors)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let (mut total, mut first, mut errors) = (Vec::new(), Vec::new(), 0);
+    for h in handles {
+        let (t, f, e) = h.join().expect("client thread");
+        total.extend(t);
+        first.extend(f);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    total.sort_unstable();
+    first.sort_unstable();
+    let pct = |v: &[u64], p: f64| {
+        v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+            .map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    println!(
+        "call: {} calls ({errors} errors) in {elapsed:.2}s = {:.0} calls/s; latency p50 {:.3} ms, p99 {:.3} ms; first byte p50 {:.3} ms, p99 {:.3} ms",
+        total.len(),
+        total.len() as f64 / elapsed,
+        pct(&total, 0.5),
+        pct(&total, 0.99),
+        pct(&first, 0.5),
+        pct(&first, 0.99),
+    );
+}
+
+impl Conn {
+    /// POSTs `body` and reads the whole answer, plain or chunked; gives the status and the
+    /// time to its first body byte. `None` on a broken connection.
+    fn timed(&mut self, path: &str, token: &str, body: &str) -> Option<(u16, Duration)> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let t0 = Instant::now();
+        self.writer.write_all(head.as_bytes()).ok()?;
+        self.writer.write_all(body.as_bytes()).ok()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).ok()?;
+        let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+        let (mut len, mut chunked) = (0usize, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).ok()?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse().ok()?;
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        if !chunked {
+            let mut buf = vec![0u8; len];
+            self.reader.read_exact(&mut buf[..len.min(1)]).ok()?;
+            let first = t0.elapsed();
+            self.reader.read_exact(&mut buf[len.min(1)..]).ok()?;
+            return Some((status, first));
+        }
+        let mut first = None;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).ok()?;
+            let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+            first.get_or_insert_with(|| t0.elapsed());
+            let mut buf = vec![0u8; size + 2];
+            self.reader.read_exact(&mut buf).ok()?;
+            if size == 0 {
+                return Some((status, first.unwrap_or_default()));
+            }
+        }
     }
 }
 
