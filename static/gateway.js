@@ -91,7 +91,7 @@ const dollars = (v) => (v === null || v === undefined ? "—"
   : `$${Number(v).toFixed(9).replace(/0+$/, "").replace(/\.$/, "")}`);
 
 function callRow(c) {
-  const ok = c.status < 400;
+  const ok = c.status >= 200 && c.status < 300;
   const notes = [c.client_disconnected && "client went away", c.usage_missing && "no usage reported"].filter(Boolean);
   return el("tr", {},
     el("td", {}, when(c.at)),
@@ -99,7 +99,8 @@ function callRow(c) {
     el("td", {}, el("code", {}, c.path)),
     el("td", { class: "num" }, `${int(c.input_tokens)} / ${int(c.output_tokens)}`),
     el("td", { class: "num" }, dollars(c.billed_cost_usd)),
-    el("td", {}, el("span", { class: `badge ${ok ? "ok" : "exceeded"}` }, String(c.status)),
+    // Status 0: the provider never answered (the error code says why).
+    el("td", {}, el("span", { class: `badge ${ok ? "ok" : "exceeded"}` }, c.status ? String(c.status) : "no answer"),
       c.error ? ` ${c.error}` : null, notes.length ? el("span", { class: "muted" }, ` (${notes.join(", ")})`) : null),
     el("td", {}, c.stream ? "yes" : "no"),
     el("td", { class: "num" }, `${int(c.duration_ms)} ms`));

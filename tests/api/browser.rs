@@ -63,7 +63,7 @@ async fn the_admin_page_works_in_a_real_browser() {
         assert!(log.contains("browser test passed"), "{viewport}: {log}");
         // The calls the page listed really went upstream, with the instance's key.
         let seen = fake.requests().await;
-        assert_eq!(seen.len(), 2, "{viewport}: the fake saw {seen:?}");
+        assert_eq!(seen.len(), 3, "{viewport}: the fake saw {seen:?}");
         for r in &seen {
             assert_eq!(r["headers"]["x-api-key"], HOSTED_ANTHROPIC_KEY, "{r}");
         }

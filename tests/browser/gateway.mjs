@@ -7,14 +7,14 @@ const n = (x) => x.toLocaleString("en-US");
 const ASK = { model: "claude-haiku-4-5", max_tokens: 16, messages: [{ role: "user", content: "hi" }] };
 
 /** A gateway call with a tenant key, as an application's SDK makes it. */
-async function gatewayCall(base, key, body) {
+async function gatewayCall(base, key, body, expect = 200) {
   const res = await fetch(`${base}/v1/messages`, {
     method: "POST",
     headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json", "anthropic-version": "2023-06-01" },
     body: JSON.stringify(body),
   });
   const text = await res.text();
-  check(res.status === 200, `gateway call answered ${res.status}: ${text.slice(0, 300)}`);
+  check(res.status === expect, `gateway call answered ${res.status}: ${text.slice(0, 300)}`);
   return text;
 }
 
@@ -43,27 +43,31 @@ export async function gatewayFlow(page, { base, admin, serviceKey, slug, shot })
   await calls.getByText("No gateway calls since the server started.").waitFor();
   check((await page.locator("#in-flight").textContent()) === "0 calls in flight", "nothing in flight");
 
-  step("a plain and a streamed call with the tenant's service key show in the table after Refresh");
+  step("a plain, a streamed and a refused call with the tenant's service key show in the table after Refresh");
   const plain = JSON.parse(await gatewayCall(base, serviceKey, ASK));
   check(plain.type === "message", `an Anthropic message came back: ${JSON.stringify(plain).slice(0, 200)}`);
   const sse = await gatewayCall(base, serviceKey, { ...ASK, stream: true });
   check(sse.includes("message_stop"), "the stream ran to its end");
+  // The provider answers 429: relayed, not metered, and listed as a failure.
+  await gatewayCall(base, serviceKey, { ...ASK, fake: { status: 429 } }, 429);
   await calls.getByRole("button", { name: "Refresh" }).click();
   const rows = calls.locator("#gateway-calls tbody tr", { hasText: "claude-haiku-4-5" });
-  await rows.nth(1).waitFor();
+  await rows.nth(2).waitFor();
   const api = (await call(base, admin, "GET", `/api/tenant/${slug}/gateway/calls`)).body;
-  check(api.items.length === 2 && api.items.every((c) => c.status === 200 && c.path === "/v1/messages" && c.input_tokens > 0),
-    `the API lists both calls: ${JSON.stringify(api)}`);
-  // Newest first: the streamed call is the top row.
+  check(api.items.length === 3 && api.items.every((c) => c.path === "/v1/messages")
+    && api.items.map((c) => c.status).join() === "429,200,200" && api.items[0].billed_cost_usd === null
+    && api.items.slice(1).every((c) => c.input_tokens > 0), `the API lists the three calls, newest first: ${JSON.stringify(api)}`);
   for (const [i, c] of api.items.entries()) {
     const text = (await rows.nth(i).textContent()).replace(/\s+/g, " ");
-    const cost = `$${Number(c.billed_cost_usd).toFixed(9).replace(/0+$/, "").replace(/\.$/, "")}`;
-    check(text.includes("/v1/messages") && text.includes("200") && text.includes(`${n(c.input_tokens)} / ${n(c.output_tokens)}`)
+    const cost = c.billed_cost_usd === null ? "—" : `$${Number(c.billed_cost_usd).toFixed(9).replace(/0+$/, "").replace(/\.$/, "")}`;
+    check(text.includes("/v1/messages") && text.includes(String(c.status)) && text.includes(`${n(c.input_tokens)} / ${n(c.output_tokens)}`)
       && text.includes(cost) && text.includes(c.stream ? "yes" : "no") && text.includes(`${n(c.duration_ms)} ms`),
     `row ${i} shows path, status, tokens, cost ${cost}, streamed ${c.stream} and duration: ${text}`);
   }
-  check(api.items[0].stream === true && api.items[1].stream === false, "newest (streamed) first");
-  check(Number(api.items[1].billed_cost_usd) > 0, "the plain call was billed");
+  check(api.items[1].stream === true && api.items[2].stream === false, "the streamed call after the plain one");
+  check(Number(api.items[2].billed_cost_usd) > 0, "the plain call was billed");
+  check(await rows.nth(0).locator(".badge.exceeded").textContent() === "429", "the refused call's status is marked red");
+  check(await rows.nth(2).locator(".badge.ok").textContent() === "200", "a call that worked is marked ok");
   await fits(page, "gateway page");
   await shot(page, "gateway");
 
