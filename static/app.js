@@ -1,6 +1,6 @@
 // Sign-in, navigation and routing for the admin page.
 import { api, el, token, setToken, clearToken, form, input } from "./api.js";
-import { tenantsView, tenantView, usageView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
+import { tenantsView, tenantView, usageView, gatewayView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
 
 const main = document.getElementById("app");
 const nav = document.getElementById("nav");
@@ -63,7 +63,7 @@ async function start() {
   nav.replaceChildren(...(ctx.admin
     ? [link("#/", "Tenants"), link("#/instance", "Instance"), link("#/pricing", "Pricing")]
     : ctx.role === "service" ? [link("#/service", "Service key")]
-      : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage")]));
+      : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage"), link("#/t/own/gateway", "Gateway")]));
   await route();
 }
 
@@ -83,7 +83,8 @@ async function route() {
     } else if (parts[0] === "service") {
       await serviceView(ctx, main);
     } else if (parts[0] === "t" && parts[1]) {
-      await (parts[2] === "usage" ? usageView : tenantView)(ctx, main, decodeURIComponent(parts[1]));
+      const view = { usage: usageView, gateway: gatewayView }[parts[2]] ?? tenantView;
+      await view(ctx, main, decodeURIComponent(parts[1]));
     } else if (parts[0] === "instance" && ctx.admin) {
       await instanceView(ctx, main);
     } else if (parts[0] === "pricing" && ctx.admin) {

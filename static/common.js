@@ -20,5 +20,6 @@ export function tenantHeader(ctx, slug, current) {
     !ctx.admin && ROLE_NOTES[ctx.role] && el("p", { class: "muted role-note" }, ROLE_NOTES[ctx.role]),
     el("p", { class: "actions" },
       link(`#/t/${slug}`, canManage(ctx) ? "Members, keys and settings" : "Members and settings", "manage"), " · ",
-      link(`#/t/${slug}/usage`, "Usage", "usage")));
+      link(`#/t/${slug}/usage`, "Usage", "usage"), " · ",
+      link(`#/t/${slug}/gateway`, "Gateway", "gateway")));
 }

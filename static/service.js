@@ -23,7 +23,9 @@ export async function serviceView(ctx, main) {
       "usage figures and settings need a viewer, member or owner key."),
     card("What this key may do", el("ul", {},
       el("li", {}, "Record usage: ", el("code", {}, "POST /api/usage/events"), f.usage_tracking ? "" : " (usage tracking is off on this instance)"),
-      el("li", {}, "Read a provider key: ", el("code", {}, "GET /api/credentials/{provider}")))),
+      el("li", {}, "Read a provider key: ", el("code", {}, "GET /api/credentials/{provider}")),
+      el("li", {}, "Call models through the gateway, metered: base URL ", el("code", {}, `${location.origin}/v1`),
+        " for OpenAI SDKs, ", el("code", {}, location.origin), " for Anthropic's, this key as the API key."))),
     card("Credentials", el("p", { class: "muted" }, "Whether a provider key is there for this tenant (shown masked)."), check, out),
     card("Plan features", f.tenant_features.length
       ? el("ul", {}, f.tenant_features.map((x) => el("li", {}, x))) : el("p", { class: "muted" }, "None.")),

@@ -2,7 +2,7 @@
 // history. What a key may not change is shown read-only or left out.
 import { api, el, form, input, select } from "./api.js";
 import { when } from "./format.js";
-import { card, pagedList, action, confirmed, route } from "./ui.js";
+import { card, pagedList, confirmed, route, copyButton } from "./ui.js";
 import { scope, tenantHeader, canManage } from "./common.js";
 import { settingsForm, settingsRead, providerKeys, historyCard } from "./settings.js";
 
@@ -41,19 +41,7 @@ async function membersCard(base, manage) {
 /** The new key, shown once, with a Copy that works without the clipboard API (plain-http LAN). */
 function shownOnce(key) {
   const secret = el("p", { class: "secret", id: "new-key" }, key);
-  const status = el("span", { class: "muted", role: "status" });
-  const copy = action("Copy", async () => {
-    if (navigator.clipboard && window.isSecureContext) {
-      await navigator.clipboard.writeText(key);
-      status.textContent = "Copied.";
-      return;
-    }
-    // No clipboard API off localhost over http: select the key, so Ctrl+C (or the menu) copies it.
-    getSelection().selectAllChildren(secret);
-    const copied = document.queryCommandSupported?.("copy") && document.execCommand("copy");
-    status.textContent = copied ? "Copied." : "Selected: press Ctrl+C (⌘C) to copy.";
-  });
-  return [el("p", {}, "Shown once — store it now:"), secret, el("div", { class: "actions" }, copy, status)];
+  return [el("p", {}, "Shown once — store it now:"), secret, copyButton(key, secret)];
 }
 
 async function keysCard(base) {

@@ -105,6 +105,25 @@ export function confirmed(label, question, yesLabel, fn) {
   return el("span", { class: "control" }, open, ask, err);
 }
 
+/**
+ * A Copy button for `text`, with a status beside it. Where the clipboard API is missing (plain
+ * http on a LAN address) it selects `node` instead, so Ctrl+C (or the menu) copies it.
+ */
+export function copyButton(text, node, label = "Copy") {
+  const status = el("span", { class: "muted", role: "status" });
+  const copy = action(label, async () => {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      status.textContent = "Copied.";
+      return;
+    }
+    getSelection().selectAllChildren(node);
+    const copied = document.queryCommandSupported?.("copy") && document.execCommand("copy");
+    status.textContent = copied ? "Copied." : "Selected: press Ctrl+C (⌘C) to copy.";
+  });
+  return el("div", { class: "actions" }, copy, status);
+}
+
 /** Every page of a list, for the few places that need all of it (names, versions). */
 export async function everything(path, stop = () => false) {
   const items = [];

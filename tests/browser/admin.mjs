@@ -4,6 +4,7 @@
 import { chromium } from "playwright-core";
 import { step, check, watch, listenForCsp, expectRefusals, fits, call, background, RED } from "./lib.mjs";
 import { roleFlows, copyWithoutClipboard } from "./roles.mjs";
+import { gatewayFlow } from "./gateway.mjs";
 
 const [base, admin, shots, size = "1280x800"] = process.argv.slice(2);
 const [width, height] = size.split("x").map(Number);
@@ -181,6 +182,8 @@ try {
   await page.getByRole("heading", { name: "Settings (version 3)" }).waitFor();
   const daily = await page.getByRole("region", { name: /^Settings/ }).getByLabel("Daily cost limit (USD)").inputValue();
   check(daily === "1", `trial template's limit is back, got ${daily}`);
+
+  await gatewayFlow(page, { base, admin, serviceKey: made["service-key"], slug: "acme-corp", shot });
 
   await adminViews(page);
 

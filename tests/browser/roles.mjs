@@ -1,5 +1,6 @@
 // Signing in with each kind of tenant key, and copying a key where there is no clipboard API.
 import { step, check, watch, listenForCsp, expectRefusals, fits } from "./lib.mjs";
+import { gatewayRead } from "./gateway.mjs";
 
 async function signInWith(page, problems, token) {
   await page.getByLabel("Token").fill(token);
@@ -45,6 +46,7 @@ export async function roleFlows(page, problems, keys, shot) {
     check((await page.getByRole("button", { name: /Roll back/ }).count()) === 0, "no rollback");
     await page.getByRole("region", { name: "Members" }).getByRole("cell", { name: "alice" }).waitFor();
     await fits(page, `${role} settings`);
+    await gatewayRead(page, role);
     await signOut(page);
   }
 
