@@ -83,6 +83,13 @@ impl Application {
             app.wrap(middleware::from_fn(http::body_timeout::limit))
                 .wrap(middleware::Condition::new(!bare, envelope))
         })
+        // A streamed answer is many small writes; with Nagle's algorithm each one after the
+        // first waits for the client's delayed ACK (about 40 ms on Linux).
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .workers(workers)
         .shutdown_timeout(10)
         .listen(listener)
