@@ -1,0 +1,286 @@
+//! The official SDKs as clients (issue 15): Python's `openai` and `anthropic` packages, with
+//! only `base_url` and `api_key` changed, drive the gateway plain and streamed
+//! (tests/sdk/gateway_sdk.py); then the usage tenantry recorded is read back through its API
+//! and checked call by call, tokens and cost to the nano-dollar. CI installs the packages;
+//! elsewhere the test says what is missing and passes only when not under CI.
+use crate::gateway::events;
+use crate::helpers::{output_text, skip_without, TestApp};
+use crate::upstream::{gateway_app, FakeUpstream, HOSTED_ANTHROPIC_KEY, HOSTED_OPENAI_KEY};
+use serde_json::{json, Value};
+use std::path::Path;
+
+const HOSTED_GOOGLE_KEY: &str = "google-hosted-0123456789";
+
+/// Built-in list prices, typed by hand from `src/usage/pricing.rs`, in micro-USD per million
+/// tokens: model, input, output, cache read, cache write (`None`: the input price applies).
+type Price = (&'static str, i128, i128, Option<i128>, Option<i128>);
+#[rustfmt::skip]
+const PRICES: &[Price] = &[
+    ("gpt-4o-mini", 150_000, 600_000, Some(75_000), None),
+    ("o4-mini", 1_100_000, 4_400_000, Some(275_000), None),
+    ("text-embedding-3-small", 20_000, 0, None, None),
+    ("gpt-4.1-mini", 400_000, 1_600_000, Some(100_000), None),
+    ("o3-mini", 1_100_000, 4_400_000, Some(550_000), None),
+    ("gemini-1.5-flash-8b", 37_500, 150_000, None, None),
+    ("claude-3-5-haiku", 800_000, 4_000_000, Some(80_000), Some(1_000_000)),
+    ("claude-haiku-4-5", 1_000_000, 5_000_000, Some(100_000), Some(1_250_000)),
+    ("claude-3-7-sonnet", 3_000_000, 15_000_000, Some(300_000), Some(3_750_000)),
+];
+
+const CHAT: &str = "/v1/chat/completions";
+const MESSAGES: &str = "/v1/messages";
+
+/// One metered SDK call (its name in gateway_sdk.py), the model as the event records it (the
+/// client's name, prefix stripped), the pricing row it falls back to, the path, whether it is
+/// streamed, and the tokens tenantry must record: input (every prompt token, cached ones
+/// included), output, cache read, cache write, reasoning.
+type Call = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    [u64; 5],
+);
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    ("chat", "gpt-4o-mini", "gpt-4o-mini", CHAT, false, [1000, 200, 400, 0, 50]),
+    // Streamed without stream_options: metered all the same, from the usage chunk tenantry
+    // asked for and withheld.
+    ("chat_stream", "gpt-4o-mini", "gpt-4o-mini", CHAT, true, [1100, 210, 300, 0, 20]),
+    ("chat_stream_usage", "o4-mini", "o4-mini", CHAT, true, [2000, 500, 1000, 0, 300]),
+    ("embeddings", "text-embedding-3-small", "text-embedding-3-small", "/v1/embeddings", false,
+        [777, 0, 0, 0, 0]),
+    ("responses", "gpt-4.1-mini", "gpt-4.1-mini", "/v1/responses", false, [1500, 300, 500, 0, 100]),
+    ("responses_stream", "o3-mini", "o3-mini", "/v1/responses", true, [1234, 567, 234, 0, 67]),
+    // Named `google/gemini-1.5-flash-8b`. 3 × 37.5 + 1 × 150 = 262.5 nano-USD: half to even, 262.
+    ("gemini", "gemini-1.5-flash-8b", "gemini-1.5-flash-8b", CHAT, false, [3, 1, 0, 0, 0]),
+    ("messages", "claude-3-5-haiku-latest", "claude-3-5-haiku", MESSAGES, false,
+        [3200, 150, 2000, 300, 0]),
+    ("messages_stream", "claude-haiku-4-5-20251001", "claude-haiku-4-5", MESSAGES, true,
+        [5050, 250, 4000, 1000, 0]),
+    ("messages_stream_raw", "claude-3-7-sonnet-latest", "claude-3-7-sonnet", MESSAGES, true,
+        [690, 90, 600, 20, 0]),
+];
+
+/// The `"fake"` object that makes the provider report `tokens` its own way: OpenAI counts
+/// cached tokens inside the prompt, Anthropic's `input_tokens` leave the cache out.
+fn fake_usage(path: &str, [input, output, read, write, reasoning]: [u64; 5]) -> Value {
+    if path == MESSAGES {
+        json!({"prompt_tokens": input - read - write, "completion_tokens": output,
+               "cache_read": read, "cache_write": write})
+    } else {
+        json!({"prompt_tokens": input, "completion_tokens": output, "cached_tokens": read,
+               "reasoning_tokens": reasoning})
+    }
+}
+
+/// The contract's formula in nano-USD, rounded half to even: prices are micro-USD per
+/// million tokens, so the sum is in 10^-3 nano-USD.
+fn expected_nanos([input, output, read, write, _]: [u64; 5], model: &str) -> i128 {
+    let &(_, p_in, p_out, p_read, p_write) = PRICES.iter().find(|p| p.0 == model).unwrap();
+    let [input, output, read, write] = [input, output, read, write].map(i128::from);
+    let milli = (input - read - write) * p_in
+        + read * p_read.unwrap_or(p_in)
+        + write * p_write.unwrap_or(p_in)
+        + output * p_out;
+    let (q, r) = (milli / 1000, milli % 1000);
+    if r > 500 || (r == 500 && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// A plain decimal JSON number (as tenantry writes money) in units of 10^-`digits`, exactly.
+fn scaled(v: &Value, digits: usize) -> i128 {
+    let text = v.to_string();
+    assert!(
+        !text.contains(['e', 'E', '-']),
+        "not a plain non-negative decimal: {text}"
+    );
+    let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+    assert!(frac.len() <= digits, "{text} has digits past 10^-{digits}");
+    format!("{whole}{frac:0<digits$}").parse().unwrap()
+}
+
+fn sdks_present() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import openai, anthropic"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs tests/sdk/gateway_sdk.py against `app`; its JSON summary.
+async fn run_script(app: &TestApp, key: &str, viewer: &str, scenario: &Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/gateway_sdk.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(&app.address)
+        .arg(key)
+        .arg(viewer)
+        .arg(scenario.to_string())
+        .output()
+        .await
+        .unwrap();
+    let log = output_text(&out);
+    assert!(out.status.success(), "gateway_sdk.py failed:\n{log}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{log}"))
+}
+
+/// The hand-typed prices are the ones the instance reports.
+async fn assert_prices(app: &TestApp, key: &str) {
+    let r = app.get("/api/pricing", key).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    let micro = |v: &Value| (!v.is_null()).then(|| scaled(v, 6));
+    for &(model, input, output, read, write) in PRICES {
+        let row = items
+            .iter()
+            .find(|i| i["model"] == model)
+            .unwrap_or_else(|| panic!("{model} is not priced"));
+        let seen = [
+            "input_usd_per_million",
+            "output_usd_per_million",
+            "cache_read_usd_per_million",
+            "cache_write_usd_per_million",
+        ]
+        .map(|k| micro(&row[k]));
+        assert_eq!(seen, [Some(input), Some(output), read, write], "{row}");
+    }
+}
+
+/// `e` is what tenantry must record for `call`; its cost in nano-USD.
+fn assert_event(e: &Value, &(name, model, priced_as, path, stream, tokens): &Call) -> i128 {
+    let cost = expected_nanos(tokens, priced_as);
+    let seen = [
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    ]
+    .map(|k| e[k].as_u64().unwrap());
+    let billed = scaled(&e["estimated_cost_usd"], 9);
+    assert_eq!(
+        (e["model"].as_str(), seen, billed),
+        (Some(model), tokens, cost),
+        "{name}: {e}"
+    );
+    assert_eq!(
+        e["metadata"]["gateway"],
+        json!({"path": path, "stream": stream, "status": 200}),
+        "{name}"
+    );
+    cost
+}
+
+/// Upstream saw the instance's keys, each provider's own way, and never a tenant key.
+fn assert_upstream_keys(seen: &[Value], tenant_keys: [&str; 2]) {
+    for req in seen {
+        let h = &req["headers"];
+        let model = req["body"]["model"].as_str().unwrap_or_default();
+        let (header, key) = if req["path"] == MESSAGES {
+            assert!(h["authorization"].is_null(), "{req}");
+            (&h["x-api-key"], HOSTED_ANTHROPIC_KEY.to_string())
+        } else if model.starts_with("gemini-") {
+            (&h["authorization"], format!("Bearer {HOSTED_GOOGLE_KEY}"))
+        } else {
+            (&h["authorization"], format!("Bearer {HOSTED_OPENAI_KEY}"))
+        };
+        assert_eq!(header.as_str(), Some(key.as_str()), "{req}");
+        let text = req.to_string();
+        assert!(tenant_keys.iter().all(|k| !text.contains(k)), "{req}");
+    }
+}
+
+#[tokio::test]
+async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_is_metered_exactly()
+{
+    let install = "python3 -m pip install 'openai>=3,<4' 'anthropic>=2,<3'";
+    if skip_without(sdks_present(), "python3 with openai and anthropic", install) {
+        return;
+    }
+    let fake = FakeUpstream::start();
+    let google = [("TENANTRY_PROVIDER_KEY_GOOGLE", HOSTED_GOOGLE_KEY)];
+    let app = gateway_app(&fake, &google).await;
+    app.create_tenant("acme").await;
+    let key = app.create_key("acme", "service").await;
+    let viewer = app.create_key("acme", "viewer").await;
+    assert_prices(&app, &key).await;
+
+    let scenario: serde_json::Map<String, Value> = CALLS
+        .iter()
+        .map(|&(name, _, _, path, _, tokens)| (name.to_string(), fake_usage(path, tokens)))
+        .collect();
+    let summary = run_script(&app, &key, &viewer, &Value::Object(scenario)).await;
+    eprintln!(
+        "SDKs: openai {}, anthropic {}",
+        summary["openai"], summary["anthropic"]
+    );
+
+    // Only the successful calls are metered: not the refused ones, not the relayed 429.
+    let recorded = events(&app, "acme", CALLS.len()).await;
+    assert_eq!(recorded.len(), CALLS.len(), "{recorded:#?}");
+    let mut total = 0;
+    for call in CALLS {
+        let e = if call.0 == "embeddings" {
+            // No id in an embeddings answer: tenantry generates one.
+            let e = recorded.iter().find(|e| e["model"] == call.1).unwrap();
+            assert!(e["event_id"].as_str().unwrap().starts_with("gw-"), "{e}");
+            e
+        } else {
+            let id = &summary["ids"][call.0];
+            let found = recorded.iter().find(|e| &e["event_id"] == id);
+            found.unwrap_or_else(|| panic!("{}: no event with the SDK's id {id}", call.0))
+        };
+        total += assert_event(e, call);
+    }
+    assert_eq!(total, 15_297_802, "the sum of the hand computations");
+    let gemini = recorded
+        .iter()
+        .find(|e| e["model"] == "gemini-1.5-flash-8b")
+        .unwrap();
+    assert_eq!(gemini["estimated_cost_usd"].to_string(), "0.000000262");
+    assert_eq!(
+        (&gemini["user_id"], &gemini["agent_name"]),
+        (&json!("alice"), &json!("sdk-agent")),
+        "the label headers the SDK sent"
+    );
+
+    // The tenant's dashboard (a viewer key) sees the same totals.
+    let r = app.get("/api/usage/stats", &viewer).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = &r.body["totals"];
+    let sums: Vec<u64> = (0..5).map(|i| CALLS.iter().map(|c| c.5[i]).sum()).collect();
+    let keys = [
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+    ];
+    let seen: Vec<u64> = keys
+        .iter()
+        .chain(&["reasoning_tokens"])
+        .map(|k| t[k].as_u64().unwrap())
+        .collect();
+    assert_eq!((&t["events"], seen), (&json!(CALLS.len()), sums), "{t}");
+    assert_eq!(scaled(&t["estimated_cost_usd"], 9), total, "{t}");
+
+    let seen = fake.requests().await;
+    assert_eq!(seen.len(), CALLS.len() + 1, "the metered calls and the 429");
+    assert_upstream_keys(&seen, [&key, &viewer]);
+    let upstream = |name: &str| {
+        let &(_, _, _, path, _, tokens) = CALLS.iter().find(|c| c.0 == name).unwrap();
+        let fake = fake_usage(path, tokens);
+        seen.iter().find(|r| r["body"]["fake"] == fake).unwrap()
+    };
+    assert_eq!(
+        upstream("chat_stream")["body"]["stream_options"],
+        json!({"include_usage": true}),
+        "tenantry asks for the usage the client did not"
+    );
+    assert_eq!(upstream("gemini")["body"]["model"], "gemini-1.5-flash-8b");
+}
