@@ -48,6 +48,8 @@ const CALLS: &[Call] = &[
     // Streamed without stream_options: metered all the same, from the usage chunk tenantry
     // asked for and withheld.
     ("chat_stream", "gpt-4o-mini", "gpt-4o-mini", CHAT, true, [1100, 210, 300, 0, 20]),
+    // Read one chunk and hung up on: tenantry reads on to the usage.
+    ("chat_abandoned", "gpt-4o-mini", "gpt-4o-mini", CHAT, true, [1300, 260, 0, 0, 0]),
     ("chat_stream_usage", "o4-mini", "o4-mini", CHAT, true, [2000, 500, 1000, 0, 300]),
     ("embeddings", "text-embedding-3-small", "text-embedding-3-small", "/v1/embeddings", false,
         [777, 0, 0, 0, 0]),
@@ -57,6 +59,9 @@ const CALLS: &[Call] = &[
     ("gemini", "gemini-1.5-flash-8b", "gemini-1.5-flash-8b", CHAT, false, [3, 1, 0, 0, 0]),
     ("messages", "claude-3-5-haiku-latest", "claude-3-5-haiku", MESSAGES, false,
         [3200, 150, 2000, 300, 0]),
+    // The key as `Authorization: Bearer` (the SDK's auth_token), not `x-api-key`.
+    ("messages_bearer", "claude-3-5-haiku-latest", "claude-3-5-haiku", MESSAGES, false,
+        [1111, 33, 500, 100, 0]),
     ("messages_stream", "claude-haiku-4-5-20251001", "claude-haiku-4-5", MESSAGES, true,
         [5050, 250, 4000, 1000, 0]),
     ("messages_stream_raw", "claude-3-7-sonnet-latest", "claude-3-7-sonnet", MESSAGES, true,
@@ -120,6 +125,12 @@ async fn run_script(app: &TestApp, key: &str, viewer: &str, scenario: &Value) ->
         .arg(key)
         .arg(viewer)
         .arg(scenario.to_string())
+        // Only what the script passes may configure the SDKs.
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("ANTHROPIC_BASE_URL")
         .output()
         .await
         .unwrap();
@@ -169,11 +180,11 @@ fn assert_event(e: &Value, &(name, model, priced_as, path, stream, tokens): &Cal
         (Some(model), tokens, cost),
         "{name}: {e}"
     );
-    assert_eq!(
-        e["metadata"]["gateway"],
-        json!({"path": path, "stream": stream, "status": 200}),
-        "{name}"
-    );
+    let mut gateway = json!({"path": path, "stream": stream, "status": 200});
+    if name == "chat_abandoned" {
+        gateway["client_disconnected"] = json!(true);
+    }
+    assert_eq!(e["metadata"]["gateway"], gateway, "{name}");
     cost
 }
 
@@ -238,7 +249,12 @@ async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_
         };
         total += assert_event(e, call);
     }
-    assert_eq!(total, 15_297_802, "the sum of the hand computations");
+    assert_eq!(total, 16_329_602, "the sum of the hand computations");
+    let header: Value = summary["costs"]["chat"]
+        .as_str()
+        .and_then(|h| serde_json::from_str(h).ok())
+        .expect("the SDK saw X-Tenantry-Cost-Usd");
+    assert_eq!(scaled(&header, 9), expected_nanos(CALLS[0].5, CALLS[0].2));
     let gemini = recorded
         .iter()
         .find(|e| e["model"] == "gemini-1.5-flash-8b")

@@ -8,7 +8,8 @@ SCENARIO_JSON maps each call's name to the `"fake"` object that steers the fake 
 (src/bin/fake_upstream.rs): its token counts. The script checks what the SDK itself sees (the
 usage in each answer, no usage chunk on a stream that did not ask for one, the SDK's own
 exception classes and the contract's codes on errors) and prints one JSON object on stdout:
-the response id the SDK saw for each metered call. Any failed check exits non-zero.
+the response id the SDK saw for each metered call and the `X-Tenantry-Cost-Usd` it got. Any
+failed check exits non-zero.
 """
 
 import json
@@ -38,10 +39,14 @@ def error_object(err):
     return inner
 
 
-def openai_calls(oa, fake, ids):
+def openai_calls(oa, fake, ids, costs):
     f = fake["chat"]
-    r = oa.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                   extra_body={"fake": f})
+    raw = oa.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                       extra_body={"fake": f})
+    # tenantry's own headers on a relayed answer: the call's cost and the limit status.
+    costs["chat"] = raw.headers.get("x-tenantry-cost-usd")
+    expect(raw.headers.get("x-usage-limit-status") == "ok", f"headers: {raw.headers}")
+    r = raw.parse()
     u = r.usage
     expect((u.prompt_tokens, u.completion_tokens, u.prompt_tokens_details.cached_tokens,
             u.completion_tokens_details.reasoning_tokens)
@@ -62,6 +67,14 @@ def openai_calls(oa, fake, ids):
         text += chunk.choices[0].delta.content or ""
     expect(len(seen) == 1 and text, f"chat stream ids {seen}, text {text!r}")
     ids["chat_stream"] = seen.pop()
+
+    # A client that reads one chunk and hangs up: tenantry reads on to meter the whole call.
+    f = fake["chat_abandoned"]
+    stream = oa.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                                        extra_body={"fake": f | {"chunks": 20,
+                                                                 "chunk_delay_ms": 25}})
+    ids["chat_abandoned"] = next(iter(stream)).id
+    stream.close()
 
     f = fake["chat_stream_usage"]
     seen, usage = set(), None
@@ -145,6 +158,20 @@ def anthropic_calls(an, fake, ids):
     expect(final.content[0].text, "messages stream has text")
     ids["messages_stream"] = final.id
 
+    # The SDK's other way to send a key, `Authorization: Bearer`, as with an auth token.
+    f = fake["messages_bearer"]
+    bearer = anthropic.Anthropic(base_url=str(an.base_url), auth_token=an.api_key, api_key=None,
+                                 max_retries=0)
+    raw = bearer.messages.with_raw_response.create(model="claude-3-5-haiku-latest",
+                                                   max_tokens=100, messages=MESSAGES,
+                                                   extra_body={"fake": f})
+    sent = raw.http_request.headers
+    expect("x-api-key" not in sent and sent.get("authorization", "").startswith("Bearer tk_"),
+           f"the SDK sent {dict(sent)}")
+    m = raw.parse()
+    expect(m.usage.output_tokens == f["completion_tokens"], f"bearer usage: {m.usage}")
+    ids["messages_bearer"] = m.id
+
     f = fake["messages_stream_raw"]
     msg_id, out = None, None
     for ev in an.messages.create(model="claude-3-7-sonnet-latest", max_tokens=100, stream=True,
@@ -207,11 +234,11 @@ def main():
     # The one-line change an application makes: tenantry's URL and a tenant key.
     oa = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
     an = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0)
-    ids = {}
-    openai_calls(oa, fake, ids)
+    ids, costs = {}, {}
+    openai_calls(oa, fake, ids, costs)
     anthropic_calls(an, fake, ids)
     error_calls(url, viewer_key, oa, an)
-    print(json.dumps({"ids": ids, "openai": openai.__version__,
+    print(json.dumps({"ids": ids, "costs": costs, "openai": openai.__version__,
                       "anthropic": anthropic.__version__}))
 
 
