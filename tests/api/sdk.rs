@@ -4,7 +4,7 @@
 //! and checked call by call, tokens and cost to the nano-dollar. CI installs the packages;
 //! elsewhere the test says what is missing and passes only when not under CI.
 use crate::gateway::events;
-use crate::helpers::{output_text, skip_without, TestApp};
+use crate::helpers::{output_text, skip_without, TestApp, ADMIN};
 use crate::upstream::{gateway_app, FakeUpstream, HOSTED_ANTHROPIC_KEY, HOSTED_OPENAI_KEY};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -207,6 +207,38 @@ fn assert_upstream_keys(seen: &[Value], tenant_keys: [&str; 2]) {
     }
 }
 
+/// A stream the provider broke off before its final usage: zero tokens (not the counts of
+/// message_start), flagged, and a warning event that says so.
+async fn assert_cut_stream(app: &TestApp, recorded: &[Value]) {
+    let e = recorded
+        .iter()
+        .find(|e| e["event_id"] == "msg_sdk_cut")
+        .expect("the cut stream is recorded");
+    let seen = ["input_tokens", "output_tokens", "estimated_cost_usd"].map(|k| e[k].to_string());
+    assert_eq!(seen, ["0", "0", "0"], "{e}");
+    let gw = &e["metadata"]["gateway"];
+    assert_eq!(
+        (&gw["usage_missing"], &gw["stream"]),
+        (&json!(true), &json!(true)),
+        "{e}"
+    );
+    assert!(gw["upstream_error"].is_string(), "{e}");
+    let r = app
+        .get("/api/tenant/acme/events?severity=warning", ADMIN)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    let warning = items
+        .iter()
+        .find(|w| w["event_type"] == "gateway.usage_missing")
+        .unwrap_or_else(|| panic!("no gateway.usage_missing warning: {}", r.body));
+    assert_eq!(warning["data"]["event_id"], "msg_sdk_cut", "{warning}");
+    assert!(
+        warning["message"].as_str().unwrap().contains("zero tokens"),
+        "{warning}"
+    );
+}
+
 #[tokio::test]
 async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_is_metered_exactly()
 {
@@ -222,19 +254,25 @@ async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_
     let viewer = app.create_key("acme", "viewer").await;
     assert_prices(&app, &key).await;
 
-    let scenario: serde_json::Map<String, Value> = CALLS
+    let mut scenario: serde_json::Map<String, Value> = CALLS
         .iter()
         .map(|&(name, _, _, path, _, tokens)| (name.to_string(), fake_usage(path, tokens)))
         .collect();
+    // Broken off after message_start, which already counts 800 input tokens.
+    let cut = json!({"prompt_tokens": 800, "completion_tokens": 40, "die_after_chunks": 1,
+                     "id": "msg_sdk_cut"});
+    scenario.insert("messages_cut".into(), cut);
     let summary = run_script(&app, &key, &viewer, &Value::Object(scenario)).await;
     eprintln!(
         "SDKs: openai {}, anthropic {}",
         summary["openai"], summary["anthropic"]
     );
 
-    // Only the successful calls are metered: not the refused ones, not the relayed 429.
-    let recorded = events(&app, "acme", CALLS.len()).await;
-    assert_eq!(recorded.len(), CALLS.len(), "{recorded:#?}");
+    // Only the calls the provider answered are metered: not the refused ones, not the
+    // relayed 429.
+    let recorded = events(&app, "acme", CALLS.len() + 1).await;
+    assert_eq!(recorded.len(), CALLS.len() + 1, "{recorded:#?}");
+    assert_cut_stream(&app, &recorded).await;
     let mut total = 0;
     for call in CALLS {
         let e = if call.0 == "embeddings" {
@@ -282,11 +320,15 @@ async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_
         .chain(&["reasoning_tokens"])
         .map(|k| t[k].as_u64().unwrap())
         .collect();
-    assert_eq!((&t["events"], seen), (&json!(CALLS.len()), sums), "{t}");
+    assert_eq!((&t["events"], seen), (&json!(CALLS.len() + 1), sums), "{t}");
     assert_eq!(scaled(&t["estimated_cost_usd"], 9), total, "{t}");
 
     let seen = fake.requests().await;
-    assert_eq!(seen.len(), CALLS.len() + 1, "the metered calls and the 429");
+    assert_eq!(
+        seen.len(),
+        CALLS.len() + 2,
+        "the metered calls, the cut one and the 429"
+    );
     assert_upstream_keys(&seen, [&key, &viewer]);
     let upstream = |name: &str| {
         let &(_, _, _, path, _, tokens) = CALLS.iter().find(|c| c.0 == name).unwrap();

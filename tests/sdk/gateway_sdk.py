@@ -172,6 +172,15 @@ def anthropic_calls(an, fake, ids):
     expect(m.usage.output_tokens == f["completion_tokens"], f"bearer usage: {m.usage}")
     ids["messages_bearer"] = m.id
 
+    # The provider breaks off after message_start: the SDK must see an error, not an end.
+    try:
+        for _ in an.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, stream=True,
+                                    messages=MESSAGES, extra_body={"fake": fake["messages_cut"]}):
+            pass
+        fail("a stream the provider broke off ended cleanly for the client")
+    except Exception:  # the SDK's transport error (its HTTP library's own class)
+        pass
+
     f = fake["messages_stream_raw"]
     msg_id, out = None, None
     for ev in an.messages.create(model="claude-3-7-sonnet-latest", max_tokens=100, stream=True,
