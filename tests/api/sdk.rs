@@ -9,122 +9,28 @@ use crate::upstream::{gateway_app, FakeUpstream, HOSTED_ANTHROPIC_KEY, HOSTED_OP
 use serde_json::{json, Value};
 use std::path::Path;
 
+mod scenario;
+
+use scenario::{expected_nanos, fake_usage, scaled, Call, CALLS, MESSAGES, PRICES};
+
 const HOSTED_GOOGLE_KEY: &str = "google-hosted-0123456789";
 
-/// Built-in list prices, typed by hand from `src/usage/pricing.rs`, in micro-USD per million
-/// tokens: model, input, output, cache read, cache write (`None`: the input price applies).
-type Price = (&'static str, i128, i128, Option<i128>, Option<i128>);
-#[rustfmt::skip]
-const PRICES: &[Price] = &[
-    ("gpt-4o-mini", 150_000, 600_000, Some(75_000), None),
-    ("o4-mini", 1_100_000, 4_400_000, Some(275_000), None),
-    ("text-embedding-3-small", 20_000, 0, None, None),
-    ("gpt-4.1-mini", 400_000, 1_600_000, Some(100_000), None),
-    ("o3-mini", 1_100_000, 4_400_000, Some(550_000), None),
-    ("gemini-1.5-flash-8b", 37_500, 150_000, None, None),
-    ("claude-3-5-haiku", 800_000, 4_000_000, Some(80_000), Some(1_000_000)),
-    ("claude-haiku-4-5", 1_000_000, 5_000_000, Some(100_000), Some(1_250_000)),
-    ("claude-3-7-sonnet", 3_000_000, 15_000_000, Some(300_000), Some(3_750_000)),
-];
-
-const CHAT: &str = "/v1/chat/completions";
-const MESSAGES: &str = "/v1/messages";
-
-/// One metered SDK call (its name in gateway_sdk.py), the model as the event records it (the
-/// client's name, prefix stripped), the pricing row it falls back to, the path, whether it is
-/// streamed, and the tokens tenantry must record: input (every prompt token, cached ones
-/// included), output, cache read, cache write, reasoning.
-type Call = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-    [u64; 5],
-);
-#[rustfmt::skip]
-const CALLS: &[Call] = &[
-    ("chat", "gpt-4o-mini", "gpt-4o-mini", CHAT, false, [1000, 200, 400, 0, 50]),
-    // Streamed without stream_options: metered all the same, from the usage chunk tenantry
-    // asked for and withheld.
-    ("chat_stream", "gpt-4o-mini", "gpt-4o-mini", CHAT, true, [1100, 210, 300, 0, 20]),
-    // Read one chunk and hung up on: tenantry reads on to the usage.
-    ("chat_abandoned", "gpt-4o-mini", "gpt-4o-mini", CHAT, true, [1300, 260, 0, 0, 0]),
-    ("chat_stream_usage", "o4-mini", "o4-mini", CHAT, true, [2000, 500, 1000, 0, 300]),
-    ("embeddings", "text-embedding-3-small", "text-embedding-3-small", "/v1/embeddings", false,
-        [777, 0, 0, 0, 0]),
-    ("responses", "gpt-4.1-mini", "gpt-4.1-mini", "/v1/responses", false, [1500, 300, 500, 0, 100]),
-    ("responses_stream", "o3-mini", "o3-mini", "/v1/responses", true, [1234, 567, 234, 0, 67]),
-    // Named `google/gemini-1.5-flash-8b`. 3 × 37.5 + 1 × 150 = 262.5 nano-USD: half to even, 262.
-    ("gemini", "gemini-1.5-flash-8b", "gemini-1.5-flash-8b", CHAT, false, [3, 1, 0, 0, 0]),
-    ("messages", "claude-3-5-haiku-latest", "claude-3-5-haiku", MESSAGES, false,
-        [3200, 150, 2000, 300, 0]),
-    // The key as `Authorization: Bearer` (the SDK's auth_token), not `x-api-key`.
-    ("messages_bearer", "claude-3-5-haiku-latest", "claude-3-5-haiku", MESSAGES, false,
-        [1111, 33, 500, 100, 0]),
-    ("messages_stream", "claude-haiku-4-5-20251001", "claude-haiku-4-5", MESSAGES, true,
-        [5050, 250, 4000, 1000, 0]),
-    ("messages_stream_raw", "claude-3-7-sonnet-latest", "claude-3-7-sonnet", MESSAGES, true,
-        [690, 90, 600, 20, 0]),
-];
-
-/// The `"fake"` object that makes the provider report `tokens` its own way: OpenAI counts
-/// cached tokens inside the prompt, Anthropic's `input_tokens` leave the cache out.
-fn fake_usage(path: &str, [input, output, read, write, reasoning]: [u64; 5]) -> Value {
-    if path == MESSAGES {
-        json!({"prompt_tokens": input - read - write, "completion_tokens": output,
-               "cache_read": read, "cache_write": write})
-    } else {
-        json!({"prompt_tokens": input, "completion_tokens": output, "cached_tokens": read,
-               "reasoning_tokens": reasoning})
-    }
-}
-
-/// The contract's formula in nano-USD, rounded half to even: prices are micro-USD per
-/// million tokens, so the sum is in 10^-3 nano-USD.
-fn expected_nanos([input, output, read, write, _]: [u64; 5], model: &str) -> i128 {
-    let &(_, p_in, p_out, p_read, p_write) = PRICES.iter().find(|p| p.0 == model).unwrap();
-    let [input, output, read, write] = [input, output, read, write].map(i128::from);
-    let milli = (input - read - write) * p_in
-        + read * p_read.unwrap_or(p_in)
-        + write * p_write.unwrap_or(p_in)
-        + output * p_out;
-    let (q, r) = (milli / 1000, milli % 1000);
-    if r > 500 || (r == 500 && q % 2 == 1) {
-        q + 1
-    } else {
-        q
-    }
-}
-
-/// A plain decimal JSON number (as tenantry writes money) in units of 10^-`digits`, exactly.
-fn scaled(v: &Value, digits: usize) -> i128 {
-    let text = v.to_string();
-    assert!(
-        !text.contains(['e', 'E', '-']),
-        "not a plain non-negative decimal: {text}"
-    );
-    let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
-    assert!(frac.len() <= digits, "{text} has digits past 10^-{digits}");
-    format!("{whole}{frac:0<digits$}").parse().unwrap()
-}
-
-fn sdks_present() -> bool {
-    std::process::Command::new("python3")
+/// Whether the SDKs can be imported; outside CI, says how to get them when not.
+fn without_sdks() -> bool {
+    let present = std::process::Command::new("python3")
         .args(["-c", "import openai, anthropic"])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    let install = "python3 -m pip install 'openai>=3,<4' 'anthropic>=2,<3'";
+    skip_without(present, "python3 with openai and anthropic", install)
 }
 
-/// Runs tests/sdk/gateway_sdk.py against `app`; its JSON summary.
-async fn run_script(app: &TestApp, key: &str, viewer: &str, scenario: &Value) -> Value {
+/// Runs tests/sdk/gateway_sdk.py with `args`; its JSON summary.
+async fn run_script(args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/gateway_sdk.py");
     let out = tokio::process::Command::new("python3")
         .arg(&script)
-        .arg(&app.address)
-        .arg(key)
-        .arg(viewer)
-        .arg(scenario.to_string())
+        .args(args)
         // Only what the script passes may configure the SDKs.
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
@@ -242,8 +148,7 @@ async fn assert_cut_stream(app: &TestApp, recorded: &[Value]) {
 #[tokio::test]
 async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_is_metered_exactly()
 {
-    let install = "python3 -m pip install 'openai>=3,<4' 'anthropic>=2,<3'";
-    if skip_without(sdks_present(), "python3 with openai and anthropic", install) {
+    if without_sdks() {
         return;
     }
     let fake = FakeUpstream::start();
@@ -262,7 +167,8 @@ async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_
     let cut = json!({"prompt_tokens": 800, "completion_tokens": 40, "die_after_chunks": 1,
                      "id": "msg_sdk_cut"});
     scenario.insert("messages_cut".into(), cut);
-    let summary = run_script(&app, &key, &viewer, &Value::Object(scenario)).await;
+    let scenario = Value::Object(scenario).to_string();
+    let summary = run_script(&[&app.address, &key, &viewer, &scenario]).await;
     eprintln!(
         "SDKs: openai {}, anthropic {}",
         summary["openai"], summary["anthropic"]
@@ -341,4 +247,52 @@ async fn the_official_openai_and_anthropic_sdks_call_the_gateway_and_every_call_
         "tenantry asks for the usage the client did not"
     );
     assert_eq!(upstream("gemini")["body"]["model"], "gemini-1.5-flash-8b");
+}
+
+#[tokio::test]
+async fn in_byo_key_mode_the_sdks_calls_go_upstream_with_the_tenants_own_keys_billed_at_zero() {
+    if without_sdks() {
+        return;
+    }
+    let fake = FakeUpstream::start();
+    let app = gateway_app(&fake, &[]).await;
+    app.create_tenant("acme").await;
+    let byo = json!({"execution_mode": "byo_key"});
+    let r = app
+        .call("PATCH", "/api/tenant/acme/settings", Some(ADMIN), Some(byo))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let own = [
+        ("openai", "sk-acme-own-openai-0123"),
+        ("anthropic", "sk-ant-acme-own-0123"),
+    ];
+    for (provider, secret) in own {
+        let path = format!("/api/tenant/acme/settings/provider-keys/{provider}");
+        let r = app.put(&path, ADMIN, json!({"api_key": secret})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let key = app.create_key("acme", "member").await;
+    let summary = run_script(&["--plain", &app.address, &key]).await;
+
+    let recorded = events(&app, "acme", 2).await;
+    for name in ["chat", "messages"] {
+        let e = recorded
+            .iter()
+            .find(|e| e["event_id"] == summary["ids"][name])
+            .unwrap_or_else(|| panic!("{name}: no event for {}", summary["ids"][name]));
+        assert_eq!(e["execution_mode"], "byo_key", "{e}");
+        assert_ne!(e["estimated_cost_usd"].to_string(), "0", "{e}");
+        assert_eq!(e["billed_cost_usd"].to_string(), "0", "{name}: {e}");
+    }
+    let seen = fake.requests().await;
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(
+        seen[0]["headers"]["authorization"],
+        format!("Bearer {}", own[0].1)
+    );
+    assert_eq!(seen[1]["headers"]["x-api-key"], own[1].1);
+    assert!(
+        !seen.iter().any(|r| r.to_string().contains(&key)),
+        "{seen:#?}"
+    );
 }

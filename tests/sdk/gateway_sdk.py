@@ -3,6 +3,7 @@ application uses it: only `base_url` and `api_key` change. Run by tests/api/sdk.
 checks the usage tenantry recorded for every call.
 
     python3 tests/sdk/gateway_sdk.py URL SERVICE_KEY VIEWER_KEY SCENARIO_JSON
+    python3 tests/sdk/gateway_sdk.py --plain URL KEY
 
 SCENARIO_JSON maps each call's name to the `"fake"` object that steers the fake provider
 (src/bin/fake_upstream.rs): its token counts. The script checks what the SDK itself sees (the
@@ -235,7 +236,18 @@ def error_calls(url, viewer_key, oa, an):
         expect(err.body.get("type") == "error", f"messages with gpt: {err.body}")
 
 
+def plain(url, key):
+    """`--plain URL KEY`: one chat completion and one message, the fake's default counts."""
+    oa = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    an = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0)
+    chat = oa.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    msg = an.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, messages=MESSAGES)
+    print(json.dumps({"ids": {"chat": chat.id, "messages": msg.id}}))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--plain":
+        return plain(sys.argv[2].rstrip("/"), sys.argv[3])
     if len(sys.argv) != 5:
         fail("usage: gateway_sdk.py URL SERVICE_KEY VIEWER_KEY SCENARIO_JSON")
     url, key, viewer_key, scenario = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], sys.argv[4]
