@@ -2,7 +2,7 @@
 //! is pumped by a task of its own into a small channel the response reads: when the client
 //! goes away the pump reads on until the provider's usage arrives (within the call's timeout),
 //! so a call is metered however it ended.
-use super::meter::{Metered, StreamMeter};
+use super::meter::{Metered, StreamMeter, Tokens};
 use super::recent::Call;
 use super::route::{Api, Route};
 use super::{inflight::Permit, Gateway, Labels};
@@ -142,7 +142,14 @@ impl Gateway {
     pub(super) async fn finish(&self, fin: Finished, metered: Metered) -> Option<Nanousd> {
         let duration_ms = fin.started.elapsed().as_millis() as u64;
         let usage_missing = !metered.complete;
-        let t = metered.tokens;
+        // Counts from before a missing final usage are not the call's (Anthropic's
+        // message_start carries the input and a placeholder output of 1): the contract records
+        // such a call with zero tokens, and the warning below says so.
+        let t = if usage_missing {
+            Tokens::default()
+        } else {
+            metered.tokens
+        };
         let mut gw = json!({"path": fin.api.route(), "stream": fin.stream, "status": fin.status});
         if fin.client_disconnected {
             gw["client_disconnected"] = Value::Bool(true);

@@ -28,6 +28,7 @@ mod provider_keys;
 mod proxies;
 mod resolution;
 mod restart;
+mod sdk;
 mod settings;
 mod sweep;
 mod tenants;
