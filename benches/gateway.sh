@@ -36,11 +36,17 @@ PLAIN='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]
 STREAM='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}'
 for round in $(seq "$ROUNDS"); do
     echo "== round $round"
+    # One client: what the gateway adds to a call when nothing queues.
+    echo -n "plain, direct to the fake, 1 client: "; $LG call --url $FAKE/v1/chat/completions --token x --clients 1 --seconds 3 --body "$PLAIN"
+    echo -n "plain, through the gateway, 1 client: "; $LG call --url http://127.0.0.1:$PORT/v1/chat/completions --token "$KEY" --clients 1 --seconds 3 --body "$PLAIN"
+    echo -n "streamed, direct to the fake, 1 client: "; $LG call --url $FAKE/v1/chat/completions --token x --clients 1 --seconds 3 --body "$STREAM"
+    echo -n "streamed, through the gateway, 1 client: "; $LG call --url http://127.0.0.1:$PORT/v1/chat/completions --token "$KEY" --clients 1 --seconds 3 --body "$STREAM"
     echo -n "plain, direct to the fake, 64 clients: "; $LG call --url $FAKE/v1/chat/completions --token x --clients 64 --seconds "$SECS" --body "$PLAIN"
     echo -n "plain, through the gateway, 64 clients: "; $LG call --url http://127.0.0.1:$PORT/v1/chat/completions --token "$KEY" --clients 64 --seconds "$SECS" --body "$PLAIN"
-    echo "   tenantry RSS after: $(rss) MiB"
+    echo "   tenantry RSS after: $(rss) MiB, peak so far $(peak) MiB"
     echo -n "streamed, direct to the fake, 64 clients: "; $LG call --url $FAKE/v1/chat/completions --token x --clients 64 --seconds "$SECS" --body "$STREAM"
     echo -n "streamed, through the gateway, 64 clients: "; $LG call --url http://127.0.0.1:$PORT/v1/chat/completions --token "$KEY" --clients 64 --seconds "$SECS" --body "$STREAM"
+    echo "   tenantry RSS after: $(rss) MiB, peak so far $(peak) MiB"
 done
 echo "== 256 streamed calls held open (each 100 chunks 50 ms apart, 5 s)"
 HELD='{"model":"gpt-4o-mini","stream":true,"messages":[],"fake":{"chunks":100,"chunk_delay_ms":50}}'

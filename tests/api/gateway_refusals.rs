@@ -373,3 +373,72 @@ async fn unknown_gateway_paths_and_methods_answer_in_openais_format() {
     assert_eq!(r.status, 405, "{}", r.body);
     assert_eq!(r.body["error"]["code"], "method_not_allowed", "{}", r.body);
 }
+
+#[tokio::test]
+async fn one_tenants_keys_never_reach_anothers_gateway_calls_or_provider_key() {
+    let fake = FakeUpstream::start();
+    let app = gateway_app(&fake, &[]).await;
+    app.create_tenant("tenant-a").await;
+    let (_, b_service) = byo_tenant(&app, "tenant-b", "openai", "sk-b-own-key-98765").await;
+    let b_id = app.get("/api/tenants/tenant-b", ADMIN).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post(
+        &app,
+        "/v1/chat/completions",
+        &b_service,
+        json!({"model": "gpt-4o", "messages": []}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for role in ["owner", "member", "viewer", "service"] {
+        let a = app.create_key("tenant-a", role).await;
+        for path in [
+            "/v1/chat/completions",
+            "/v1/embeddings",
+            "/v1/responses",
+            "/v1/messages",
+        ] {
+            let r = app
+                .request("POST", path, Some(&a))
+                .header("X-Tenant-ID", b_id.as_str())
+                .json(&chat())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{role} {path}");
+        }
+        let r = app
+            .request("GET", "/v1/models", Some(&a))
+            .header("X-Tenant-ID", b_id.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{role} /v1/models");
+        let r = app
+            .request("GET", "/api/gateway/calls", Some(&a))
+            .header("X-Tenant-ID", b_id.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{role} calls by header");
+        app.get("/api/tenant/tenant-b/gateway/calls", &a)
+            .await
+            .assert_error(403, "forbidden");
+        if role != "service" {
+            let own = app.get("/api/gateway/calls", &a).await;
+            assert_eq!(own.status, 200, "{}", own.body);
+            assert_eq!(own.body["items"], json!([]), "{role} saw B's calls");
+        }
+    }
+    // Only B's one call ever went upstream, with B's key.
+    let seen = fake.requests().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0]["headers"]["authorization"],
+        "Bearer sk-b-own-key-98765"
+    );
+    let b_calls = app.get("/api/tenant/tenant-b/gateway/calls", ADMIN).await;
+    assert_eq!(b_calls.body["items"][0]["model"], "gpt-4o");
+}
