@@ -1,7 +1,7 @@
 //! Streams an answer to the client as it arrives, and records what every call cost. A stream
 //! is pumped by a task of its own into a small channel the response reads: when the client
 //! goes away the pump reads on until the provider's usage arrives (within the call's timeout),
-//! so a call is metered however it ended.
+//! so a call is metered however it ended. The stream ends for the client once it is recorded.
 use super::meter::{Metered, StreamMeter, Tokens};
 use super::recent::Call;
 use super::route::{Api, Route};
@@ -129,9 +129,11 @@ async fn pump(
             }
         }
     }
-    // The client may still be reading; closing the channel ends its stream after the last chunk.
-    drop(tx);
+    // Recorded before the client's stream ends (the channel closes when `tx` drops): as with a
+    // whole answer, the end of a stream means the call is metered, and a client that streams
+    // call after call waits for each to be written, so records cannot pile up in memory.
     gateway.finish(fin, meter.metered).await;
+    drop(tx);
     drop(permit);
 }
 
