@@ -170,19 +170,18 @@ impl Gateway {
             .timeout(self.upstreams.timeout)
             .header("content-type", "application/json")
             .body(out);
-        let mut secret = HeaderValue::from_str(key.expose())
+        // Anthropic's own API takes the key as `x-api-key`; every OpenAI-compatible one
+        // (Anthropic's and Google's included) as a bearer token.
+        let (name, value) = match api.is_anthropic() {
+            true => ("x-api-key", key.expose().to_string()),
+            false => ("authorization", format!("Bearer {}", key.expose())),
+        };
+        let mut secret = HeaderValue::from_str(&value)
             .map_err(|_| ApiError::Conflict("the provider key is not a valid header".into()))?;
         secret.set_sensitive(true);
-        if api.is_anthropic() {
-            rb = rb.header("x-api-key", secret);
-            if !req.headers.iter().any(|(h, _)| *h == "anthropic-version") {
-                rb = rb.header("anthropic-version", "2023-06-01");
-            }
-        } else {
-            let mut bearer = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| ApiError::Conflict("the provider key is not a valid header".into()))?;
-            bearer.set_sensitive(true);
-            rb = rb.header("authorization", bearer);
+        rb = rb.header(name, secret);
+        if api.is_anthropic() && !req.headers.iter().any(|(h, _)| *h == "anthropic-version") {
+            rb = rb.header("anthropic-version", "2023-06-01");
         }
         for (h, v) in &req.headers {
             rb = rb.header(*h, v.as_str());
@@ -206,7 +205,7 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => {
                 let err = upstream_error(&e);
-                self.remember_failure(&fin, &err);
+                self.remember_failure(&fin, Some(&err));
                 return Err(err);
             }
         };
@@ -217,7 +216,7 @@ impl Gateway {
         if !(200..300).contains(&status) {
             // Relayed as it came and not metered: the provider did not do the work.
             let body = whole(resp).await?;
-            self.remember_failure(&fin, &ApiError::UpstreamUnavailable(String::new()));
+            self.remember_failure(&fin, None);
             return Ok(Answer {
                 status,
                 headers,
@@ -243,7 +242,7 @@ impl Gateway {
         let body = match whole(resp).await {
             Ok(b) => b,
             Err(e) => {
-                self.remember_failure(&fin, &e);
+                self.remember_failure(&fin, Some(&e));
                 return Err(e);
             }
         };

@@ -231,8 +231,9 @@ impl Gateway {
         cost
     }
 
-    /// Remembers a call that was not metered: the upstream failed or answered an error.
-    pub(super) fn remember_failure(&self, fin: &Finished, err: &ApiError) {
+    /// Remembers a call that was not metered: the provider answered an error (`err` is
+    /// `None`: its status says it), or tenantry got no answer (`err` says why).
+    pub(super) fn remember_failure(&self, fin: &Finished, err: Option<&ApiError>) {
         self.recent.push(
             fin.ctx.id(),
             Call {
@@ -242,7 +243,7 @@ impl Gateway {
                 provider: fin.route.provider.as_str(),
                 stream: fin.stream,
                 status: fin.status,
-                error: (fin.status == 0).then(|| err.code()),
+                error: err.map(ApiError::code),
                 input_tokens: 0,
                 output_tokens: 0,
                 cost: None,

@@ -216,7 +216,6 @@ async fn try_call(api: Api, req: &HttpRequest, payload: web::Payload) -> Result<
         stage: header_text(req, "x-tenantry-stage")?,
         job: header_text(req, "x-tenantry-job")?,
     };
-    let st = st.clone();
     st.gateway
         .call(
             &ctx,
