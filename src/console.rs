@@ -29,6 +29,7 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_SYNC              normal (survives a crash) or full (survives power loss) (normal)
   TENANTRY_BACKUP_INTERVAL   scheduled backups into <data dir>/backups, e.g. 6h (off)
   TENANTRY_BACKUP_KEEP       scheduled backups kept (7)
+  TENANTRY_EVENTS_RETENTION_DAYS  days operational events are kept; 0: forever (90)
   TENANTRY_BODY_TIMEOUT      time a request body may take to arrive, e.g. 30s (30s)
   TENANTRY_TRUSTED_PROXIES   comma-separated proxy addresses or CIDRs whose X-Forwarded-For
                              names the client (none)

@@ -67,6 +67,13 @@ impl Application {
             let (db, dir) = (c.db_path(), c.data_dir.join("backups"));
             crate::db::backup::schedule(db, dir, every, c.backup_keep, state.liveness());
         }
+        crate::events::retention::start(
+            state.db.clone(),
+            state.clock.clone(),
+            c.events_retention_days,
+            c.events_sweep_every,
+            state.liveness(),
+        );
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;
         let server = HttpServer::new(move || {

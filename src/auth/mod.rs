@@ -82,7 +82,7 @@ impl Role {
 pub enum Action {
     /// Read usage, stats, limits, settings (keys masked), members, events.
     Read,
-    /// Record usage events.
+    /// Record usage events and the application's own operational events.
     Ingest,
     /// Store agent preferences.
     SetPreferences,

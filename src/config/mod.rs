@@ -117,6 +117,9 @@ fn provider_keys(env: &HashMap<String, String>) -> Result<HashMap<String, Secret
     Ok(keys)
 }
 
+/// A hundred years: a longer retention is a typo, and keeping forever is spelled 0.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: String,
@@ -148,6 +151,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The gateway's upstreams, timeout and body bound.
     pub upstreams: Upstreams,
+    /// `TENANTRY_EVENTS_RETENTION_DAYS` (default 90; 0 keeps them forever): operational events
+    /// older than that are deleted.
+    pub events_retention_days: u32,
+    /// How often the events sweeper runs (hourly). Never read from the environment: tests
+    /// shorten it.
+    pub events_sweep_every: std::time::Duration,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
@@ -228,6 +237,18 @@ impl Config {
             log_filter: log_filter(get("TENANTRY_LOG"))?,
             log_format: LogFormat::parse(get("TENANTRY_LOG_FORMAT").as_deref())?,
             upstreams: Upstreams::from_env(get)?,
+            events_retention_days: match get("TENANTRY_EVENTS_RETENTION_DAYS") {
+                None => 90,
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= MAX_RETENTION_DAYS)
+                    .ok_or(format!(
+                        "TENANTRY_EVENTS_RETENTION_DAYS must be a whole number of days from 0 (keep forever) to {MAX_RETENTION_DAYS}"
+                    ))?,
+            },
+            events_sweep_every: std::time::Duration::from_secs(3600),
             workers: 0,
             without_middleware: false,
         })
@@ -291,6 +312,9 @@ mod tests {
             ("TENANTRY_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TENANTRY_PROVIDER_KEY_openai", "sk-abc"),
             ("TENANTRY_SYNC", "sometimes"),
+            ("TENANTRY_EVENTS_RETENTION_DAYS", "-1"),
+            ("TENANTRY_EVENTS_RETENTION_DAYS", "36501"),
+            ("TENANTRY_EVENTS_RETENTION_DAYS", "90d"),
         ] {
             let e = Config::from_map(&env(&[(var, value)])).unwrap_err();
             assert!(e.contains(var), "{var}={value}: {e}");
@@ -315,6 +339,17 @@ mod tests {
         assert_eq!(
             Config::from_map(&env(&[])).unwrap().body_timeout.as_secs(),
             30
+        );
+    }
+
+    #[test]
+    fn events_are_kept_ninety_days_unless_told_otherwise() {
+        let days = |v: &[(&str, &str)]| Config::from_map(&env(v)).unwrap().events_retention_days;
+        assert_eq!(days(&[]), 90);
+        assert_eq!(days(&[("TENANTRY_EVENTS_RETENTION_DAYS", "0")]), 0);
+        assert_eq!(
+            days(&[("TENANTRY_EVENTS_RETENTION_DAYS", " 36500 ")]),
+            36_500
         );
     }
 

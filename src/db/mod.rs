@@ -127,4 +127,14 @@ impl Db {
         })
         .await
     }
+
+    /// As `write`, for a thread of its own outside the async runtime (the events sweeper).
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut conn = self.pool.get()?;
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
 }

@@ -9,6 +9,7 @@ use crate::tenancy::TenantId;
 use crate::time::Micros;
 use serde::Serialize;
 use serde_json::Value;
+use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -128,9 +129,23 @@ impl Kind {
     }
 }
 
-/// One event to write; its kind gives its category, type and severity.
+/// Who said what happened: tenantry itself (a `Kind`, whose category, type and severity are
+/// fixed), or an application through `POST /api/events` (checked by `AppEvent::parse`).
+#[derive(Clone, Debug)]
+pub enum Origin {
+    Tenantry(Kind),
+    Application {
+        category: AppCategory,
+        event_type: String,
+        severity: Severity,
+    },
+}
+
+/// One event to write.
 pub struct NewEvent {
-    pub kind: Kind,
+    /// Chosen before the INSERT, so the caller knows the event it wrote.
+    pub id: Uuid,
+    pub origin: Origin,
     pub tenant_id: TenantId,
     pub message: String,
     pub data: Value,
@@ -141,7 +156,8 @@ pub struct NewEvent {
 impl NewEvent {
     pub fn of(kind: Kind, tenant_id: TenantId, message: String, data: Value) -> NewEvent {
         NewEvent {
-            kind,
+            id: Uuid::new_v4(),
+            origin: Origin::Tenantry(kind),
             tenant_id,
             message,
             data,
@@ -154,9 +170,33 @@ impl NewEvent {
         self.once_key = Some(key);
         self
     }
+
+    pub fn category(&self) -> &str {
+        match &self.origin {
+            Origin::Tenantry(kind) => kind.category(),
+            Origin::Application { category, .. } => category.as_str(),
+        }
+    }
+
+    pub fn event_type(&self) -> &str {
+        match &self.origin {
+            Origin::Tenantry(kind) => kind.event_type(),
+            Origin::Application { event_type, .. } => event_type,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match &self.origin {
+            Origin::Tenantry(kind) => kind.severity(),
+            Origin::Application { severity, .. } => *severity,
+        }
+    }
 }
 
+mod app;
+pub mod retention;
 mod store;
+pub use app::{AppCategory, AppEvent};
 pub use store::record;
 
 #[derive(Debug, Serialize)]
@@ -200,6 +240,23 @@ impl Events {
             .write(move |c| {
                 store::record(c, now, event)?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// Records an application's event for the caller's tenant (member or service) and returns
+    /// it as the list shows it.
+    pub async fn post(&self, ctx: &TenantCtx, now: Micros, body: Value) -> Result<Event, ApiError> {
+        ctx.require(crate::auth::Action::Ingest)?;
+        let event = AppEvent::from_body(body)?.parse(ctx.id())?;
+        let (tenant, id) = (ctx.db_id(), event.id.to_string());
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                store::record(&tx, now, event)?;
+                let stored = store::get(&tx, &tenant, &id)?;
+                tx.commit()?;
+                Ok(stored)
             })
             .await
     }

@@ -5,7 +5,6 @@ use crate::pagination::PageRequest;
 use crate::time::Micros;
 use rusqlite::{params, Connection};
 use serde_json::Value;
-use uuid::Uuid;
 
 /// Writes an event inside the caller's transaction. Returns false when `once_key` had already
 /// been used for this tenant.
@@ -16,11 +15,11 @@ pub fn record(c: &Connection, at: Micros, e: NewEvent) -> Result<bool, ApiError>
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING",
         params![
-            Uuid::new_v4().to_string(),
+            e.id.to_string(),
             e.tenant_id.to_string(),
-            e.kind.category(),
-            e.kind.event_type(),
-            e.kind.severity().as_str(),
+            e.category(),
+            e.event_type(),
+            e.severity().as_str(),
             e.message,
             e.data.to_string(),
             at,
@@ -58,21 +57,42 @@ pub fn list(
             filter.to,
             page.fetch()
         ],
-        |r| {
-            let data: String = r.get(6)?;
-            let created: Micros = r.get(7)?;
-            Ok(Event {
-                id: r.get(0)?,
-                tenant_id: r.get(1)?,
-                category: r.get(2)?,
-                event_type: r.get(3)?,
-                severity: r.get(4)?,
-                message: r.get(5)?,
-                data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                created_at: crate::time::rfc3339(created),
-                key: (created, r.get(8)?),
-            })
-        },
+        event_row,
     )?;
     rows.collect()
 }
+
+/// One of a tenant's events, as the list renders it.
+pub fn get(c: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Event> {
+    c.query_row(
+        "SELECT id, tenant_id, category, event_type, severity, message, data, created_at, seq
+         FROM events WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant, id],
+        event_row,
+    )
+}
+
+fn event_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    let data: String = r.get(6)?;
+    let created: Micros = r.get(7)?;
+    Ok(Event {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        category: r.get(2)?,
+        event_type: r.get(3)?,
+        severity: r.get(4)?,
+        message: r.get(5)?,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        created_at: crate::time::rfc3339(created),
+        key: (created, r.get(8)?),
+    })
+}
+
+/// Deletes up to `batch` events, of every tenant, created before `cutoff`; returns how many.
+/// `events_by_created_at` finds them without reading the rest of the table.
+pub fn delete_older_than(c: &Connection, cutoff: Micros, batch: usize) -> rusqlite::Result<usize> {
+    c.execute(DELETE_OLDER_THAN, params![cutoff, batch as i64])
+}
+
+pub(super) const DELETE_OLDER_THAN: &str = "DELETE FROM events WHERE seq IN
+    (SELECT seq FROM events WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)";

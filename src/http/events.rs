@@ -1,4 +1,5 @@
-//! `GET /api/events`: the tenant's operational events, newest first (viewer).
+//! `GET /api/events`: the tenant's operational events, newest first (viewer); `POST /api/events`:
+//! an application records one of its own (member or service).
 use super::routes::{Mount, Op};
 use crate::auth::Access;
 use crate::error::ApiError;
@@ -20,7 +21,16 @@ pub fn ops() -> Vec<Op> {
         Access::Viewer,
     )
     .query(&["category", "severity", "from", "to", "limit", "cursor"])
-    .ok(200, Some("EventPage"))]
+    .ok(200, Some("EventPage")),
+    Op::new(Method::POST, "/events", Mount::Tenant, || {
+        web::route().to(post)
+    })
+    .doc(
+        "Record an application's operational event (not in tenantry's own categories security and billing)",
+        Access::MemberOrService,
+    )
+    .body("EventPost")
+    .ok(201, Some("Event"))]
 }
 
 #[derive(Deserialize)]
@@ -53,4 +63,13 @@ async fn list(
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     Ok(HttpResponse::Ok().json(st.events.list(&ctx, filter, page).await?))
+}
+
+async fn post(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let event = st.events.post(&ctx, st.now(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(event))
 }

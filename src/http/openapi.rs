@@ -326,6 +326,13 @@ fn schemas() -> Value {
             "severity": {"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
             "message": s(), "data": {"type": "object"}, "created_at": ts()})),
         "EventPage": page("Event"),
+        "EventPost": closed(&["category", "event_type", "severity", "message"], json!({
+            "category": {"type": "string", "enum": ["user.interaction", "ai.operations", "data.sync", "system"],
+                "description": "security and billing are tenantry's own"},
+            "event_type": {"type": "string", "pattern": "^[a-z0-9_.]{1,100}$"},
+            "severity": {"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
+            "message": {"type": "string", "minLength": 1, "maxLength": 1000, "description": "No control characters"},
+            "data": {"type": "object", "additionalProperties": true, "description": "Up to 16 KiB as compact JSON; default {}"}})),
         "UsageEvent": usage_event,
         "UsageIngest": {"oneOf": [schema_ref("UsageEvent"), closed(&["events"], json!({
             "events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": schema_ref("UsageEvent")}}))]},

@@ -41,7 +41,7 @@ impl TenantCtx {
                 "this token's role may not {}",
                 match action {
                     Action::Read => "read this tenant's data",
-                    Action::Ingest => "record usage",
+                    Action::Ingest => "record usage or events",
                     Action::SetPreferences => "change agent preferences",
                     Action::Manage => "manage this tenant",
                     Action::ReadCredentials => "read credentials",

@@ -49,6 +49,7 @@ const CONTRACT: &[(&str, &str, Access)] = &[
     ("GET", "/agents/{agent_name}/preferences", Access::Viewer),
     ("PUT", "/agents/{agent_name}/preferences", Access::Member),
     ("GET", "/events", Access::Viewer),
+    ("POST", "/events", Access::MemberOrService),
     ("POST", "/v1/chat/completions", Access::Gateway),
     ("POST", "/v1/embeddings", Access::Gateway),
     ("POST", "/v1/responses", Access::Gateway),

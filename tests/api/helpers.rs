@@ -89,8 +89,14 @@ pub async fn spawn_single_tenant() -> TestApp {
 }
 
 pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+    spawn_tuned(env, |_| {}).await
+}
+
+/// As `spawn_with`, with settings no variable reaches (a background thread's interval).
+pub async fn spawn_tuned(env: &[(&str, &str)], tune: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut c = config(&dir, env);
+    tune(&mut c);
     // A low scrypt cost keeps each test server's start fast; production uses the default.
     c.kdf = tenantry::crypto::KdfParams::parse("scrypt:10:8:1").expect("valid params");
     if c.admin_token.is_none() {

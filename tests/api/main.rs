@@ -1,6 +1,7 @@
 //! HTTP tests against the real server: one file per area of the contract.
 mod access;
 mod admin_page;
+mod app_events;
 mod bounds;
 mod browser;
 mod cache_tokens;
