@@ -69,6 +69,15 @@ enum Cmd {
         #[arg(long)]
         body: String,
     },
+    /// A webhook receiver for the delivery benchmark: answers 204 to every POST, and once it has
+    /// `expect` deliveries prints their rate and the delay from each event's `timestamp` to its
+    /// arrival, then exits.
+    Receiver {
+        #[arg(long, default_value = "127.0.0.1:18095")]
+        bind: String,
+        #[arg(long)]
+        expect: u64,
+    },
     /// A bare actix-web server answering POST and GET with a small JSON body (the baseline).
     BareActix {
         #[arg(long, default_value = "127.0.0.1:18090")]
@@ -194,6 +203,7 @@ fn main() {
             body,
         } => call(&Target::parse(&url), &token, clients, seconds, body),
         Cmd::BareActix { bind, workers } => bare_actix(&bind, workers),
+        Cmd::Receiver { bind, expect } => receiver(&bind, expect),
         Cmd::Serve {
             data_dir,
             bind,
@@ -533,6 +543,71 @@ impl Conn {
             }
         }
     }
+}
+
+fn receiver(bind: &str, expect: u64) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use std::sync::Mutex;
+    struct Seen {
+        first: Option<Instant>,
+        delays_us: Vec<u64>,
+    }
+    let seen = web::Data::new(Mutex::new(Seen {
+        first: None,
+        delays_us: Vec::new(),
+    }));
+    let bind = bind.to_string();
+    actix_web::rt::System::new().block_on(async move {
+        println!("receiver on http://{bind}");
+        let data = seen.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(1 << 20))
+                .default_service(web::to(
+                    |body: web::Bytes, seen: web::Data<Mutex<Seen>>| async move {
+                        let now = chrono::Utc::now();
+                        let sent = serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| v["timestamp"].as_str().map(str::to_string))
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+                        let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        s.first.get_or_insert_with(Instant::now);
+                        let delay = sent.map_or(0, |t| {
+                            (now - t.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0).max(0) as u64
+                        });
+                        s.delays_us.push(delay);
+                        HttpResponse::NoContent().finish()
+                    },
+                ))
+        })
+        .workers(1)
+        .bind(&bind)
+        .expect("bind")
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        loop {
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            let s = seen.lock().unwrap_or_else(|p| p.into_inner());
+            if s.delays_us.len() as u64 >= expect {
+                let secs = s.first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+                let mut d = s.delays_us.clone();
+                d.sort_unstable();
+                let pct = |p: f64| d[((d.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+                println!(
+                    "receiver: {} deliveries in {secs:.2}s = {:.0}/s; delay from event to arrival p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    d.len(),
+                    d.len() as f64 / secs.max(1e-9),
+                    pct(0.5),
+                    pct(0.99),
+                    pct(1.0)
+                );
+                break;
+            }
+        }
+        handle.stop(true).await;
+    });
 }
 
 fn bare_actix(bind: &str, workers: usize) {
