@@ -69,14 +69,14 @@ enum Cmd {
         #[arg(long)]
         body: String,
     },
-    /// A webhook receiver for the delivery benchmark: answers 204 to every POST, and once it has
-    /// `expect` deliveries prints their rate and the delay from each event's `timestamp` to its
-    /// arrival, then exits.
+    /// A webhook receiver for the delivery benchmark: answers 204 to every POST; once deliveries
+    /// stop for `--idle-ms` (after the first), prints their rate and the delay from each event's
+    /// `timestamp` to its arrival, then exits.
     Receiver {
         #[arg(long, default_value = "127.0.0.1:18095")]
         bind: String,
-        #[arg(long)]
-        expect: u64,
+        #[arg(long, default_value_t = 2000)]
+        idle_ms: u64,
     },
     /// A bare actix-web server answering POST and GET with a small JSON body (the baseline).
     BareActix {
@@ -203,7 +203,7 @@ fn main() {
             body,
         } => call(&Target::parse(&url), &token, clients, seconds, body),
         Cmd::BareActix { bind, workers } => bare_actix(&bind, workers),
-        Cmd::Receiver { bind, expect } => receiver(&bind, expect),
+        Cmd::Receiver { bind, idle_ms } => receiver(&bind, idle_ms),
         Cmd::Serve {
             data_dir,
             bind,
@@ -545,15 +545,17 @@ impl Conn {
     }
 }
 
-fn receiver(bind: &str, expect: u64) {
+fn receiver(bind: &str, idle_ms: u64) {
     use actix_web::{web, App, HttpResponse, HttpServer};
     use std::sync::Mutex;
     struct Seen {
         first: Option<Instant>,
+        last: Option<Instant>,
         delays_us: Vec<u64>,
     }
     let seen = web::Data::new(Mutex::new(Seen {
         first: None,
+        last: None,
         delays_us: Vec::new(),
     }));
     let bind = bind.to_string();
@@ -573,6 +575,7 @@ fn receiver(bind: &str, expect: u64) {
                             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
                         let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
                         s.first.get_or_insert_with(Instant::now);
+                        s.last = Some(Instant::now());
                         let delay = sent.map_or(0, |t| {
                             (now - t.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0).max(0) as u64
                         });
@@ -590,8 +593,11 @@ fn receiver(bind: &str, expect: u64) {
         loop {
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
             let s = seen.lock().unwrap_or_else(|p| p.into_inner());
-            if s.delays_us.len() as u64 >= expect {
-                let secs = s.first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+            let idle = s
+                .last
+                .is_some_and(|l| l.elapsed() >= Duration::from_millis(idle_ms));
+            if let (true, Some(first), Some(last)) = (idle, s.first, s.last) {
+                let secs = (last - first).as_secs_f64();
                 let mut d = s.delays_us.clone();
                 d.sort_unstable();
                 let pct = |p: f64| d[((d.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
