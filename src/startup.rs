@@ -67,6 +67,15 @@ impl Application {
             let (db, dir) = (c.db_path(), c.data_dir.join("backups"));
             crate::db::backup::schedule(db, dir, every, c.backup_keep, state.liveness());
         }
+        crate::webhooks::worker::Worker {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            key: state.settings.master_key(),
+            outbox: state.webhooks.outbox(),
+            timeout: c.webhook_timeout,
+            allow_private: c.webhook_allow_private,
+        }
+        .start(state.liveness())?;
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;
         let server = HttpServer::new(move || {

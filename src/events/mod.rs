@@ -68,6 +68,8 @@ pub enum Kind {
     LimitExceeded,
     /// A gateway stream ended without the provider's usage: recorded with zero tokens.
     GatewayUsageMissing,
+    /// A webhook endpoint was disabled by its deliveries (410 Gone, or failing for 5 days).
+    WebhookDisabled,
 }
 
 impl Kind {
@@ -89,6 +91,7 @@ impl Kind {
             Kind::LimitWarning => "limit.warning",
             Kind::LimitExceeded => "limit.exceeded",
             Kind::GatewayUsageMissing => "gateway.usage_missing",
+            Kind::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -99,7 +102,8 @@ impl Kind {
             | Kind::TenantDeactivated
             | Kind::TenantReactivated
             | Kind::SettingsChanged
-            | Kind::SettingsRolledBack => "api.lifecycle",
+            | Kind::SettingsRolledBack
+            | Kind::WebhookDisabled => "api.lifecycle",
             Kind::KeyCreated
             | Kind::KeyRevoked
             | Kind::MemberChanged
@@ -121,7 +125,8 @@ impl Kind {
             | Kind::ProviderKeyRemoved
             | Kind::PricingUnknownModel
             | Kind::LimitWarning
-            | Kind::GatewayUsageMissing => Severity::Warning,
+            | Kind::GatewayUsageMissing
+            | Kind::WebhookDisabled => Severity::Warning,
             Kind::LimitExceeded => Severity::Error,
             _ => Severity::Info,
         }

@@ -25,7 +25,7 @@ fn passes(out: &Output) {
     assert!(out.status.success(), "{}", report(out));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 6, "one line per check: {text}");
+    assert_eq!(lines.len(), 7, "one line per check: {text}");
     assert!(lines.iter().all(|l| l.ends_with(": ok")), "{text}");
 }
 
