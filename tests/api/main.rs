@@ -36,3 +36,4 @@ mod traffic;
 mod upstream;
 mod usage;
 mod verify;
+mod webhooks;
