@@ -140,8 +140,9 @@ fn install_in(tx: &Transaction<'_>, secret: &str, params: &KdfParams) -> Result<
 }
 
 /// Re-encrypts every provider key from `ENCRYPTION_KEY_OLD` to `ENCRYPTION_KEY` in one
-/// transaction; on any failure nothing changes. Returns how many keys were re-encrypted.
-pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
+/// transaction, with the webhook secrets; on any failure nothing changes. Returns how many
+/// provider keys and webhook secrets were re-encrypted.
+pub fn rotate(config: &Config, c: &mut Connection) -> Result<(usize, usize), String> {
     let old = config
         .encryption_key_old
         .as_ref()
@@ -191,7 +192,7 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())?;
-    Ok(rows.len() + hooks.len())
+    Ok((rows.len(), hooks.len()))
 }
 
 /// The operator's secret as configured, for commands that only read: `ENCRYPTION_KEY`, or an

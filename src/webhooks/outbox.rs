@@ -158,3 +158,42 @@ pub fn deliver_to(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::events::{self, Kind, NewEvent};
+    use crate::tenancy::DEFAULT_TENANT_ID;
+    use rusqlite::Connection;
+    use serde_json::json;
+
+    fn deliveries(c: &Connection) -> i64 {
+        c.query_row("SELECT count(*) FROM webhook_deliveries", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// An event and its deliveries commit or roll back together; a filter that does not
+    /// match writes none.
+    #[test]
+    fn deliveries_are_written_in_the_events_transaction() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate::apply(&mut c).unwrap();
+        c.execute(
+            "INSERT INTO webhook_endpoints (id, tenant_id, scope, url, event_types, format,
+                 enabled, secret, created_at, updated_at)
+             VALUES ('e1', ?1, 'tenant', 'http://x/', '[\"key.*\"]', 'standard', 1, x'00', 0, 0)",
+            [DEFAULT_TENANT_ID],
+        )
+        .unwrap();
+        let event = |kind| NewEvent::of(kind, DEFAULT_TENANT_ID, "m".into(), json!({}));
+        let tx = c.transaction().unwrap();
+        events::record(&tx, 1, event(Kind::KeyCreated)).unwrap();
+        assert_eq!(deliveries(&tx), 1);
+        tx.rollback().unwrap();
+        assert_eq!(deliveries(&c), 0);
+        let tx = c.transaction().unwrap();
+        events::record(&tx, 1, event(Kind::KeyCreated)).unwrap();
+        events::record(&tx, 1, event(Kind::SettingsChanged)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(deliveries(&c), 1);
+    }
+}

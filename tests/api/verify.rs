@@ -82,6 +82,14 @@ async fn populated() -> (tempfile::TempDir, String) {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
+        let r = app
+            .post(
+                &format!("/api/tenant/{slug}/webhooks"),
+                ADMIN,
+                json!({"url": "http://203.0.113.9/hook"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
     }
     // Beside the running server, with the ingest just committed.
     passes(&verify(app.dir.path()));
@@ -223,6 +231,21 @@ async fn a_provider_key_copied_from_another_tenant_does_not_open() {
         ),
     );
     let line = fails(&verify(dir.path()), "provider keys");
+    assert!(line.contains(&acme), "{line}");
+}
+
+#[tokio::test]
+async fn a_webhook_secret_copied_to_another_endpoint_does_not_open() {
+    let (dir, acme) = populated().await;
+    damage(
+        dir.path(),
+        &format!(
+            "UPDATE webhook_endpoints SET secret =
+                 (SELECT secret FROM webhook_endpoints WHERE tenant_id = '{DEFAULT}')
+             WHERE tenant_id = '{acme}';"
+        ),
+    );
+    let line = fails(&verify(dir.path()), "webhook secrets");
     assert!(line.contains(&acme), "{line}");
 }
 

@@ -640,3 +640,47 @@ async fn pending_deliveries_are_delivered_after_kill_9_and_a_restart() {
     let mut server = server;
     server.child.kill().unwrap();
 }
+
+#[tokio::test]
+async fn a_private_address_allowed_at_creation_is_refused_at_delivery_once_the_flag_is_off() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    let rx = Receiver::start(&[]).await;
+    let hook = create(&app, ADMIN, json!({"url": rx.url})).await;
+    let id = hook["id"].as_str().unwrap().to_string();
+    let (dir, mut config) = app.stop().await;
+    config.webhook_allow_private = false;
+    let app = crate::helpers::start(dir, config).await;
+    app.post(&format!("/api/webhooks/{id}/test"), ADMIN, json!({}))
+        .await;
+    let d = wait_attempts(&app, &id, 1).await;
+    assert_eq!(d["status"], "failed");
+    assert!(
+        d["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("private or local"),
+        "{d}"
+    );
+    assert!(rx.got().is_empty(), "a refused address was called");
+}
+
+#[tokio::test]
+async fn a_slack_endpoint_gets_one_line_of_text() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    let rx = Receiver::start(&[]).await;
+    let hook = create(
+        &app,
+        ADMIN,
+        json!({"url": rx.url, "format": "slack", "event_types": ["key.created"]}),
+    )
+    .await;
+    assert_eq!(hook["format"], "slack");
+    app.post("/api/keys", ADMIN, json!({"name": "ci", "role": "member"}))
+        .await;
+    let got = rx.wait_for(1).await;
+    let text = body(&got[0]);
+    assert_eq!(text.as_object().unwrap().len(), 1, "{text}");
+    let line = text["text"].as_str().unwrap();
+    assert!(line.starts_with("info key.created: "), "{line}");
+    assert!(line.ends_with("created by admin"), "{line}");
+}
