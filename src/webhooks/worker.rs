@@ -188,6 +188,8 @@ impl Worker {
             return Outcome::failed(None, format!("refused: {e}"));
         }
         let body = body(d);
+        // The wall clock, not the app's `Clock`: receivers compare it with their own clock
+        // (the official libraries refuse a timestamp five minutes off).
         let ts = chrono::Utc::now().timestamp();
         let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let signature = sign::signature(&refs, &d.event_id, ts, body.as_bytes());
@@ -226,7 +228,8 @@ impl Worker {
             Err(e) if e.is_timeout() => {
                 Outcome::failed(None, "the receiver did not answer in time".into())
             }
-            Err(e) => Outcome::failed(None, crate::error::clip(&error_chain(&e)).to_string()),
+            // Without the URL: a Slack URL's path is a credential, and the log has its own copy.
+            Err(e) => Outcome::failed(None, crate::error::clip(&error_chain(&e.without_url()))),
         }
     }
 }

@@ -32,6 +32,8 @@ struct Received {
 struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    active: Arc<Mutex<(usize, usize)>>,
     url: String,
 }
 
@@ -96,7 +98,13 @@ async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> 
             .insert_header(("retry-after", secs.to_string()))
             .finish(),
         Some(Reply::Sleep(d)) => {
+            {
+                let mut a = r.active.lock().unwrap();
+                a.0 += 1;
+                a.1 = a.1.max(a.0);
+            }
             tokio::time::sleep(d).await;
+            r.active.lock().unwrap().0 -= 1;
             HttpResponse::Ok().finish()
         }
     }
@@ -683,4 +691,39 @@ async fn a_slack_endpoint_gets_one_line_of_text() {
     let line = text["text"].as_str().unwrap();
     assert!(line.starts_with("info key.created: "), "{line}");
     assert!(line.ends_with("created by admin"), "{line}");
+}
+
+#[tokio::test]
+async fn at_most_four_deliveries_reach_one_endpoint_at_once() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    let slow = Receiver::start(&[Reply::Sleep(Duration::from_millis(400)); 12]).await;
+    let other = Receiver::start(&[]).await;
+    create(
+        &app,
+        ADMIN,
+        json!({"url": slow.url, "event_types": ["key.created"]}),
+    )
+    .await;
+    create(
+        &app,
+        ADMIN,
+        json!({"url": other.url, "event_types": ["key.created"]}),
+    )
+    .await;
+    for i in 0..12 {
+        let r = app
+            .post(
+                "/api/keys",
+                ADMIN,
+                json!({"name": format!("k{i}"), "role": "member"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    // The slow endpoint's backlog does not hold up the other endpoint.
+    other.wait_for(12).await;
+    assert!(slow.got().len() < 12, "the slow one cannot be done yet");
+    slow.wait_for(12).await;
+    let most = slow.active.lock().unwrap().1;
+    assert_eq!(most, 4, "at most 4 at once per endpoint, and 4 were used");
 }
