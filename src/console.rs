@@ -30,8 +30,8 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_BACKUP_INTERVAL   scheduled backups into <data dir>/backups, e.g. 6h (off)
   TENANTRY_BACKUP_KEEP       scheduled backups kept (7)
   TENANTRY_BODY_TIMEOUT      time a request body may take to arrive, e.g. 30s (30s)
-  TENANTRY_WEBHOOK_ALLOW_PRIVATE
-                             true lets webhooks reach loopback and private addresses (false)
+  TENANTRY_WEBHOOK_ALLOW_PRIVATE  true lets webhooks reach loopback and private
+                             addresses (false)
   TENANTRY_WEBHOOK_TIMEOUT   time a webhook receiver has to answer, e.g. 15s (15s)
   TENANTRY_TRUSTED_PROXIES   comma-separated proxy addresses or CIDRs whose X-Forwarded-For
                              names the client (none)
