@@ -23,3 +23,4 @@ pub mod tenancy;
 pub mod time;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;

@@ -225,9 +225,9 @@ fn rotate(config: Config) -> Result<(), String> {
     let _lock = tenantry::db::lock::CommandLock::acquire(&config.data_dir)?;
     let db = tenantry::db::Db::open(&path, config.sync_full)?;
     let mut c = db.conn().map_err(|e| e.to_string())?;
-    let n = tenantry::crypto::instance::rotate(&config, &mut c)?;
+    let (n, hooks) = tenantry::crypto::instance::rotate(&config, &mut c)?;
     say(&format!(
-        "re-encrypted {n} provider keys; start the server with the new ENCRYPTION_KEY"
+        "re-encrypted {n} provider keys and {hooks} webhook secrets; start the server with the new ENCRYPTION_KEY"
     ));
     Ok(())
 }

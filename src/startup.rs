@@ -74,6 +74,15 @@ impl Application {
             c.events_sweep_every,
             state.liveness(),
         );
+        crate::webhooks::worker::Worker {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            key: state.settings.master_key(),
+            outbox: state.webhooks.outbox(),
+            timeout: c.webhook_timeout,
+            allow_private: c.webhook_allow_private,
+        }
+        .start(state.liveness())?;
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;
         let server = HttpServer::new(move || {

@@ -49,6 +49,8 @@ pub struct AppState {
     /// Metered usage: ingest, windows, prices and the reads on the rollups.
     pub usage: Usage,
     pub events: Events,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: crate::webhooks::Webhooks,
     /// OpenAI- and Anthropic-compatible calls, metered.
     pub gateway: Gateway,
     pub rate: Arc<RateLimits>,
@@ -83,6 +85,12 @@ impl AppState {
             observe.metrics_handle(),
         )?;
         let events = Events::new(db.clone());
+        let webhooks = crate::webhooks::Webhooks::new(
+            db.clone(),
+            clock.clone(),
+            settings.master_key(),
+            config.webhook_allow_private,
+        )?;
         let keys = Keys::new(db.clone(), clock.clone(), parts.keys);
         let tenancy = Tenancy::new(
             db.clone(),
@@ -113,6 +121,7 @@ impl AppState {
             settings,
             usage,
             events,
+            webhooks,
             rate: Arc::new(RateLimits::new(clock.clone())),
             observe,
             admin_guard: Arc::default(),

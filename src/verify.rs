@@ -86,6 +86,7 @@ pub fn run(config: &Config) -> Result<Vec<Check>, String> {
         Check::new("default tenant", default_tenant(&tx)),
         Check::new("usage rollups", rollups(&tx)),
         Check::new("provider keys", provider_keys(config, &tx)),
+        Check::new("webhook secrets", webhook_secrets(config, &tx)),
     ])
 }
 
@@ -352,6 +353,31 @@ fn provider_keys(config: &Config, c: &Connection) -> Result<Vec<String>, String>
         if let Err(e) = opened {
             problems.push(format!(
                 "tenant {tenant}: table provider_keys, the {provider} key does not open ({e})"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Every webhook secret (current and rotated-out) opens with this instance's key, bound to its
+/// tenant and endpoint.
+fn webhook_secrets(config: &Config, c: &Connection) -> Result<Vec<String>, String> {
+    let rows = crate::webhooks::store::all_sealed(c).map_err(err)?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let Some(key) = crate::crypto::instance::existing_master_key(config, c)? else {
+        return Err("webhook secrets are stored but no encryption key is installed".into());
+    };
+    let mut problems = Vec::new();
+    for (endpoint, tenant, column, sealed) in rows {
+        let bind = crate::webhooks::service::binding(&endpoint);
+        let opened = uuid::Uuid::parse_str(&tenant)
+            .map_err(|_| "the tenant id is not a UUID".to_string())
+            .and_then(|id| crypto::open(&key, &sealed, id, &bind).map_err(|e| e.to_string()));
+        if let Err(e) = opened {
+            problems.push(format!(
+                "tenant {tenant}: webhook {endpoint}, its {column} does not open ({e})"
             ));
         }
     }

@@ -159,6 +159,11 @@ pub struct Config {
     pub events_sweep_every: std::time::Duration,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// `TENANTRY_WEBHOOK_ALLOW_PRIVATE=true`: webhooks may point at loopback and private
+    /// addresses (a receiver on the same host or network); refused otherwise (SSRF).
+    pub webhook_allow_private: bool,
+    /// `TENANTRY_WEBHOOK_TIMEOUT` (default 15 s): a delivery not answered by then has failed.
+    pub webhook_timeout: std::time::Duration,
     /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
     /// that measures what the middleware costs. Never read from the environment.
     pub without_middleware: bool,
@@ -251,6 +256,24 @@ impl Config {
             events_sweep_every: std::time::Duration::from_secs(3600),
             workers: 0,
             without_middleware: false,
+            webhook_allow_private: match get("TENANTRY_WEBHOOK_ALLOW_PRIVATE")
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err("TENANTRY_WEBHOOK_ALLOW_PRIVATE must be true or false".into()),
+            },
+            webhook_timeout: match get("TENANTRY_WEBHOOK_TIMEOUT") {
+                None => std::time::Duration::from_secs(15),
+                Some(v) => {
+                    let d = parse_duration("TENANTRY_WEBHOOK_TIMEOUT", &v)?;
+                    if d.is_zero() || d.as_secs() > 60 {
+                        return Err("TENANTRY_WEBHOOK_TIMEOUT must be more than 0 and at most 60s".into());
+                    }
+                    d
+                }
+            },
         })
     }
 

@@ -140,8 +140,9 @@ fn install_in(tx: &Transaction<'_>, secret: &str, params: &KdfParams) -> Result<
 }
 
 /// Re-encrypts every provider key from `ENCRYPTION_KEY_OLD` to `ENCRYPTION_KEY` in one
-/// transaction; on any failure nothing changes. Returns how many keys were re-encrypted.
-pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
+/// transaction, with the webhook secrets; on any failure nothing changes. Returns how many
+/// provider keys and webhook secrets were re-encrypted.
+pub fn rotate(config: &Config, c: &mut Connection) -> Result<(usize, usize), String> {
     let old = config
         .encryption_key_old
         .as_ref()
@@ -180,8 +181,18 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<usize, String> {
         )
         .map_err(|e| e.to_string())?;
     }
+    // Webhook secrets are sealed with the same key.
+    let hooks = crate::webhooks::store::all_sealed(&tx).map_err(|e| e.to_string())?;
+    for (endpoint, tenant, column, sealed) in &hooks {
+        let tid = uuid::Uuid::parse_str(tenant).map_err(|e| e.to_string())?;
+        let bind = crate::webhooks::service::binding(endpoint);
+        let resealed = crypto::reseal(&old_key, &new_key, sealed, tid, &bind)
+            .map_err(|e| format!("the secret of webhook {endpoint} does not open: {e}"))?;
+        crate::webhooks::store::set_sealed(&tx, endpoint, column, &resealed)
+            .map_err(|e| e.to_string())?;
+    }
     tx.commit().map_err(|e| e.to_string())?;
-    Ok(rows.len())
+    Ok((rows.len(), hooks.len()))
 }
 
 /// The operator's secret as configured, for commands that only read: `ENCRYPTION_KEY`, or an

@@ -60,10 +60,21 @@ pub fn apply_up_to(c: &mut Connection, target: i64) -> Result<Vec<i64>, String> 
 mod tests {
     use super::*;
 
+    /// Versions another branch holds while it is merged: 0006 (application events) is written
+    /// beside 0007 (webhooks). Empty this once both have landed.
+    const RESERVED: &[i64] = &[6];
+
+    /// The versions after `after`, as `apply` runs them.
+    fn versions_after(after: i64) -> Vec<i64> {
+        all().iter().map(|m| m.0).filter(|v| *v > after).collect()
+    }
+
     #[test]
     fn migrations_are_numbered_without_gaps() {
-        let versions: Vec<i64> = all().iter().map(|m| m.0).collect();
-        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+        let versions = versions_after(0);
+        let expected: Vec<i64> = (1..=latest())
+            .filter(|v| !RESERVED.contains(v) || versions.contains(v))
+            .collect();
         assert_eq!(versions, expected);
     }
 
@@ -117,7 +128,7 @@ mod tests {
         )
         .unwrap();
         let before: Vec<String> = dump(&c);
-        assert_eq!(apply(&mut c).unwrap(), (4..=latest()).collect::<Vec<_>>());
+        assert_eq!(apply(&mut c).unwrap(), versions_after(3));
         assert_eq!(dump(&c), before);
         for (source, mode) in [("bogus", "hosted"), ("client", "bogus"), ("", "hosted")] {
             let e = c.execute(insert, rusqlite::params!["e3", tenant, "z", source, mode]);
@@ -173,7 +184,7 @@ mod tests {
         )
         .unwrap();
         let before = dump(&c);
-        assert_eq!(apply(&mut c).unwrap(), (5..=latest()).collect::<Vec<_>>());
+        assert_eq!(apply(&mut c).unwrap(), versions_after(4));
         assert_eq!(dump(&c), before);
         let event: (i64, i64, i64, Option<i64>, Option<i64>) = c
             .query_row(

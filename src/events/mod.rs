@@ -69,6 +69,8 @@ pub enum Kind {
     LimitExceeded,
     /// A gateway stream ended without the provider's usage: recorded with zero tokens.
     GatewayUsageMissing,
+    /// A webhook endpoint was disabled by its deliveries (410 Gone, or failing for 5 days).
+    WebhookDisabled,
 }
 
 impl Kind {
@@ -90,6 +92,7 @@ impl Kind {
             Kind::LimitWarning => "limit.warning",
             Kind::LimitExceeded => "limit.exceeded",
             Kind::GatewayUsageMissing => "gateway.usage_missing",
+            Kind::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -100,7 +103,8 @@ impl Kind {
             | Kind::TenantDeactivated
             | Kind::TenantReactivated
             | Kind::SettingsChanged
-            | Kind::SettingsRolledBack => "api.lifecycle",
+            | Kind::SettingsRolledBack
+            | Kind::WebhookDisabled => "api.lifecycle",
             Kind::KeyCreated
             | Kind::KeyRevoked
             | Kind::MemberChanged
@@ -122,7 +126,8 @@ impl Kind {
             | Kind::ProviderKeyRemoved
             | Kind::PricingUnknownModel
             | Kind::LimitWarning
-            | Kind::GatewayUsageMissing => Severity::Warning,
+            | Kind::GatewayUsageMissing
+            | Kind::WebhookDisabled => Severity::Warning,
             Kind::LimitExceeded => Severity::Error,
             _ => Severity::Info,
         }

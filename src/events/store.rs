@@ -9,13 +9,14 @@ use serde_json::Value;
 /// Writes an event inside the caller's transaction. Returns false when `once_key` had already
 /// been used for this tenant.
 pub fn record(c: &Connection, at: Micros, e: NewEvent) -> Result<bool, ApiError> {
+    let id = e.id.to_string();
     let n = c.execute(
         "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
                              created_at, once_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING",
         params![
-            e.id.to_string(),
+            &id,
             e.tenant_id.to_string(),
             e.category(),
             e.event_type(),
@@ -26,6 +27,22 @@ pub fn record(c: &Connection, at: Micros, e: NewEvent) -> Result<bool, ApiError>
             e.once_key
         ],
     )?;
+    if n == 1 {
+        // The webhook deliveries it causes commit (or roll back) with it.
+        crate::webhooks::outbox::enqueue(
+            c,
+            &crate::webhooks::outbox::EventRow {
+                id: &id,
+                tenant_id: e.tenant_id,
+                category: e.category(),
+                event_type: e.event_type(),
+                severity: e.severity().as_str(),
+                message: &e.message,
+                data: &e.data,
+                created_at: at,
+            },
+        )?;
+    }
     Ok(n == 1)
 }
 

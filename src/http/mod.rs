@@ -21,6 +21,7 @@ pub mod tenants;
 pub mod usage;
 pub mod usage_views;
 pub mod views;
+pub mod webhooks;
 
 use crate::error::{redact_serde_message, ApiError};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};

@@ -90,6 +90,7 @@ pub fn all() -> Vec<Op> {
         super::keys::ops,
         super::settings::ops,
         super::events::ops,
+        super::webhooks::ops,
         super::usage::ops,
         super::gateway::ops,
     ] {

@@ -55,6 +55,11 @@ impl TenantSettings {
         self.cache.get(tenant)
     }
 
+    /// The instance's master key, for the other secrets it seals (webhook secrets).
+    pub fn master_key(&self) -> Arc<MasterKey> {
+        self.master_key.clone()
+    }
+
     /// The cache, for the areas that read settings on every request (usage).
     pub fn cache(&self) -> Arc<SettingsCache> {
         self.cache.clone()

@@ -22,6 +22,8 @@ const TENANT_TABLES: &[&str] = &[
     "usage_rollups",
     "events",
     "agent_preferences",
+    "webhook_endpoints",
+    "webhook_deliveries",
 ];
 
 pub fn write_private(path: &Path, doc: &Value, overwrite: bool) -> Result<(), String> {
@@ -106,7 +108,7 @@ pub fn export_tenant(db: &Path, id_or_slug: &str) -> Result<Value, String> {
     let mut tables = Map::new();
     for t in TENANT_TABLES {
         let order = match *t {
-            "usage_events" | "events" => " ORDER BY seq",
+            "usage_events" | "events" | "webhook_deliveries" => " ORDER BY seq",
             _ => "",
         };
         tables.insert(
@@ -173,10 +175,11 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
     let tables = doc["tables"]
         .as_object()
         .ok_or("the export has no tables")?;
-    let sealed = tables
-        .get("provider_keys")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    // Webhook secrets are sealed like provider keys, and skipped with them.
+    let sealed: usize = ["provider_keys", "webhook_endpoints"]
+        .iter()
+        .map(|t| tables.get(*t).and_then(Value::as_array).map_or(0, Vec::len))
+        .sum();
     let theirs = if sealed > 0 && !opts.skip_provider_keys {
         Some(exporter_key(config, &doc["encryption"])?)
     } else {
@@ -254,11 +257,42 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
                     json!({"$base64": B64.encode(resealed)}),
                 );
             }
+            if *t == "webhook_endpoints" || *t == "webhook_deliveries" {
+                let Some(theirs) = &theirs else { continue };
+                if *t == "webhook_endpoints" {
+                    reseal_webhook(theirs, &ours, &id, &mut row)?;
+                }
+            }
             insert_row(&tx, t, &row, false)?;
         }
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(id)
+}
+
+/// Seals an imported endpoint's secrets again under this instance's key.
+fn reseal_webhook(
+    theirs: &MasterKey,
+    ours: &MasterKey,
+    tenant: &str,
+    row: &mut Map<String, Value>,
+) -> Result<(), String> {
+    let endpoint = row
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let bind = crate::webhooks::service::binding(&endpoint);
+    let tid = uuid::Uuid::parse_str(tenant).map_err(|e| e.to_string())?;
+    for col in ["secret", "previous_secret"] {
+        let Sql::Blob(ct) = from_json(&row.get(col).cloned().unwrap_or(Value::Null))? else {
+            continue;
+        };
+        let resealed = crypto::reseal(theirs, ours, &ct, tid, &bind)
+            .map_err(|e| format!("the secret of webhook {endpoint} does not open: {e}"))?;
+        row.insert(col.into(), json!({"$base64": B64.encode(resealed)}));
+    }
+    Ok(())
 }
 
 fn exporter_key(config: &Config, enc: &Value) -> Result<MasterKey, String> {

@@ -50,6 +50,19 @@ const CONTRACT: &[(&str, &str, Access)] = &[
     ("PUT", "/agents/{agent_name}/preferences", Access::Member),
     ("GET", "/events", Access::Viewer),
     ("POST", "/events", Access::MemberOrService),
+    ("POST", "/webhooks", Access::Owner),
+    ("GET", "/webhooks", Access::Owner),
+    ("GET", "/webhooks/{id}", Access::Owner),
+    ("PATCH", "/webhooks/{id}", Access::Owner),
+    ("DELETE", "/webhooks/{id}", Access::Owner),
+    ("POST", "/webhooks/{id}/rotate-secret", Access::Owner),
+    ("POST", "/webhooks/{id}/test", Access::Owner),
+    ("GET", "/webhooks/{id}/deliveries", Access::Owner),
+    (
+        "POST",
+        "/webhooks/{id}/deliveries/{delivery_id}/retry",
+        Access::Owner,
+    ),
     ("POST", "/v1/chat/completions", Access::Gateway),
     ("POST", "/v1/embeddings", Access::Gateway),
     ("POST", "/v1/responses", Access::Gateway),
@@ -77,6 +90,7 @@ fn concrete(path: &str) -> String {
         .replace("{user_id}", "u1")
         .replace("{provider}", "openai")
         .replace("{agent_name}", "a1")
+        .replace("{delivery_id}", "7f9619ff-8b86-d011-b42d-00c04fc964ff")
 }
 
 #[test]

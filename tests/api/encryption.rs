@@ -112,6 +112,20 @@ async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
         )
         .await;
     }
+    // A webhook secret, rotated once: two sealed secrets to re-encrypt with the provider keys.
+    let hook = app
+        .post(
+            "/api/webhooks",
+            ADMIN,
+            json!({"url": "http://203.0.113.9/hook"}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let rotated = format!(
+        "/api/webhooks/{}/rotate-secret",
+        hook.body["id"].as_str().unwrap()
+    );
+    assert_eq!(app.post(&rotated, ADMIN, json!({})).await.status, 200);
     // Rotation refuses to run beside a server.
     let path = app.dir.path().to_path_buf();
     let out = cli(&path)
@@ -147,7 +161,21 @@ async fn rotation_re_encrypts_every_provider_key_or_changes_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 provider keys"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("2 provider keys and 2 webhook secrets"),
+        "{said}"
+    );
+    let checked = cli(&path)
+        .arg("verify")
+        .env("ENCRYPTION_KEY", "new-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        crate::helpers::output_text(&checked)
+    );
 
     // The old key no longer starts the server; the new one does and opens both keys.
     let mut old = c.clone();

@@ -37,3 +37,4 @@ mod traffic;
 mod upstream;
 mod usage;
 mod verify;
+mod webhooks;

@@ -201,6 +201,15 @@ async fn populated(key: &str) -> TestApp {
     let app = spawn_with(&[("ENABLE_MULTI_TENANT", "true"), ("ENCRYPTION_KEY", key)]).await;
     app.create_tenant("acme").await;
     app.put_member("acme", "alice", "owner").await;
+    // A webhook endpoint first, so the events below queue deliveries that travel with it.
+    let hook = app
+        .post(
+            "/api/tenant/acme/webhooks",
+            ADMIN,
+            json!({"url": "http://203.0.113.9/hook", "event_types": ["settings.*", "key.*"]}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{}", hook.body);
     app.create_key("acme", "service").await;
     app.call(
         "PATCH",
@@ -235,6 +244,7 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
         "/usage/stats?group_by=model",
         "/credentials/openai",
         "/agents/usage",
+        "/webhooks",
     ] {
         let mut v = app.get(&format!("/api/tenant/acme{p}"), ADMIN).await.body;
         if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
@@ -323,6 +333,19 @@ async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused
         expected,
         "the imported tenant is the exported one"
     );
+    // Its webhook secret was sealed again under this instance's key, deliveries with it.
+    let hooks = target.get("/api/tenant/acme/webhooks", ADMIN).await.body;
+    let id = hooks["items"][0]["id"].as_str().unwrap().to_string();
+    let d = target
+        .get(&format!("/api/tenant/acme/webhooks/{id}/deliveries"), ADMIN)
+        .await;
+    assert_eq!(d.body["items"].as_array().unwrap().len(), 2, "{}", d.body);
+    let checked = tenantry(dir_of(&target), &["verify"], "shared-key-0123456789");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
 
     // Another ENCRYPTION_KEY: refused, or imported without provider keys when asked.
     let dir = tempfile::tempdir().unwrap();
@@ -353,6 +376,11 @@ async fn export_then_import_reproduces_the_tenant_and_a_different_key_is_refused
     assert_eq!(
         other.get("/api/tenant/acme/settings", ADMIN).await.body["provider_keys"],
         json!({})
+    );
+    // Webhook secrets are sealed like provider keys, so they are skipped with them.
+    assert_eq!(
+        other.get("/api/tenant/acme/webhooks", ADMIN).await.body["items"],
+        json!([])
     );
     other
         .get("/api/tenant/acme/credentials/openai", ADMIN)

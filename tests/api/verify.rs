@@ -25,7 +25,7 @@ fn passes(out: &Output) {
     assert!(out.status.success(), "{}", report(out));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 6, "one line per check: {text}");
+    assert_eq!(lines.len(), 7, "one line per check: {text}");
     assert!(lines.iter().all(|l| l.ends_with(": ok")), "{text}");
 }
 
@@ -79,6 +79,14 @@ async fn populated() -> (tempfile::TempDir, String) {
                 &format!("/api/tenant/{slug}/usage/events"),
                 ADMIN,
                 json!({"events": events}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = app
+            .post(
+                &format!("/api/tenant/{slug}/webhooks"),
+                ADMIN,
+                json!({"url": "http://203.0.113.9/hook"}),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -223,6 +231,21 @@ async fn a_provider_key_copied_from_another_tenant_does_not_open() {
         ),
     );
     let line = fails(&verify(dir.path()), "provider keys");
+    assert!(line.contains(&acme), "{line}");
+}
+
+#[tokio::test]
+async fn a_webhook_secret_copied_to_another_endpoint_does_not_open() {
+    let (dir, acme) = populated().await;
+    damage(
+        dir.path(),
+        &format!(
+            "UPDATE webhook_endpoints SET secret =
+                 (SELECT secret FROM webhook_endpoints WHERE tenant_id = '{DEFAULT}')
+             WHERE tenant_id = '{acme}';"
+        ),
+    );
+    let line = fails(&verify(dir.path()), "webhook secrets");
     assert!(line.contains(&acme), "{line}");
 }
 

@@ -1,0 +1,368 @@
+//! The delivery worker: a thread of its own that claims due deliveries, sends them (at most
+//! `MAX_IN_FLIGHT` at once, `PER_ENDPOINT` per endpoint) and records each outcome. It never
+//! touches ingest: events only write rows, and the worker reads them. A delivery is claimed in
+//! memory only, so after a crash or `kill -9` every unfinished one is due again: at least once,
+//! and receivers dedupe on `webhook-id`. It stops once the server has (`liveness`).
+use super::outbox::Outbox;
+use super::service::binding;
+use super::store::{self, Due};
+use super::{sign, ssrf};
+use crate::clock::Clock;
+use crate::crypto::{self, MasterKey};
+use crate::db::Db;
+use crate::events::{self, Kind, NewEvent};
+use crate::time::{to_micros, Micros};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+pub const MAX_IN_FLIGHT: usize = 64;
+pub const PER_ENDPOINT: usize = 4;
+/// How often due deliveries are looked for when nothing rings (retries coming due).
+const POLL: Duration = Duration::from_millis(50);
+const SECOND: Micros = 1_000_000;
+/// The waits after each failed attempt; after the last, the delivery is exhausted.
+pub const SCHEDULE: [Micros; 7] = [
+    5 * SECOND,
+    300 * SECOND,
+    1800 * SECOND,
+    7200 * SECOND,
+    18000 * SECOND,
+    36000 * SECOND,
+    36000 * SECOND,
+];
+/// An endpoint failing without a success for this long is disabled.
+pub const FAILING_FOR: Micros = 5 * 86400 * SECOND;
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Micros = 86400 * SECOND;
+
+pub struct Worker {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub key: Arc<MasterKey>,
+    pub outbox: Arc<Outbox>,
+    pub timeout: Duration,
+    pub allow_private: bool,
+}
+
+#[derive(Default)]
+struct InFlight {
+    ids: HashSet<String>,
+    per_endpoint: HashMap<String, usize>,
+}
+
+impl Worker {
+    pub fn start(self, liveness: Weak<std::fs::File>) -> Result<(), String> {
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(ssrf::Resolver {
+                allow_private: self.allow_private,
+            }))
+            .user_agent(concat!("tenantry-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("webhook client: {e}"))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("webhook worker: {e}"))?;
+        std::thread::Builder::new()
+            .name("webhooks".into())
+            .spawn(move || rt.block_on(self.run(client, liveness)))
+            .map_err(|e| format!("webhook worker: {e}"))?;
+        Ok(())
+    }
+
+    async fn run(self, client: reqwest::Client, liveness: Weak<std::fs::File>) {
+        let me = Arc::new(self);
+        let flight = Arc::new(Mutex::new(InFlight::default()));
+        while liveness.upgrade().is_some() {
+            if let Err(e) = me.claim_and_send(&client, &flight).await {
+                tracing::error!(error = %e, "webhook worker");
+            }
+            let _ = tokio::time::timeout(POLL, me.outbox.wake.notified()).await;
+        }
+    }
+
+    async fn claim_and_send(
+        self: &Arc<Self>,
+        client: &reqwest::Client,
+        flight: &Arc<Mutex<InFlight>>,
+    ) -> Result<(), crate::error::ApiError> {
+        let free = MAX_IN_FLIGHT - lock(flight).ids.len();
+        if free == 0 {
+            return Ok(());
+        }
+        let now = to_micros(self.clock.now());
+        let batch = self
+            .db
+            .run(move |c| Ok(store::due(c, now, PER_ENDPOINT as i64 * 2, 256)?))
+            .await?;
+        for d in batch {
+            {
+                let mut f = lock(flight);
+                if f.ids.len() >= MAX_IN_FLIGHT {
+                    break;
+                }
+                let busy = f.per_endpoint.get(&d.endpoint_id).copied().unwrap_or(0);
+                if f.ids.contains(&d.id) || busy >= PER_ENDPOINT {
+                    continue;
+                }
+                f.ids.insert(d.id.clone());
+                *f.per_endpoint.entry(d.endpoint_id.clone()).or_default() += 1;
+            }
+            let (me, client, flight) = (self.clone(), client.clone(), flight.clone());
+            tokio::spawn(async move {
+                let (id, endpoint) = (d.id.clone(), d.endpoint_id.clone());
+                if let Err(e) = me.deliver(&client, d).await {
+                    tracing::error!(error = %e, delivery = %id, "recording a webhook delivery");
+                }
+                let mut f = lock(&flight);
+                f.ids.remove(&id);
+                if let Some(n) = f.per_endpoint.get_mut(&endpoint) {
+                    *n -= 1;
+                    if *n == 0 {
+                        f.per_endpoint.remove(&endpoint);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// The secrets that sign now: the current one, and the previous one during its overlap.
+    async fn secrets(&self, d: &Due) -> Result<Vec<String>, String> {
+        let id = d.endpoint_id.clone();
+        let sealed = self
+            .db
+            .run(move |c| Ok(store::secrets(c, &id)?))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the endpoint is gone")?;
+        let (current, previous, until) = sealed;
+        let bind = binding(&d.endpoint_id);
+        let open = |s: &[u8]| {
+            crypto::open(&self.key, s, d.owner.as_uuid(), &bind)
+                .map(|s| s.expose().to_string())
+                .map_err(|e| format!("the endpoint's secret does not open: {e}"))
+        };
+        let mut out = vec![open(&current)?];
+        if let (Some(p), Some(until)) = (previous, until) {
+            if until > to_micros(self.clock.now()) {
+                out.push(open(&p)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn deliver(&self, client: &reqwest::Client, d: Due) -> Result<(), String> {
+        let outcome = self.attempt(client, &d).await;
+        let now = to_micros(self.clock.now());
+        let db = self.db.clone();
+        let outbox = self.outbox.clone();
+        db.write(move |c| {
+            let tx = c.transaction()?;
+            let reload = record(&tx, &d, outcome, now)?;
+            tx.commit()?;
+            if reload {
+                outbox.replace(super::outbox::Snapshot::load(c)?);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    async fn attempt(&self, client: &reqwest::Client, d: &Due) -> Outcome {
+        let secrets = match self.secrets(d).await {
+            Ok(s) => s,
+            Err(e) => return Outcome::failed(None, e),
+        };
+        let url = match reqwest::Url::parse(&d.url) {
+            Ok(u) => u,
+            Err(e) => return Outcome::failed(None, e.to_string()),
+        };
+        // IP literals never reach the resolver: check them (and names, early) here.
+        if let Err(e) = ssrf::check_url(&url, self.allow_private).await {
+            return Outcome::failed(None, format!("refused: {e}"));
+        }
+        let body = body(d);
+        // The wall clock, not the app's `Clock`: receivers compare it with their own clock
+        // (the official libraries refuse a timestamp five minutes off).
+        let ts = chrono::Utc::now().timestamp();
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let signature = sign::signature(&refs, &d.event_id, ts, body.as_bytes());
+        let sent = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.event_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => Outcome {
+                status: Some(r.status().as_u16()),
+                error: None,
+                retry_after: None,
+            },
+            Ok(r) => {
+                let code = r.status().as_u16();
+                let retry_after = match code {
+                    429 | 503 => r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                        .map(|s| (s.max(0) * SECOND).min(MAX_RETRY_AFTER)),
+                    _ => None,
+                };
+                Outcome {
+                    status: Some(code),
+                    error: Some(format!("the receiver answered {code}")),
+                    retry_after,
+                }
+            }
+            Err(e) if e.is_timeout() => {
+                Outcome::failed(None, "the receiver did not answer in time".into())
+            }
+            // Without the URL: a Slack URL's path is a credential, and the log has its own copy.
+            Err(e) => Outcome::failed(None, crate::error::clip(&error_chain(&e.without_url()))),
+        }
+    }
+}
+
+fn lock(f: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    f.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+struct Outcome {
+    status: Option<u16>,
+    error: Option<String>,
+    retry_after: Option<Micros>,
+}
+
+impl Outcome {
+    fn failed(status: Option<u16>, error: String) -> Outcome {
+        Outcome {
+            status,
+            error: Some(error),
+            retry_after: None,
+        }
+    }
+}
+
+/// The request body: Standard Webhooks' `{"type", "timestamp", "data"}`, or Slack's `{"text"}`.
+fn body(d: &Due) -> String {
+    let event: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+    if d.format == "slack" {
+        let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
+        return json!({"text": format!("{} {}: {}", s("severity"), d.event_type, s("message"))})
+            .to_string();
+    }
+    json!({
+        "type": d.event_type,
+        "timestamp": crate::time::rfc3339(d.created_at),
+        "data": event,
+    })
+    .to_string()
+}
+
+/// When to try again after the `attempt`-th failed attempt (1-based): the schedule's wait
+/// ±10%, or a longer `Retry-After`; `None` once the schedule is spent.
+pub fn next_attempt(attempt: i64, now: Micros, retry_after: Option<Micros>) -> Option<Micros> {
+    let wait = *SCHEDULE.get(usize::try_from(attempt - 1).ok()?)?;
+    let jittered = (wait as f64 * rand::random_range(0.9..1.1)) as Micros;
+    Some(now + jittered.max(retry_after.unwrap_or(0)))
+}
+
+/// Writes an attempt's outcome; true when an endpoint was disabled (the snapshot must reload).
+fn record(
+    c: &rusqlite::Connection,
+    d: &Due,
+    o: Outcome,
+    now: Micros,
+) -> Result<bool, crate::error::ApiError> {
+    let attempt = d.attempts + 1;
+    if o.error.is_none() {
+        store::record_attempt(c, &d.id, "succeeded", o.status, None, None)?;
+        store::mark_success(c, &d.endpoint_id)?;
+        return Ok(false);
+    }
+    if o.status == Some(410) {
+        store::record_attempt(c, &d.id, "failed", o.status, o.error.as_deref(), None)?;
+        return disable(c, d, "gone", now);
+    }
+    let next = next_attempt(attempt, now, o.retry_after);
+    let status = if next.is_some() {
+        "failed"
+    } else {
+        "exhausted"
+    };
+    store::record_attempt(c, &d.id, status, o.status, o.error.as_deref(), next)?;
+    let since = store::mark_failure(c, &d.endpoint_id, now)?;
+    if since.is_some_and(|s| now - s >= FAILING_FOR) {
+        return disable(c, d, "failing", now);
+    }
+    Ok(false)
+}
+
+fn disable(
+    c: &rusqlite::Connection,
+    d: &Due,
+    reason: &str,
+    now: Micros,
+) -> Result<bool, crate::error::ApiError> {
+    if !store::disable(c, &d.endpoint_id, reason, now)? {
+        return Ok(false);
+    }
+    let msg = match reason {
+        "gone" => "webhook endpoint disabled: the receiver answered 410 Gone".to_string(),
+        _ => "webhook endpoint disabled: no delivery succeeded for 5 days".to_string(),
+    };
+    let data = json!({"endpoint_id": d.endpoint_id, "reason": reason});
+    events::record(
+        c,
+        now,
+        NewEvent::of(Kind::WebhookDisabled, d.owner, msg, data),
+    )?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_waits_within_ten_percent_then_ends() {
+        for (i, wait) in SCHEDULE.iter().enumerate() {
+            let next = next_attempt(i as i64 + 1, 0, None).unwrap();
+            assert!(
+                next >= wait * 9 / 10 && next <= wait * 11 / 10,
+                "{i}: {next}"
+            );
+        }
+        assert_eq!(next_attempt(8, 0, None), None);
+    }
+
+    #[test]
+    fn a_longer_retry_after_is_honoured() {
+        let next = next_attempt(1, 0, Some(60 * SECOND)).unwrap();
+        assert_eq!(next, 60 * SECOND);
+        let next = next_attempt(2, 0, Some(SECOND)).unwrap();
+        assert!(next >= 270 * SECOND);
+    }
+}
