@@ -31,8 +31,8 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_BACKUP_KEEP       scheduled backups kept (7)
   TENANTRY_EVENTS_RETENTION_DAYS  days operational events are kept; 0: forever (90)
   TENANTRY_BODY_TIMEOUT      time a request body may take to arrive, e.g. 30s (30s)
-  TENANTRY_WEBHOOK_ALLOW_PRIVATE
-                             true lets webhooks reach loopback and private addresses (false)
+  TENANTRY_WEBHOOK_ALLOW_PRIVATE  true lets webhooks reach loopback and private
+                             addresses (false)
   TENANTRY_WEBHOOK_TIMEOUT   time a webhook receiver has to answer, e.g. 15s (15s)
   TENANTRY_TRUSTED_PROXIES   comma-separated proxy addresses or CIDRs whose X-Forwarded-For
                              names the client (none)
