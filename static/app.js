@@ -1,6 +1,6 @@
 // Sign-in, navigation and routing for the admin page.
 import { api, el, token, setToken, clearToken, form, input } from "./api.js";
-import { tenantsView, tenantView, usageView, gatewayView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
+import { tenantsView, tenantView, usageView, gatewayView, webhooksView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
 
 const main = document.getElementById("app");
 const nav = document.getElementById("nav");
@@ -63,7 +63,8 @@ async function start() {
   nav.replaceChildren(...(ctx.admin
     ? [link("#/", "Tenants"), link("#/instance", "Instance"), link("#/pricing", "Pricing")]
     : ctx.role === "service" ? [link("#/service", "Service key")]
-      : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage"), link("#/t/own/gateway", "Gateway")]));
+      : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage"), link("#/t/own/gateway", "Gateway"),
+        ctx.role === "owner" && link("#/t/own/webhooks", "Webhooks")].filter(Boolean)));
   await route();
 }
 
@@ -83,7 +84,7 @@ async function route() {
     } else if (parts[0] === "service") {
       await serviceView(ctx, main);
     } else if (parts[0] === "t" && parts[1]) {
-      const view = { usage: usageView, gateway: gatewayView }[parts[2]] ?? tenantView;
+      const view = { usage: usageView, gateway: gatewayView, webhooks: webhooksView }[parts[2]] ?? tenantView;
       await view(ctx, main, decodeURIComponent(parts[1]));
     } else if (parts[0] === "instance" && ctx.admin) {
       await instanceView(ctx, main);

@@ -21,5 +21,7 @@ export function tenantHeader(ctx, slug, current) {
     el("p", { class: "actions" },
       link(`#/t/${slug}`, canManage(ctx) ? "Members, keys and settings" : "Members and settings", "manage"), " · ",
       link(`#/t/${slug}/usage`, "Usage", "usage"), " · ",
-      link(`#/t/${slug}/gateway`, "Gateway", "gateway")));
+      link(`#/t/${slug}/gateway`, "Gateway", "gateway"),
+      // Webhook endpoints are the owner's (the API refuses the other roles), so only they see the tab.
+      canManage(ctx) && [" · ", link(`#/t/${slug}/webhooks`, "Webhooks", "webhooks")]));
 }

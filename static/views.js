@@ -3,6 +3,7 @@ export { tenantsView } from "./tenants.js";
 export { tenantView } from "./tenant.js";
 export { usageView } from "./usage.js";
 export { gatewayView } from "./gateway.js";
+export { webhooksView } from "./webhooks.js";
 export { instanceView, pricingView } from "./instance.js";
 export { serviceView } from "./service.js";
 export { setRouter } from "./ui.js";

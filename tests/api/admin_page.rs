@@ -19,6 +19,7 @@ async fn the_page_and_its_assets_are_served_with_types_etags_and_csp() {
         ("/ui/settings.js", "text/javascript"),
         ("/ui/usage.js", "text/javascript"),
         ("/ui/gateway.js", "text/javascript"),
+        ("/ui/webhooks.js", "text/javascript"),
         ("/ui/instance.js", "text/javascript"),
         ("/ui/service.js", "text/javascript"),
         ("/ui/app.css", "text/css"),

@@ -3,8 +3,33 @@
 //! test says what is missing and passes only when not under CI.
 use crate::helpers::{output_text, skip_without, spawn_with, ADMIN};
 use crate::upstream::{FakeUpstream, HOSTED_ANTHROPIC_KEY};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A webhook receiver for the Webhooks view's flow: answers 204 and counts what arrives. On a
+/// free loopback port, so the server needs `TENANTRY_WEBHOOK_ALLOW_PRIVATE=true` to post to it.
+async fn receiver() -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let seen = seen.clone();
+        App::new().default_service(web::to(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { HttpResponse::NoContent().finish() }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (url, count)
+}
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -37,11 +62,13 @@ async fn the_admin_page_works_in_a_real_browser() {
         // with a service key it creates, against the fake provider. Only Anthropic gets an
         // instance key, since the service-key step expects the OpenAI credentials check to fail.
         let fake = FakeUpstream::start();
+        let (hook, hooked) = receiver().await;
         let v1 = format!("{}/v1", fake.url);
         let app = spawn_with(&[
             ("ENABLE_MULTI_TENANT", "true"),
             ("TENANTRY_UPSTREAM_ANTHROPIC", v1.as_str()),
             ("TENANTRY_PROVIDER_KEY_ANTHROPIC", HOSTED_ANTHROPIC_KEY),
+            ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
         ])
         .await;
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
@@ -51,6 +78,7 @@ async fn the_admin_page_works_in_a_real_browser() {
             .arg(ADMIN)
             .arg(&shots)
             .arg(viewport)
+            .env("WEBHOOK_RECEIVER", &hook)
             .current_dir(&dir)
             .output()
             .await
@@ -67,5 +95,11 @@ async fn the_admin_page_works_in_a_real_browser() {
         for r in &seen {
             assert_eq!(r["headers"]["x-api-key"], HOSTED_ANTHROPIC_KEY, "{r}");
         }
+        // The test send the page showed as succeeded really reached the receiver.
+        let hooks = hooked.load(Ordering::SeqCst);
+        assert!(
+            hooks >= 1,
+            "{viewport}: the receiver got {hooks} deliveries"
+        );
     }
 }

@@ -5,6 +5,7 @@ import { chromium } from "playwright-core";
 import { step, check, watch, listenForCsp, expectRefusals, fits, call, background, RED } from "./lib.mjs";
 import { roleFlows, copyWithoutClipboard } from "./roles.mjs";
 import { gatewayFlow } from "./gateway.mjs";
+import { webhooksFlow } from "./webhooks.mjs";
 
 const [base, admin, shots, size = "1280x800"] = process.argv.slice(2);
 const [width, height] = size.split("x").map(Number);
@@ -184,6 +185,10 @@ try {
   check(daily === "1", `trial template's limit is back, got ${daily}`);
 
   await gatewayFlow(page, { base, admin, serviceKey: made["service-key"], slug: "acme-corp", shot });
+
+  // tests/api/browser.rs starts the receiver and lets the server post to loopback.
+  check(process.env.WEBHOOK_RECEIVER, "WEBHOOK_RECEIVER names the test's webhook receiver");
+  await webhooksFlow(page, { base, admin, slug: "acme-corp", receiver: process.env.WEBHOOK_RECEIVER, shot });
 
   await adminViews(page);
 

@@ -1,6 +1,7 @@
 // Signing in with each kind of tenant key, and copying a key where there is no clipboard API.
 import { step, check, watch, listenForCsp, expectRefusals, fits } from "./lib.mjs";
 import { gatewayRead } from "./gateway.mjs";
+import { webhooksByRole } from "./webhooks.mjs";
 
 async function signInWith(page, problems, token) {
   await page.getByLabel("Token").fill(token);
@@ -25,6 +26,7 @@ export async function roleFlows(page, problems, keys, shot) {
   await page.getByRole("heading", { name: "Your tenant" }).waitFor();
   await page.getByRole("region", { name: "API keys" }).waitFor();
   check((await page.getByRole("link", { name: "Instance" }).count()) === 0, "no instance view for a key");
+  await webhooksByRole(page, "owner");
   await signOut(page);
 
   for (const role of ["viewer", "member"]) {
@@ -47,6 +49,7 @@ export async function roleFlows(page, problems, keys, shot) {
     await page.getByRole("region", { name: "Members" }).getByRole("cell", { name: "alice" }).waitFor();
     await fits(page, `${role} settings`);
     await gatewayRead(page, role);
+    await webhooksByRole(page, role);
     await signOut(page);
   }
 
