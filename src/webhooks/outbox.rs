@@ -14,7 +14,7 @@ use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::Connection;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The enabled endpoints of one database, by owner.
@@ -52,9 +52,26 @@ pub struct Outbox {
     snapshot: RwLock<Snapshot>,
     /// Rung after a delivery is written, so the worker need not wait for its next poll.
     pub wake: tokio::sync::Notify,
+    /// Endpoints with a delivery written (or a slot freed) since the worker last looked: it
+    /// refills exactly these from their own index, never scanning the whole backlog.
+    dirty: Mutex<HashSet<String>>,
 }
 
 impl Outbox {
+    /// Tells the worker that `endpoint` may have a delivery to send now.
+    pub fn ring(&self, endpoint: &str) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.to_string());
+        self.wake.notify_one();
+    }
+
+    /// The endpoints rung since the last call.
+    pub fn take_rung(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub fn replace(&self, s: Snapshot) {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = s;
     }
@@ -130,9 +147,11 @@ pub fn enqueue(c: &Connection, e: &EventRow<'_>) -> rusqlite::Result<usize> {
     let payload = e.render().to_string();
     for s in &subs {
         deliver_to(c, s.id.as_str(), s.owner, e, &payload)?;
-    }
-    if let Some(o) = outbox {
-        o.wake.notify_one();
+        // Rung before the commit: a worker that looks too early finds nothing due yet, and
+        // the next ring or poll finds it.
+        if let Some(o) = &outbox {
+            o.ring(s.id.as_str());
+        }
     }
     Ok(subs.len())
 }

@@ -293,39 +293,65 @@ pub struct Due {
     pub created_at: Micros,
 }
 
+/// The columns of a due delivery, as `due_row` reads them.
+const DUE_COLUMNS: &str = "d.id, d.endpoint_id, e.tenant_id, d.event_id, d.event_type, d.payload,
+    d.attempts, e.url, e.format, d.created_at";
+
+fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Due> {
+    Ok(Due {
+        id: r.get(0)?,
+        endpoint_id: r.get(1)?,
+        owner: r.get(2)?,
+        event_id: r.get(3)?,
+        event_type: r.get(4)?,
+        payload: r.get(5)?,
+        attempts: r.get(6)?,
+        url: r.get(7)?,
+        format: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
 /// Deliveries due at `now` of enabled endpoints, oldest due first, at most `per_endpoint` of
-/// each endpoint (so one endpoint's backlog does not fill a batch).
+/// each endpoint (so one endpoint's backlog does not fill a batch). It reads every due row, so
+/// the worker runs it only now and then, for retries that came due; `due_for` serves the rest.
 pub fn due(
     c: &Connection,
     now: Micros,
     per_endpoint: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<Due>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT d.id, d.endpoint_id, e.tenant_id, d.event_id, d.event_type, d.payload,
-                d.attempts, e.url, e.format, d.created_at
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {DUE_COLUMNS}
          FROM (SELECT *, row_number() OVER (PARTITION BY endpoint_id
                                              ORDER BY next_attempt_at, seq) AS rank
                FROM webhook_deliveries
                WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1) d
          JOIN webhook_endpoints e ON e.id = d.endpoint_id
          WHERE d.rank <= ?2 AND e.enabled = 1
-         ORDER BY d.next_attempt_at LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![now, per_endpoint, limit], |r| {
-        Ok(Due {
-            id: r.get(0)?,
-            endpoint_id: r.get(1)?,
-            owner: r.get(2)?,
-            event_id: r.get(3)?,
-            event_type: r.get(4)?,
-            payload: r.get(5)?,
-            attempts: r.get(6)?,
-            url: r.get(7)?,
-            format: r.get(8)?,
-            created_at: r.get(9)?,
-        })
-    })?;
+         ORDER BY d.next_attempt_at LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![now, per_endpoint, limit], due_row)?;
+    rows.collect()
+}
+
+/// One enabled endpoint's next `limit` due deliveries, oldest due first, read from the index
+/// `webhook_deliveries_due_by_endpoint` without touching other endpoints' rows.
+pub fn due_for(
+    c: &Connection,
+    endpoint: &str,
+    now: Micros,
+    limit: i64,
+) -> rusqlite::Result<Vec<Due>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {DUE_COLUMNS}
+         FROM webhook_deliveries d
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.endpoint_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+           AND e.enabled = 1
+         ORDER BY d.next_attempt_at, d.seq LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![endpoint, now, limit], due_row)?;
     rows.collect()
 }
 

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 pub const MAX_IN_FLIGHT: usize = 64;
 pub const PER_ENDPOINT: usize = 4;
-/// How often due deliveries are looked for when nothing rings (retries coming due).
-const POLL: Duration = Duration::from_millis(50);
+/// How often every endpoint's due deliveries are looked for (retries coming due); between
+/// those looks the worker refills only the endpoints rung (`Outbox::ring`).
+const POLL: Duration = Duration::from_millis(100);
 const SECOND: Micros = 1_000_000;
 /// The waits after each failed attempt; after the last, the delivery is exhausted.
 pub const SCHEDULE: [Micros; 7] = [
@@ -77,28 +78,56 @@ impl Worker {
     async fn run(self, client: reqwest::Client, liveness: Weak<std::fs::File>) {
         let me = Arc::new(self);
         let flight = Arc::new(Mutex::new(InFlight::default()));
+        let mut last_sweep = std::time::Instant::now() - POLL;
         while liveness.upgrade().is_some() {
-            if let Err(e) = me.claim_and_send(&client, &flight).await {
-                tracing::error!(error = %e, "webhook worker");
+            // Every endpoint now and then; in between, only the ones rung, from their index.
+            let claimed = if last_sweep.elapsed() >= POLL {
+                last_sweep = std::time::Instant::now();
+                me.outbox.take_rung();
+                let now = to_micros(me.clock.now());
+                me.db
+                    .run(move |c| Ok(store::due(c, now, PER_ENDPOINT as i64 * 2, 256)?))
+                    .await
+            } else {
+                me.rung().await
+            };
+            match claimed {
+                Ok(batch) => me.send(&client, &flight, batch),
+                Err(e) => tracing::error!(error = %e, "webhook worker"),
             }
-            let _ = tokio::time::timeout(POLL, me.outbox.wake.notified()).await;
+            let wait = POLL.saturating_sub(last_sweep.elapsed());
+            let _ = tokio::time::timeout(wait, me.outbox.wake.notified()).await;
         }
     }
 
-    async fn claim_and_send(
+    /// The due deliveries of the endpoints rung since the last look.
+    async fn rung(&self) -> Result<Vec<Due>, crate::error::ApiError> {
+        let endpoints: Vec<String> = self.outbox.take_rung().into_iter().collect();
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = to_micros(self.clock.now());
+        self.db
+            .run(move |c| {
+                let mut out = Vec::new();
+                for e in &endpoints {
+                    // Twice the slots, so deliveries still in flight do not hide the next ones.
+                    out.extend(store::due_for(c, e, now, PER_ENDPOINT as i64 * 2)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Sends what `batch` holds that fits: at most `MAX_IN_FLIGHT` at once and `PER_ENDPOINT`
+    /// per endpoint, none twice. A finished delivery rings its endpoint, so the next one of it
+    /// goes at once instead of at the next poll.
+    fn send(
         self: &Arc<Self>,
         client: &reqwest::Client,
         flight: &Arc<Mutex<InFlight>>,
-    ) -> Result<(), crate::error::ApiError> {
-        let free = MAX_IN_FLIGHT - lock(flight).ids.len();
-        if free == 0 {
-            return Ok(());
-        }
-        let now = to_micros(self.clock.now());
-        let batch = self
-            .db
-            .run(move |c| Ok(store::due(c, now, PER_ENDPOINT as i64 * 2, 256)?))
-            .await?;
+        batch: Vec<Due>,
+    ) {
         for d in batch {
             {
                 let mut f = lock(flight);
@@ -118,17 +147,19 @@ impl Worker {
                 if let Err(e) = me.deliver(&client, d).await {
                     tracing::error!(error = %e, delivery = %id, "recording a webhook delivery");
                 }
-                let mut f = lock(&flight);
-                f.ids.remove(&id);
-                if let Some(n) = f.per_endpoint.get_mut(&endpoint) {
-                    *n -= 1;
-                    if *n == 0 {
-                        f.per_endpoint.remove(&endpoint);
+                {
+                    let mut f = lock(&flight);
+                    f.ids.remove(&id);
+                    if let Some(n) = f.per_endpoint.get_mut(&endpoint) {
+                        *n -= 1;
+                        if *n == 0 {
+                            f.per_endpoint.remove(&endpoint);
+                        }
                     }
                 }
+                me.outbox.ring(&endpoint);
             });
         }
-        Ok(())
     }
 
     /// The secrets that sign now: the current one, and the previous one during its overlap.
