@@ -31,6 +31,17 @@ fn anthropic_error(r: &Resp, status: u16, code: &str) {
     assert!(r.body["error"]["message"].is_string(), "{}", r.body);
 }
 
+/// The fake provider, a tenantry pointed at it (with `extra` variables), tenant `acme` and its
+/// owner and service keys.
+async fn acme(extra: &[(&str, &str)]) -> (FakeUpstream, TestApp, String, String) {
+    let fake = FakeUpstream::start();
+    let app = gateway_app(&fake, extra).await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    let key = app.create_key("acme", "service").await;
+    (fake, app, owner, key)
+}
+
 async fn nothing_went_upstream(fake: &FakeUpstream) {
     assert_eq!(
         fake.requests().await.len(),
@@ -96,11 +107,7 @@ async fn callers_without_a_tenant_key_of_the_right_role_are_refused() {
 
 #[tokio::test]
 async fn models_are_routed_by_prefix_or_family_and_unknown_or_disallowed_ones_refused() {
-    let fake = FakeUpstream::start();
-    let app = gateway_app(&fake, &[]).await;
-    app.create_tenant("acme").await;
-    let owner = app.create_key("acme", "owner").await;
-    let key = app.create_key("acme", "service").await;
+    let (fake, app, owner, key) = acme(&[]).await;
     let with = |m: &str| json!({"model": m, "messages": []});
     openai_error(
         &post(&app, "/v1/chat/completions", &key, with("llama3")).await,
@@ -198,11 +205,7 @@ async fn a_missing_or_unreadable_provider_key_is_a_409() {
 
 #[tokio::test]
 async fn enforce_limits_refuses_calls_while_a_limit_is_exceeded_and_soft_limits_only_say_so() {
-    let fake = FakeUpstream::start();
-    let app = gateway_app(&fake, &[]).await;
-    app.create_tenant("acme").await;
-    let owner = app.create_key("acme", "owner").await;
-    let key = app.create_key("acme", "service").await;
+    let (fake, app, owner, key) = acme(&[]).await;
     let patch = json!({"limits": {"daily_tokens": 10}});
     assert_eq!(
         app.call("PATCH", "/api/settings", Some(&owner), Some(patch))
@@ -245,11 +248,7 @@ async fn enforce_limits_refuses_calls_while_a_limit_is_exceeded_and_soft_limits_
 
 #[tokio::test]
 async fn the_rate_limit_and_max_concurrent_calls_apply_to_gateway_calls() {
-    let fake = FakeUpstream::start();
-    let app = gateway_app(&fake, &[]).await;
-    app.create_tenant("acme").await;
-    let owner = app.create_key("acme", "owner").await;
-    let key = app.create_key("acme", "service").await;
+    let (_fake, app, owner, key) = acme(&[]).await;
     let patch = json!({"max_concurrent_calls": 1});
     assert_eq!(
         app.call("PATCH", "/api/settings", Some(&owner), Some(patch))
@@ -301,10 +300,7 @@ async fn the_rate_limit_and_max_concurrent_calls_apply_to_gateway_calls() {
 }
 
 async fn app_with(extra: &[(&str, &str)]) -> (FakeUpstream, TestApp, String) {
-    let fake = FakeUpstream::start();
-    let app = gateway_app(&fake, extra).await;
-    app.create_tenant("acme").await;
-    let key = app.create_key("acme", "service").await;
+    let (fake, app, _, key) = acme(extra).await;
     (fake, app, key)
 }
 
