@@ -409,3 +409,38 @@ async fn models_lists_allowed_models_or_priced_models_of_keyed_providers() {
         .collect();
     assert_eq!(ids, ["claude-haiku-4-5", "gpt-4o"]);
 }
+
+#[tokio::test]
+async fn x_api_key_works_on_openai_paths_and_openais_own_headers_pass_through() {
+    let fake = FakeUpstream::start();
+    let app = gateway_app(&fake, &[]).await;
+    app.create_tenant("acme").await;
+    let key = app.create_key("acme", "service").await;
+    let r = app
+        .client
+        .post(format!("{}/v1/chat/completions", app.address))
+        .header("x-api-key", &key)
+        .header("openai-organization", "org-acme")
+        .header("openai-project", "proj_42")
+        .header("openai-beta", "assistants=v2")
+        .json(&json!({"model": "gpt-4o-mini", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .get(format!("{}/v1/models", app.address))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = fake.requests().await;
+    let h = &seen[0]["headers"];
+    assert_eq!(h["openai-organization"], "org-acme");
+    assert_eq!(h["openai-project"], "proj_42");
+    assert_eq!(h["openai-beta"], "assistants=v2");
+    assert_eq!(h["authorization"], format!("Bearer {HOSTED_OPENAI_KEY}"));
+    assert!(h["x-api-key"].is_null(), "the tenant key stays here: {h}");
+}
