@@ -47,6 +47,13 @@ pub struct Worker {
     pub allow_private: bool,
 }
 
+/// A finished attempt on its way to the recorder.
+struct Done {
+    d: Due,
+    outcome: Outcome,
+    at: Micros,
+}
+
 #[derive(Default)]
 struct InFlight {
     ids: HashSet<String>,
@@ -78,6 +85,8 @@ impl Worker {
     async fn run(self, client: reqwest::Client, liveness: Weak<std::fs::File>) {
         let me = Arc::new(self);
         let flight = Arc::new(Mutex::new(InFlight::default()));
+        let (done, finished) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(me.clone().recorder(finished, flight.clone()));
         let mut last_sweep = std::time::Instant::now() - POLL;
         while liveness.upgrade().is_some() {
             // Every endpoint now and then; in between, only the ones rung, from their index.
@@ -92,7 +101,7 @@ impl Worker {
                 me.rung().await
             };
             match claimed {
-                Ok(batch) => me.send(&client, &flight, batch),
+                Ok(batch) => me.send(&client, &flight, &done, batch),
                 Err(e) => tracing::error!(error = %e, "webhook worker"),
             }
             let wait = POLL.saturating_sub(last_sweep.elapsed());
@@ -120,12 +129,13 @@ impl Worker {
     }
 
     /// Sends what `batch` holds that fits: at most `MAX_IN_FLIGHT` at once and `PER_ENDPOINT`
-    /// per endpoint, none twice. A finished delivery rings its endpoint, so the next one of it
-    /// goes at once instead of at the next poll.
+    /// per endpoint, none twice. Each outcome goes to the recorder, which writes it and only
+    /// then frees the delivery's place (so it cannot be claimed again before it is recorded).
     fn send(
         self: &Arc<Self>,
         client: &reqwest::Client,
         flight: &Arc<Mutex<InFlight>>,
+        done: &tokio::sync::mpsc::UnboundedSender<Done>,
         batch: Vec<Due>,
     ) {
         for d in batch {
@@ -141,24 +151,71 @@ impl Worker {
                 f.ids.insert(d.id.clone());
                 *f.per_endpoint.entry(d.endpoint_id.clone()).or_default() += 1;
             }
-            let (me, client, flight) = (self.clone(), client.clone(), flight.clone());
+            let (me, client, done) = (self.clone(), client.clone(), done.clone());
             tokio::spawn(async move {
-                let (id, endpoint) = (d.id.clone(), d.endpoint_id.clone());
-                if let Err(e) = me.deliver(&client, d).await {
-                    tracing::error!(error = %e, delivery = %id, "recording a webhook delivery");
+                let outcome = me.attempt(&client, &d).await;
+                let at = to_micros(me.clock.now());
+                // The recorder outlives every sender; a failed send means the worker stopped.
+                let _ = done.send(Done { d, outcome, at });
+            });
+        }
+    }
+
+    /// Writes finished attempts, as many as have finished, in one transaction (one commit for a
+    /// burst, instead of one each), then frees their places and rings their endpoints for the
+    /// next deliveries. A batch that fails to commit leaves its deliveries due: they are sent
+    /// again (at least once).
+    async fn recorder(
+        self: Arc<Self>,
+        mut finished: tokio::sync::mpsc::UnboundedReceiver<Done>,
+        flight: Arc<Mutex<InFlight>>,
+    ) {
+        while let Some(first) = finished.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_IN_FLIGHT {
+                match finished.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
                 }
-                {
-                    let mut f = lock(&flight);
-                    f.ids.remove(&id);
-                    if let Some(n) = f.per_endpoint.get_mut(&endpoint) {
+            }
+            let freed: Vec<(String, String)> = batch
+                .iter()
+                .map(|b| (b.d.id.clone(), b.d.endpoint_id.clone()))
+                .collect();
+            let outbox = self.outbox.clone();
+            let written = self
+                .db
+                .write(move |c| {
+                    let tx = c.transaction()?;
+                    let mut reload = false;
+                    for b in batch {
+                        reload |= record(&tx, &b.d, b.outcome, b.at)?;
+                    }
+                    tx.commit()?;
+                    if reload {
+                        outbox.replace(super::outbox::Snapshot::load(c)?);
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::error!(error = %e, "recording webhook deliveries");
+            }
+            {
+                let mut f = lock(&flight);
+                for (id, endpoint) in &freed {
+                    f.ids.remove(id);
+                    if let Some(n) = f.per_endpoint.get_mut(endpoint) {
                         *n -= 1;
                         if *n == 0 {
-                            f.per_endpoint.remove(&endpoint);
+                            f.per_endpoint.remove(endpoint);
                         }
                     }
                 }
-                me.outbox.ring(&endpoint);
-            });
+            }
+            for (_, endpoint) in &freed {
+                self.outbox.ring(endpoint);
+            }
         }
     }
 
@@ -185,24 +242,6 @@ impl Worker {
             }
         }
         Ok(out)
-    }
-
-    async fn deliver(&self, client: &reqwest::Client, d: Due) -> Result<(), String> {
-        let outcome = self.attempt(client, &d).await;
-        let now = to_micros(self.clock.now());
-        let db = self.db.clone();
-        let outbox = self.outbox.clone();
-        db.write(move |c| {
-            let tx = c.transaction()?;
-            let reload = record(&tx, &d, outcome, now)?;
-            tx.commit()?;
-            if reload {
-                outbox.replace(super::outbox::Snapshot::load(c)?);
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())
     }
 
     async fn attempt(&self, client: &reqwest::Client, d: &Due) -> Outcome {
