@@ -55,6 +55,9 @@ pub struct Outbox {
     /// Endpoints with a delivery written (or a slot freed) since the worker last looked: it
     /// refills exactly these from their own index, never scanning the whole backlog.
     dirty: Mutex<HashSet<String>>,
+    /// Endpoints an owner asked to send to now (a test send, a manual retry): the worker lifts
+    /// their pause after a failure.
+    resumed: Mutex<HashSet<String>>,
 }
 
 impl Outbox {
@@ -65,6 +68,21 @@ impl Outbox {
             .unwrap_or_else(|p| p.into_inner())
             .insert(endpoint.to_string());
         self.wake.notify_one();
+    }
+
+    /// Rings `endpoint` for a delivery its owner wants sent now, even while the worker is
+    /// holding it back after a failure.
+    pub fn resume(&self, endpoint: &str) {
+        self.resumed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.to_string());
+        self.ring(endpoint);
+    }
+
+    /// The endpoints resumed since the last call.
+    pub fn take_resumed(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.resumed.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The endpoints rung since the last call.

@@ -252,7 +252,7 @@ impl Webhooks {
                     created_at: now,
                 };
                 outbox::deliver_to(c, &e.id, e.tenant_id, &row, &row.render().to_string())?;
-                outbox.ring(&e.id);
+                outbox.resume(&e.id);
                 Ok(())
             })
             .await?;
@@ -292,7 +292,7 @@ impl Webhooks {
                 if !store::retry_delivery(c, &e.id, &delivery, now)? {
                     return Err(ApiError::NotFound("no such delivery".into()));
                 }
-                outbox.ring(&e.id);
+                outbox.resume(&e.id);
                 Ok(())
             })
             .await

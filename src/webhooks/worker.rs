@@ -58,6 +58,9 @@ struct Done {
 struct InFlight {
     ids: HashSet<String>,
     per_endpoint: HashMap<String, usize>,
+    /// Endpoints whose last attempt failed, until when (app clock): their other due
+    /// deliveries wait instead of failing one after another against a receiver that is down.
+    paused: HashMap<String, Micros>,
 }
 
 impl Worker {
@@ -138,6 +141,14 @@ impl Worker {
         done: &tokio::sync::mpsc::UnboundedSender<Done>,
         batch: Vec<Due>,
     ) {
+        let now = to_micros(self.clock.now());
+        let resumed = self.outbox.take_resumed();
+        if !resumed.is_empty() {
+            let mut f = lock(flight);
+            for e in &resumed {
+                f.paused.remove(e);
+            }
+        }
         for d in batch {
             {
                 let mut f = lock(flight);
@@ -145,7 +156,11 @@ impl Worker {
                     break;
                 }
                 let busy = f.per_endpoint.get(&d.endpoint_id).copied().unwrap_or(0);
-                if f.ids.contains(&d.id) || busy >= PER_ENDPOINT {
+                let paused = f
+                    .paused
+                    .get(&d.endpoint_id)
+                    .is_some_and(|until| *until > now);
+                if f.ids.contains(&d.id) || busy >= PER_ENDPOINT || paused {
                     continue;
                 }
                 f.ids.insert(d.id.clone());
@@ -182,6 +197,18 @@ impl Worker {
                 .iter()
                 .map(|b| (b.d.id.clone(), b.d.endpoint_id.clone()))
                 .collect();
+            // A failure pauses its endpoint for the schedule's shortest first wait (5 s less
+            // 10%, or a longer Retry-After), so no retry is held past its own time; a success
+            // lifts the pause.
+            let pauses: Vec<(String, Option<Micros>)> = batch
+                .iter()
+                .map(|b| {
+                    let until = b.outcome.error.as_ref().map(|_| {
+                        b.at + b.outcome.retry_after.unwrap_or(0).max(SCHEDULE[0] * 9 / 10)
+                    });
+                    (b.d.endpoint_id.clone(), until)
+                })
+                .collect();
             let outbox = self.outbox.clone();
             let written = self
                 .db
@@ -203,6 +230,12 @@ impl Worker {
             }
             {
                 let mut f = lock(&flight);
+                for (endpoint, until) in pauses {
+                    match until {
+                        Some(t) => f.paused.insert(endpoint, t),
+                        None => f.paused.remove(&endpoint),
+                    };
+                }
                 for (id, endpoint) in &freed {
                     f.ids.remove(id);
                     if let Some(n) = f.per_endpoint.get_mut(endpoint) {
