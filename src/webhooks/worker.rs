@@ -19,9 +19,11 @@ use std::time::Duration;
 
 pub const MAX_IN_FLIGHT: usize = 64;
 pub const PER_ENDPOINT: usize = 4;
-/// How often every endpoint's due deliveries are looked for (retries coming due); between
-/// those looks the worker refills only the endpoints rung (`Outbox::ring`).
-const POLL: Duration = Duration::from_millis(100);
+/// How often every endpoint's due deliveries are looked for (retries coming due, at least
+/// 4.5 s after their failure); between those looks the worker refills only the endpoints rung
+/// (`Outbox::ring`). The look reads every due row, so with a large backlog held back (a
+/// receiver that is down) it costs a few milliseconds: once a second keeps that from ingest.
+const POLL: Duration = Duration::from_secs(1);
 const SECOND: Micros = 1_000_000;
 /// The waits after each failed attempt; after the last, the delivery is exhausted.
 pub const SCHEDULE: [Micros; 7] = [
