@@ -10,6 +10,7 @@ use crate::error::{clip, ApiError};
 use crate::limits::Level;
 use crate::settings::provider_keys::Provider as KeyProvider;
 use crate::tenancy::TenantCtx;
+use crate::usage::model::ModelName;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
@@ -83,17 +84,12 @@ fn parse_body(body: &[u8]) -> Result<(serde_json::Map<String, Value>, String, bo
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
         return Err(bad("the body must be a JSON object"));
     };
+    // By the rule of an event's model: the call is metered under this name.
     let model = match obj.get("model") {
-        Some(Value::String(m)) => m.clone(),
+        Some(Value::String(m)) => ModelName::parse(m.clone()).map_err(bad)?.into_string(),
         None => return Err(bad("model is required")),
         Some(_) => return Err(bad("model must be a string")),
     };
-    let n = model.chars().count();
-    if n == 0 || n > 255 || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(bad(
-            "model must be 1 to 255 visible characters without spaces",
-        ));
-    }
     let stream = obj.get("stream") == Some(&Value::Bool(true));
     Ok((obj, model, stream))
 }

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::events::{Kind, NewEvent};
 use crate::tenancy::TenantCtx;
 use crate::time::Micros;
-use crate::usage::event::UsageEvent;
+use crate::usage::event::{is_label, UsageEvent};
 use crate::usage::model::ModelName;
 use crate::usage::money::Nanousd;
 use bytes::Bytes;
@@ -38,7 +38,7 @@ pub(super) struct Finished {
 }
 
 impl Labels {
-    /// Each label, like an event's: 1 to 255 printable characters.
+    /// Each label, by the rule of an event's labels (`usage::event::is_label`).
     pub(super) fn check(&self) -> Result<(), ApiError> {
         for (name, v) in [
             ("X-Tenantry-User", &self.user),
@@ -47,8 +47,7 @@ impl Labels {
             ("X-Tenantry-Job", &self.job),
         ] {
             if let Some(v) = v {
-                let n = v.chars().count();
-                if n == 0 || n > 255 || v.chars().any(char::is_control) {
+                if !is_label(v) {
                     return Err(ApiError::InvalidRequest(format!(
                         "{name} must be 1 to 255 printable characters"
                     )));
@@ -62,10 +61,7 @@ impl Labels {
 /// An id the usage store takes as `event_id`: the upstream's when it is a fit label.
 fn event_id(upstream: Option<String>) -> String {
     upstream
-        .filter(|id| {
-            let n = id.chars().count();
-            (1..=255).contains(&n) && !id.chars().any(char::is_control)
-        })
+        .filter(|id| is_label(id))
         .unwrap_or_else(|| format!("gw-{}", uuid::Uuid::new_v4()))
 }
 

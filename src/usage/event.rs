@@ -36,13 +36,19 @@ pub struct UsageEvent {
     pub metadata: Option<String>,
 }
 
-/// A label: 1 to 255 printable characters. Takes the value so the string is moved, not copied.
+/// Whether `s` may be a label (`event_id`, `agent_name`, ...): 1 to 255 printable characters.
+/// The gateway takes its labels from headers by the same rule.
+pub fn is_label(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=255).contains(&n) && !s.chars().any(char::is_control)
+}
+
+/// A label, checked by `is_label`. Takes the value so the string is moved, not copied.
 fn label(v: Value, field: &str) -> Result<Option<String>, String> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => {
-            let n = s.chars().count();
-            if n == 0 || n > 255 || s.chars().any(char::is_control) {
+            if !is_label(&s) {
                 Err(format!("{field} must be 1 to 255 printable characters"))
             } else {
                 Ok(Some(s))
