@@ -324,6 +324,16 @@ fn mismatch(
 }
 
 /// Every provider key must open with this instance's key, bound to its own tenant and provider.
+/// Whether a sealed secret opens with `key` for `tenant` (as stored) and `bind`: what it was
+/// sealed to, so a value moved to another tenant or owner does not.
+fn opens(key: &MasterKey, sealed: &[u8], tenant: &str, bind: &str) -> Result<(), String> {
+    let id =
+        uuid::Uuid::parse_str(tenant).map_err(|_| "the tenant id is not a UUID".to_string())?;
+    crypto::open(key, sealed, id, bind)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 fn provider_keys(config: &Config, c: &Connection) -> Result<Vec<String>, String> {
     let mut stmt = c
         .prepare("SELECT tenant_id, provider, ciphertext FROM provider_keys ORDER BY 1, 2")
@@ -347,10 +357,7 @@ fn provider_keys(config: &Config, c: &Connection) -> Result<Vec<String>, String>
     };
     let mut problems = Vec::new();
     for (tenant, provider, sealed) in rows {
-        let opened = uuid::Uuid::parse_str(&tenant)
-            .map_err(|_| "the tenant id is not a UUID".to_string())
-            .and_then(|id| crypto::open(&key, &sealed, id, &provider).map_err(|e| e.to_string()));
-        if let Err(e) = opened {
+        if let Err(e) = opens(&key, &sealed, &tenant, &provider) {
             problems.push(format!(
                 "tenant {tenant}: table provider_keys, the {provider} key does not open ({e})"
             ));
@@ -372,10 +379,7 @@ fn webhook_secrets(config: &Config, c: &Connection) -> Result<Vec<String>, Strin
     let mut problems = Vec::new();
     for (endpoint, tenant, column, sealed) in rows {
         let bind = crate::webhooks::service::binding(&endpoint);
-        let opened = uuid::Uuid::parse_str(&tenant)
-            .map_err(|_| "the tenant id is not a UUID".to_string())
-            .and_then(|id| crypto::open(&key, &sealed, id, &bind).map_err(|e| e.to_string()));
-        if let Err(e) = opened {
+        if let Err(e) = opens(&key, &sealed, &tenant, &bind) {
             problems.push(format!(
                 "tenant {tenant}: webhook {endpoint}, its {column} does not open ({e})"
             ));
