@@ -34,6 +34,7 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_WEBHOOK_ALLOW_PRIVATE  true lets webhooks reach loopback and private
                              addresses (false)
   TENANTRY_WEBHOOK_TIMEOUT   time a webhook receiver has to answer, e.g. 15s (15s)
+  TENANTRY_BILLING_GRACE     how long a month's statement stays a draft, e.g. 24h (24h)
   TENANTRY_TRUSTED_PROXIES   comma-separated proxy addresses or CIDRs whose X-Forwarded-For
                              names the client (none)
   TENANTRY_UPSTREAM_OPENAI   the gateway's OpenAI base URL (https://api.openai.com/v1)

@@ -21,6 +21,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// An event timestamped in a billing period whose statement is final.
+    #[error("{0}")]
+    PeriodClosed(String),
     #[error("{0}")]
     ByoKeyMissing(String),
     #[error("{0}")]
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::PeriodClosed(_) => "period_closed",
             ApiError::ByoKeyMissing(_) => "byo_key_missing",
             ApiError::HostedKeyMissing(_) => "hosted_key_missing",
             ApiError::ProviderKeyUnreadable(_) => "provider_key_unreadable",
@@ -102,6 +106,7 @@ impl ApiError {
             ApiError::NotFound(s()),
             ApiError::MethodNotAllowed(s()),
             ApiError::Conflict(s()),
+            ApiError::PeriodClosed(s()),
             ApiError::ByoKeyMissing(s()),
             ApiError::HostedKeyMissing(s()),
             ApiError::ProviderKeyUnreadable(s()),

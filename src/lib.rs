@@ -2,6 +2,7 @@
 //! tenantry: the multi-tenant control plane for AI applications.
 //! `main.rs` is the command line; everything it runs lives in these modules so tests build the same app.
 pub mod auth;
+pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod console;

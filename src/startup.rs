@@ -74,6 +74,9 @@ impl Application {
             c.events_sweep_every,
             state.liveness(),
         );
+        state
+            .billing
+            .start_finalizer(c.billing_finalize_every, state.liveness());
         crate::webhooks::worker::Worker {
             db: state.db.clone(),
             clock: state.clock.clone(),

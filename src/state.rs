@@ -5,6 +5,7 @@
 use crate::auth::guard::AdminGuard;
 use crate::auth::keys::Keys;
 use crate::auth::{Caller, KeyCache};
+use crate::billing::Billing;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Metered usage: ingest, windows, prices and the reads on the rollups.
     pub usage: Usage,
     pub events: Events,
+    /// Monthly statements and the operator's report (`ENABLE_BILLING`).
+    pub billing: Billing,
     /// Webhook endpoints and their deliveries.
     pub webhooks: crate::webhooks::Webhooks,
     /// OpenAI- and Anthropic-compatible calls, metered.
@@ -76,6 +79,12 @@ impl AppState {
             config.clone(),
         );
         let observe = Observe::default();
+        let billing = Billing::new(
+            db.clone(),
+            clock.clone(),
+            config.flags.clone(),
+            config.billing_grace.as_micros().min(i64::MAX as u128) as Micros,
+        );
         let usage = Usage::start(
             db.clone(),
             clock.clone(),
@@ -83,6 +92,7 @@ impl AppState {
             settings.cache(),
             parts.pricing,
             observe.metrics_handle(),
+            billing.ingest_gate(),
         )?;
         let events = Events::new(db.clone());
         let webhooks = crate::webhooks::Webhooks::new(
@@ -113,6 +123,7 @@ impl AppState {
         );
         Ok(AppState {
             gateway,
+            billing,
             config,
             db,
             tenancy,

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
 use crate::db::migrate;
-use crate::usage::rollup::DIMS;
+use crate::usage::rollup::{DIMS, MODE_DIMS};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -234,14 +234,21 @@ fn rollups(c: &Connection) -> Result<Vec<String>, String> {
     // UTC days since the epoch, rounding down before 1970 as `rollup::day_of` does.
     let day = "CASE WHEN ts >= 0 THEN ts / 86400000000 ELSE (ts + 1) / 86400000000 - 1 END";
     let mut raw = Sums::new();
-    let mut groups = vec![(String::new(), "''".to_string())];
-    groups.extend(
-        DIMS.iter()
-            .map(|d| (d.to_string(), format!("coalesce({}, '')", quoted(d)))),
-    );
-    for (dim, key) in &groups {
-        let sql =
-            format!("SELECT tenant_id, {day}, {key}, {sums} FROM usage_events GROUP BY 1, 2, 3");
+    // (dim, key, which events): the total, one row per value of each dimension, and billing's
+    // per execution mode dimensions keyed by model.
+    let mut groups = vec![(String::new(), "''".to_string(), "1".to_string())];
+    groups.extend(DIMS.iter().map(|d| {
+        let key = format!("coalesce({}, '')", quoted(d));
+        (d.to_string(), key, "1".to_string())
+    }));
+    groups.extend(MODE_DIMS.iter().map(|(d, mode)| {
+        let only = format!("execution_mode = '{}'", mode.as_str());
+        (d.to_string(), "model".to_string(), only)
+    }));
+    for (dim, key, only) in &groups {
+        let sql = format!(
+            "SELECT tenant_id, {day}, {key}, {sums} FROM usage_events WHERE {only} GROUP BY 1, 2, 3"
+        );
         read_sums(c, &sql, Some(dim), amounts.len(), &mut raw)?;
     }
     let cols = amounts

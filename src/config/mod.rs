@@ -164,6 +164,12 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// `TENANTRY_WEBHOOK_TIMEOUT` (default 15 s): a delivery not answered by then has failed.
     pub webhook_timeout: std::time::Duration,
+    /// `TENANTRY_BILLING_GRACE` (default 24 h, at most 31 d): how long after its month a
+    /// statement stays a draft that late events may still change.
+    pub billing_grace: std::time::Duration,
+    /// How often the billing finalizer looks for statements to store (a minute). Never read from
+    /// the environment: tests shorten it.
+    pub billing_finalize_every: std::time::Duration,
     /// Serve without the response middleware (ids, headers, metrics, logs): for the benchmark
     /// that measures what the middleware costs. Never read from the environment.
     pub without_middleware: bool,
@@ -274,6 +280,17 @@ impl Config {
                     d
                 }
             },
+            billing_grace: match get("TENANTRY_BILLING_GRACE") {
+                None => std::time::Duration::from_secs(86_400),
+                Some(v) => {
+                    let d = parse_duration("TENANTRY_BILLING_GRACE", &v)?;
+                    if d.as_secs() > 31 * 86_400 {
+                        return Err("TENANTRY_BILLING_GRACE must be at most 31d".into());
+                    }
+                    d
+                }
+            },
+            billing_finalize_every: std::time::Duration::from_secs(60),
         })
     }
 

@@ -71,6 +71,8 @@ pub enum Kind {
     GatewayUsageMissing,
     /// A webhook endpoint was disabled by its deliveries (410 Gone, or failing for 5 days).
     WebhookDisabled,
+    /// A billing period's statement was stored as final.
+    StatementFinalized,
 }
 
 impl Kind {
@@ -93,6 +95,7 @@ impl Kind {
             Kind::LimitExceeded => "limit.exceeded",
             Kind::GatewayUsageMissing => "gateway.usage_missing",
             Kind::WebhookDisabled => "webhook.disabled",
+            Kind::StatementFinalized => "statement.finalized",
         }
     }
 
@@ -111,7 +114,10 @@ impl Kind {
             | Kind::ProviderKeySet
             | Kind::ProviderKeyRemoved
             | Kind::ProviderKeyUnreadable => "security",
-            Kind::PricingUnknownModel | Kind::LimitWarning | Kind::LimitExceeded => "billing",
+            Kind::PricingUnknownModel
+            | Kind::LimitWarning
+            | Kind::LimitExceeded
+            | Kind::StatementFinalized => "billing",
             Kind::GatewayUsageMissing => "ai.operations",
         }
     }

@@ -46,6 +46,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) | ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_)
+            | ApiError::PeriodClosed(_)
             | ApiError::ByoKeyMissing(_)
             | ApiError::HostedKeyMissing(_)
             | ApiError::ProviderKeyUnreadable(_) => StatusCode::CONFLICT,

@@ -2,6 +2,7 @@
 //! the framework's extractor errors into the contract's error format.
 pub mod access;
 pub mod admin_page;
+pub mod billing;
 pub mod body_timeout;
 pub mod error;
 pub mod events;

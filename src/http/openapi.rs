@@ -84,12 +84,18 @@ fn operation(op: &Op, path: &str) -> Value {
             "group_by" => {
                 json!({"type": "string", "enum": ["day", "month", "model", "pipeline_stage", "agent_name", "user_id"]})
             }
+            "format" => json!({"type": "string", "enum": ["json", "csv"]}),
+            "period" => json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
             _ => json!({"type": "string"}),
         };
         params.push(json!({"name": q, "in": "query", "required": false, "schema": schema}));
     }
     let mut responses = Map::new();
     let ok = match op.response {
+        // `?format=csv` answers the same data as CSV.
+        Some(s) if op.query.contains(&"format") => json!({"description": "success", "content": {
+            "application/json": {"schema": schema_ref(s)},
+            "text/csv": {"schema": {"type": "string"}}}}),
         Some(s) => {
             json!({"description": "success", "content": {"application/json": {"schema": schema_ref(s)}}})
         }
@@ -201,6 +207,7 @@ fn schemas() -> Value {
     let ts = || json!({"type": "string", "format": "date-time"});
     let money = || json!({"type": "number", "minimum": 0, "description": "USD, exact to 1e-9"});
     let int = || json!({"type": "integer", "minimum": 0});
+    let statement_status = json!({"type": "string", "enum": ["open", "draft", "final"]});
     let price_or_input = || {
         json!({"type": "number", "minimum": 0, "maximum": 1_000_000, "nullable": true,
                "description": "USD per million tokens, exact to 1e-9; null: the input price applies"})
@@ -356,6 +363,33 @@ fn schemas() -> Value {
             "severity": {"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
             "message": s(), "data": {"type": "object"}, "created_at": ts()})),
         "EventPage": page("Event"),
+        "StatementLine": obj(&["model", "execution_mode", "events", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "estimated_cost_usd", "billed_cost_usd"], json!({
+            "model": s(), "execution_mode": {"type": "string", "enum": ["hosted", "byo_key"]},
+            "events": int(), "input_tokens": int(), "output_tokens": int(), "cache_read_tokens": int(),
+            "cache_write_tokens": int(), "reasoning_tokens": int(),
+            "estimated_cost_usd": money(), "billed_cost_usd": money()})),
+        "Statement": obj(&["tenant_id", "period", "from", "to", "status", "currency", "lines", "events", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "estimated_cost_usd", "billed_cost_usd", "amount_due_usd", "finalized_at"], json!({
+            "tenant_id": s(), "period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "from": ts(), "to": ts(), "status": statement_status.clone(), "currency": {"type": "string", "enum": ["USD"]},
+            "lines": {"type": "array", "items": schema_ref("StatementLine")},
+            "events": int(), "input_tokens": int(), "output_tokens": int(), "cache_read_tokens": int(),
+            "cache_write_tokens": int(), "reasoning_tokens": int(),
+            "estimated_cost_usd": money(), "billed_cost_usd": money(),
+            "amount_due_usd": {"type": "number", "minimum": 0, "description": "billed_cost_usd rounded half to even to cents"},
+            "finalized_at": {"type": "string", "format": "date-time", "nullable": true}})),
+        "StatementSummary": obj(&["period", "status", "events", "billed_cost_usd", "amount_due_usd", "finalized_at"], json!({
+            "period": s(), "status": statement_status.clone(), "events": int(),
+            "billed_cost_usd": money(), "amount_due_usd": money(),
+            "finalized_at": {"type": "string", "format": "date-time", "nullable": true}})),
+        "StatementPage": page("StatementSummary"),
+        "BillingReportRow": obj(&["tenant_id", "slug", "name", "plan", "events", "billed_cost_usd", "amount_due_usd", "status"], json!({
+            "tenant_id": s(), "slug": s(), "name": s(), "plan": s(), "events": int(),
+            "billed_cost_usd": money(), "amount_due_usd": money(), "status": statement_status.clone()})),
+        "BillingReport": obj(&["period", "from", "to", "status", "tenants", "totals"], json!({
+            "period": s(), "from": ts(), "to": ts(), "status": statement_status,
+            "tenants": {"type": "array", "items": schema_ref("BillingReportRow")},
+            "totals": obj(&["tenants", "events", "billed_cost_usd", "amount_due_usd"], json!({
+                "tenants": int(), "events": int(), "billed_cost_usd": money(), "amount_due_usd": money()}))})),
         "EventPost": closed(&["category", "event_type", "severity", "message"], json!({
             "category": {"type": "string", "enum": ["user.interaction", "ai.operations", "data.sync", "system"],
                 "description": "security and billing are tenantry's own"},

@@ -92,6 +92,7 @@ pub fn all() -> Vec<Op> {
         super::events::ops,
         super::webhooks::ops,
         super::usage::ops,
+        super::billing::ops,
         super::gateway::ops,
     ] {
         ops.extend(area());

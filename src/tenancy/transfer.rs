@@ -24,6 +24,8 @@ const TENANT_TABLES: &[&str] = &[
     "agent_preferences",
     "webhook_endpoints",
     "webhook_deliveries",
+    "statements",
+    "statement_lines",
 ];
 
 pub fn write_private(path: &Path, doc: &Value, overwrite: bool) -> Result<(), String> {

@@ -3,7 +3,7 @@
 use super::event::UsageEvent;
 use super::money::Nanousd;
 use super::pricing::Price;
-use super::rollup::{day_of, Totals, DIMS};
+use super::rollup::{day_of, mode_dim, Totals, DIMS};
 use crate::settings::{ExecutionMode, Settings};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -40,6 +40,8 @@ pub struct Priced {
     /// The prices charged, when the cost came from the table.
     pub price: Option<Price>,
     pub source: CostSource,
+    /// The execution mode of the settings it was priced under (and is recorded with).
+    pub mode: ExecutionMode,
 }
 
 impl Priced {
@@ -80,14 +82,16 @@ impl Priced {
             billed,
             price,
             source,
+            mode: settings.execution_mode,
         })
     }
 
     /// The rollup rows this event adds to: the total and one per dimension.
-    pub fn rollup_keys(&self) -> [(&'static str, &str); 5] {
+    pub fn rollup_keys(&self) -> [(&'static str, &str); 6] {
         let e = &self.event;
         [
             ("", ""),
+            (mode_dim(self.mode), e.model.as_str()),
             (DIMS[0], e.model.as_str()),
             (DIMS[1], e.pipeline_stage.as_deref().unwrap_or("")),
             (DIMS[2], e.agent_name.as_deref().unwrap_or("")),

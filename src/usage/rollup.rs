@@ -1,12 +1,27 @@
 //! Totals and the calendar of the daily rollups: UTC day and month arithmetic. The rollup rows
 //! themselves are read and written in `store`; stats and limits read them, never raw events.
 use super::money::Nanousd;
+use crate::settings::ExecutionMode;
 use crate::time::Micros;
 use chrono::{Datelike, NaiveDate};
 
 pub const DAY_MICROS: i64 = 86_400_000_000;
 /// The rollup dimensions besides the total (`""`); each holds one row per value, `""` for none.
 pub const DIMS: [&str; 4] = ["model", "pipeline_stage", "agent_name", "user_id"];
+/// Billing's dimensions: one per execution mode, keyed by model, so a statement's lines (model
+/// by execution mode) come from the rollups.
+pub const MODE_DIMS: [(&str, ExecutionMode); 2] = [
+    ("model.hosted", ExecutionMode::Hosted),
+    ("model.byo_key", ExecutionMode::ByoKey),
+];
+
+/// The billing dimension of events recorded in `mode`.
+pub fn mode_dim(mode: ExecutionMode) -> &'static str {
+    match mode {
+        ExecutionMode::Hosted => MODE_DIMS[0].0,
+        ExecutionMode::ByoKey => MODE_DIMS[1].0,
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {

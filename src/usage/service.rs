@@ -6,7 +6,7 @@ use super::model::ModelName;
 use super::priced::Priced;
 use super::pricing::{lookup, Price, PricingTable};
 use super::store;
-use super::writer::{Batch, Outcome, Writer};
+use super::writer::{Batch, ClosedBefore, Outcome, Writer};
 use crate::auth::{Action, AdminProof};
 use crate::clock::Clock;
 use crate::config::{Feature, Flags};
@@ -46,9 +46,10 @@ impl Usage {
         settings: Arc<SettingsCache>,
         pricing: PricingTable,
         metrics: Arc<Metrics>,
+        closed: ClosedBefore,
     ) -> Result<Usage, String> {
         let counters = Arc::new(Counters::default());
-        let writer = Writer::start(db.dedicated()?, db.dedicated()?, counters.clone());
+        let writer = Writer::start(db.dedicated()?, db.dedicated()?, counters.clone(), closed);
         Ok(Usage {
             db,
             clock,

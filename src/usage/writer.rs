@@ -17,6 +17,11 @@ use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 
+/// The instant before which events fall in a billing period whose statement is final, or `None`
+/// (billing off). Billing supplies it; the writer asks inside each commit's write transaction,
+/// so an event is either committed before its period is finalized or refused after.
+pub type ClosedBefore = Arc<dyn Fn() -> Option<Micros> + Send + Sync>;
+
 /// A commit takes at most this many events; more wait for the next one.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
 
@@ -79,6 +84,7 @@ impl Writer {
         mut conn: Connection,
         checkpointer: Connection,
         counters: Arc<Counters>,
+        closed: ClosedBefore,
     ) -> Writer {
         let (tx, rx) = mpsc::channel::<Message>();
         let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -106,7 +112,7 @@ impl Writer {
                         }
                     }
                     if !jobs.is_empty() {
-                        commit_group(&mut conn, jobs, &counters);
+                        commit_group(&mut conn, jobs, &counters, &closed);
                     }
                     for done in flushes.drain(..) {
                         let _ = done.send(());
@@ -166,13 +172,13 @@ impl Writer {
 
 /// Commits all jobs in one transaction. Should that fail (it takes a disk error, not bad input:
 /// events were validated before), each job is retried alone so only its own request fails.
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>, counters: &Counters) {
-    let results = match commit(conn, &jobs, counters) {
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>, counters: &Counters, closed: &ClosedBefore) {
+    let results = match commit(conn, &jobs, counters, closed) {
         Ok(results) => results,
         Err(e) if jobs.len() > 1 => {
             tracing::warn!(cause = %detail(&e), jobs = jobs.len(), "group commit failed; retrying each request alone");
             for job in jobs {
-                commit_group(conn, vec![job], counters);
+                commit_group(conn, vec![job], counters, closed);
             }
             return;
         }
@@ -205,6 +211,7 @@ fn commit(
     conn: &mut Connection,
     jobs: &[Job],
     counters: &Counters,
+    closed: &ClosedBefore,
 ) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
     let mut windows: HashMap<TenantId, Windows> = HashMap::new();
     let mut rollups: HashMap<(TenantId, i64, &'static str, &str), Totals> = HashMap::new();
@@ -214,7 +221,13 @@ fn commit(
     // and an upgrade after another connection has written fails at once (SQLITE_BUSY_SNAPSHOT,
     // which no busy handler retries), failing every request in the group.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Asked with the write lock held: a statement is finalized under the same lock.
+    let closed_before = closed();
     for job in jobs {
+        if let Some(e) = closed_before.and_then(|b| in_closed_period(job, b)) {
+            out.push(Err(e));
+            continue;
+        }
         let day = day_of(job.now);
         let before = match windows.get(&job.tenant) {
             Some(w) if w.day == day => *w,
@@ -267,6 +280,25 @@ fn commit(
         counters.put(tenant, w);
     }
     Ok(out)
+}
+
+/// The refusal of a job with an event before `boundary`, in a period whose statement is final.
+fn in_closed_period(job: &Job, boundary: Micros) -> Option<ApiError> {
+    let (i, p) = job
+        .events
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.event.ts < boundary)?;
+    let which = if job.events.len() > 1 {
+        format!("events[{i}]")
+    } else {
+        "the event".to_string()
+    };
+    Some(ApiError::PeriodClosed(format!(
+        "{which} is timestamped in {}, a billing period whose statement is final; nothing of \
+         this request was stored",
+        super::rollup::month_label(p.day)
+    )))
 }
 
 /// Inserts a job's events; returns its outcome and the indexes of its duplicates.

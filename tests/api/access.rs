@@ -69,6 +69,9 @@ const CONTRACT: &[(&str, &str, Access)] = &[
     ("POST", "/v1/messages", Access::Gateway),
     ("GET", "/v1/models", Access::Gateway),
     ("GET", "/gateway/calls", Access::Viewer),
+    ("GET", "/billing/statements", Access::Viewer),
+    ("GET", "/billing/statements/{period}", Access::Viewer),
+    ("GET", "/billing/report", Access::Admin),
 ];
 
 /// The key roles the contract lets call a tenant-scoped operation of this access.

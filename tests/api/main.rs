@@ -2,6 +2,7 @@
 mod access;
 mod admin_page;
 mod app_events;
+mod billing;
 mod bounds;
 mod browser;
 mod cache_tokens;

@@ -1,6 +1,6 @@
 //! `/openapi.json`: generated from the same tables the routes are registered from; every
 //! contract endpoint is in it, and every operation in it is served.
-use crate::helpers::{spawn_app, ADMIN};
+use crate::helpers::{spawn_with, ADMIN};
 use serde_json::Value;
 
 /// The contract's endpoints (shared/API.md), as (method, path).
@@ -47,7 +47,8 @@ const CONTRACT: &[(&str, &str)] = &[
 ];
 
 async fn doc() -> (crate::helpers::TestApp, Value) {
-    let app = spawn_app().await;
+    // Billing on, so its answers are checked against their schemas too.
+    let app = spawn_with(&[("ENABLE_MULTI_TENANT", "true"), ("ENABLE_BILLING", "true")]).await;
     let r = app.call("GET", "/openapi.json", None, None).await;
     assert_eq!(r.status, 200, "public, no token");
     (app, r.body)
@@ -265,7 +266,8 @@ async fn responses_match_their_documented_schemas() {
         let concrete = path
             .replace("{id}", id)
             .replace("{provider}", "openai")
-            .replace("{agent_name}", "w");
+            .replace("{agent_name}", "w")
+            .replace("{period}", &chrono::Utc::now().format("%Y-%m").to_string());
         let tenant_scoped = get["parameters"].to_string().contains("X-Tenant-ID");
         // The gateway takes a tenant key, never the admin token.
         let token = match path.starts_with("/v1/") {
