@@ -38,6 +38,9 @@ enum Cmd {
         /// Spread events over this many past days (for seeding history).
         #[arg(long, default_value_t = 0)]
         spread_days: u64,
+        /// Where the spread starts, Unix seconds (default 2026-01-01T00:00:00Z).
+        #[arg(long, default_value_t = 1_767_225_600)]
+        spread_from: u64,
         /// Tag event ids so runs never collide.
         #[arg(long, default_value = "run")]
         tag: String,
@@ -134,6 +137,7 @@ fn main() {
             batch,
             requests,
             spread_days,
+            spread_from,
             tag,
         } => {
             let target = Target::parse(&url);
@@ -141,7 +145,7 @@ fn main() {
                 let events: Vec<String> = (0..batch)
                     .map(|i| {
                         let ts = if spread_days > 0 {
-                            let secs = 1_767_225_600 + (n * batch as u64 + i as u64) % (spread_days * 86_400);
+                            let secs = spread_from + (n * batch as u64 + i as u64) % (spread_days * 86_400);
                             format!(",\"timestamp\":\"{}\"", chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                         } else {
                             String::new()

@@ -640,10 +640,17 @@ async fn statements_are_the_callers_tenants_own() {
         json!([])
     );
     // Naming tenant a with b's key does not reach a's statements.
-    let r = app
-        .get("/api/tenant/alpha/billing/statements/2026-10", &b)
-        .await;
-    assert!(r.status == 403 || r.status == 404, "{}", r.status);
+    for path in [
+        "/api/tenant/alpha/billing/statements/2026-10",
+        "/api/tenant/alpha/billing/statements",
+    ] {
+        app.get(path, &b).await.assert_error(403, "forbidden");
+    }
+    let alpha = app.get("/api/tenants/alpha", ADMIN).await.body["id"].clone();
+    let req = app
+        .request("GET", "/api/billing/statements/2026-10", Some(&b))
+        .header("X-Tenant-ID", alpha.as_str().unwrap());
+    app.send(req).await.assert_error(403, "forbidden");
     let viewer = app.create_key("alpha", "viewer").await;
     let mine = app.get("/api/billing/statements/2026-10", &viewer).await;
     assert_eq!(mine.body["lines"][0]["model"], "secret-model");
