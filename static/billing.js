@@ -22,7 +22,7 @@ const isOff = (e) => e.status === 403 && e.code === "feature_disabled";
 /** A CSV download button with what it saved beside it. */
 function csvButton(label, path, fallbackName) {
   const status = el("span", { class: "muted", role: "status" });
-  return el("div", { class: "actions" }, action(label, async () => {
+  return el("div", { class: "actions csv" }, action(label, async () => {
     status.textContent = "";
     status.textContent = `Downloaded ${await download(path, fallbackName)}.`;
   }), status);

@@ -194,6 +194,19 @@ export async function billingReport(page, { base, admin, shot }) {
   await page.locator("#statement").getByRole("heading", { name: `Statement ${previous}` }).waitFor();
 }
 
+/** A viewer or member key reads its own tenant's statements from its Billing tab. */
+export async function billingByRole(page, role) {
+  step(`a ${role} key reads its tenant's statements and one statement's lines`);
+  const { current } = months();
+  await page.getByRole("navigation").getByRole("link", { name: "Billing" }).click();
+  await page.getByRole("link", { name: `Statement ${current}` }).click();
+  await page.locator("#statement").getByRole("heading", { name: `Statement ${current}` }).waitFor();
+  await page.locator("#statement tbody tr:not(.total)").first().waitFor();
+  check((await page.locator("#statement").getByRole("button", { name: "Download CSV" }).count()) === 1, "the CSV is offered");
+  check(await page.evaluate(() => location.hash) === `#/t/own/billing/${current}`, "the key's own tenant");
+  await fits(page, `${role} billing`);
+}
+
 /** Billing off: the tab and the report say so, with no error and no refused call. */
 export async function billingOff(browser, { base, admin, width, height, problems }) {
   step("billing off: the Billing tab and the Instance view say how to turn it on");
