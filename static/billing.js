@@ -83,6 +83,18 @@ async function statementCard(base, period) {
   return c;
 }
 
+/** A period that cannot be read (a mistyped address) says why below the list, which stays usable. */
+async function statementOrError(base, period) {
+  try {
+    return await statementCard(base, period);
+  } catch (e) {
+    if (isOff(e) || e.status === 401) throw e;
+    const c = card(`Statement ${period}`, el("p", { class: "error", role: "alert" }, e.message));
+    c.id = "statement";
+    return c;
+  }
+}
+
 export async function billingView(ctx, main, slug, period) {
   const header = tenantHeader(ctx, slug, "billing");
   if (!ctx.features.billing) {
@@ -96,7 +108,7 @@ export async function billingView(ctx, main, slug, period) {
       "after it, then final and never changed. Choose a period to see its lines."),
     await statementsList(base, slug, period));
     list.id = "statements";
-    main.replaceChildren(header, list, ...(period ? [await statementCard(base, period)] : []));
+    main.replaceChildren(header, list, ...(period ? [await statementOrError(base, period)] : []));
   } catch (e) {
     if (!isOff(e)) throw e;
     main.replaceChildren(header, card("Billing", billingOff()));

@@ -191,7 +191,7 @@ try {
   check(process.env.WEBHOOK_RECEIVER, "WEBHOOK_RECEIVER names the test's webhook receiver");
   await webhooksFlow(page, { base, admin, slug: "acme-corp", receiver: process.env.WEBHOOK_RECEIVER, shot });
 
-  await billingFlow(page, { base, admin, shot });
+  await billingFlow(page, { base, admin, shot, problems });
 
   await adminViews(page);
 

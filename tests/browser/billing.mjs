@@ -4,7 +4,7 @@
 // must show every digit the server sent, including sums a double cannot hold. The CSV buttons
 // must save exactly what the API answers. A second server without billing shows the note.
 import { readFile } from "node:fs/promises";
-import { step, check, fits, call, watch, listenForCsp } from "./lib.mjs";
+import { step, check, fits, call, watch, listenForCsp, expectRefusals } from "./lib.mjs";
 
 const SLUG = "ledger";
 
@@ -100,7 +100,7 @@ async function checkStatement(page, s) {
   check((await card.locator("#amount-due").textContent()) === dollars(s.amount_due_usd), `amount due ${s.amount_due_usd}`);
 }
 
-export async function billingFlow(page, { base, admin, shot }) {
+export async function billingFlow(page, { base, admin, shot, problems }) {
   const { current, previous } = months();
   step("billing: a tenant with usage last month (draft) and this month (open), with markup, BYO and cache tokens");
   await seed(base, admin);
@@ -147,6 +147,13 @@ export async function billingFlow(page, { base, admin, shot }) {
   await checkStatement(page, await exact(base, admin, `/api/tenant/${SLUG}/billing/statements/${previous}`));
   await page.locator("#statement").getByText("late events may still change it").waitFor();
   await fits(page, "billing draft");
+
+  step("a mistyped period in the address says why, and the list stays");
+  await expectRefusals(problems, async () => {
+    await page.evaluate((slug) => { location.hash = `#/t/${slug}/billing/2026-13`; }, SLUG);
+    await page.locator("#statement").getByRole("alert").filter({ hasText: /period|YYYY-MM/i }).waitFor();
+  });
+  check(await page.locator("#statements tr[data-period]").count() === 2, "the statements are still listed");
 }
 
 /** The operator's report in the Instance view, for this month and the one before, and its CSV. */
