@@ -14,19 +14,19 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the API; a 401 clears the token and returns to sign-in. */
-export async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${token()}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = typeof body === "string" ? body : JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
+/**
+ * Money fields (`*_usd`) as the server's exact decimal text: a double cannot hold every
+ * nano-dollar of a large sum, so the billing views never let one through a float. Uses the
+ * reviver's source text (JSON.parse source access); without it the number is kept.
+ */
+const moneyText = (key, value, context) =>
+  (typeof value === "number" && key.endsWith("_usd") && context?.source !== undefined ? context.source : value);
+
+async function answer(res, exact) {
   const text = await res.text();
   let data = null;
   try {
-    data = text ? JSON.parse(text) : null;
+    data = text ? JSON.parse(text, exact ? moneyText : undefined) : null;
   } catch {
     data = { message: `HTTP ${res.status}: ${text.slice(0, 200)}` };
   }
@@ -36,6 +36,51 @@ export async function api(method, path, body) {
   }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
+}
+
+/** Calls the API; a 401 clears the token and returns to sign-in. `exact`: money as text. */
+export async function api(method, path, body, { exact = false } = {}) {
+  const headers = { Authorization: `Bearer ${token()}` };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  return answer(await fetch(path, init), exact);
+}
+
+/** The file name a Content-Disposition header gives, if any. */
+function attachmentName(header) {
+  if (!header) return null;
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (star) {
+    try {
+      return decodeURIComponent(star[1].trim());
+    } catch {
+      // Malformed escapes: the plain filename below, or the caller's.
+    }
+  }
+  const plain = /filename="((?:[^"\\]|\\.)*)"|filename=([^;]+)/i.exec(header);
+  return plain ? (plain[1] ?? plain[2]).replace(/\\(.)/g, "$1").trim() : null;
+}
+
+/**
+ * Downloads a file the API answers (a CSV): a plain link would not carry the bearer token, so
+ * it is fetched, then saved through an object URL. Returns the file name used.
+ */
+export async function download(path, fallbackName) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+  if (!res.ok) await answer(res, false); // throws the API's error
+  const blob = await res.blob();
+  const name = attachmentName(res.headers.get("Content-Disposition")) || fallbackName;
+  const url = URL.createObjectURL(blob);
+  const a = el("a", { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // The click has handed the blob to the download; the URL is freed once it has started.
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return name;
 }
 
 /** Builds an element: el("td", {class: "num"}, "text", child, ...). */

@@ -13,6 +13,21 @@ export function usd(v) {
   return el("span", { title: `$${v ?? 0}` }, n > 0 && n < 0.01 ? "< $0.01" : money(n));
 }
 
+/**
+ * Exact money from the API's decimal text ("12999988.604938257"), never through a float: at
+ * least two decimals, every digit the server sent, thousands separated: "$12,999,988.604938257".
+ */
+export function exactUsd(text) {
+  if (text === null || text === undefined) return "—";
+  let t = String(text);
+  // Without the reviver's source text a number arrives; one with an exponent is spelled out.
+  if (/e/i.test(t)) t = Number(t).toFixed(9).replace(/0+$/, "");
+  const negative = t.startsWith("-");
+  const [whole, frac = ""] = t.replace(/^-/, "").split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${negative ? "-" : ""}$${grouped}.${frac.padEnd(2, "0")}`;
+}
+
 export const int = (v) => Number(v ?? 0).toLocaleString("en-US");
 export const when = (ts) => (ts ? new Date(ts).toISOString().replace("T", " ").slice(0, 19) + "Z" : "—");
 export const percent = (p) => `${Number(Number(p ?? 0).toFixed(1))}%`;

@@ -1,8 +1,9 @@
-// The admin's instance views: flags and per-tenant request stats, and the pricing table.
+// The admin's instance views: flags, per-tenant request stats and the billing report, and the pricing table.
 import { api, el, form, input } from "./api.js";
 import { int, FLAG_LABELS, flagValue } from "./format.js";
 import { card, table, action, route, everything } from "./ui.js";
 import { DEFAULT_TENANT } from "./tenants.js";
+import { billingReportCard } from "./billing.js";
 
 /** Tenant names by id; the ids alone when the list cannot be read. */
 async function tenantNames() {
@@ -27,7 +28,8 @@ export async function instanceView(ctx, main) {
       Object.entries(FLAG_LABELS).map(([k, label]) => el("tr", {}, el("td", {}, label), el("td", {}, flagValue(f[k])))))),
     card("Requests by tenant since start", table(["Tenant", { label: "Requests", num: true }, { label: "Allowed", num: true },
       { label: "Denied", num: true }, { label: "Avg ms", num: true }, { label: "p50 ms", num: true }, { label: "p95 ms", num: true },
-      { label: "p99 ms", num: true }], rows)));
+      { label: "p99 ms", num: true }], rows)),
+    await billingReportCard(ctx));
 }
 
 /** A price to the cent at least, and to every digit it has: $4.00, $0.075. */

@@ -36,15 +36,15 @@ export function table(headers, rows, empty = "None yet.") {
       : [el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, empty))]));
 }
 
-/** A list with a "More" button that follows next_cursor. */
-export async function pagedList(path, headers, toRow) {
+/** A list with a "More" button that follows next_cursor; `opts` go to each api() call. */
+export async function pagedList(path, headers, toRow, opts = {}) {
   const body = el("tbody");
   const more = el("button", { type: "button", class: "secondary", hidden: true }, "More");
   const t = el("table", { class: stacks(headers) }, head(headers), body);
   let cursor = null;
   const load = async () => {
     const sep = path.includes("?") ? "&" : "?";
-    const page = await api("GET", `${path}${sep}limit=25${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const page = await api("GET", `${path}${sep}limit=25${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, undefined, opts);
     page.items.forEach((i) => body.append(labelled(toRow(i), headers)));
     if (!page.items.length && !body.children.length) {
       body.append(el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "Nothing to show.")));

@@ -4,6 +4,7 @@ export { tenantView } from "./tenant.js";
 export { usageView } from "./usage.js";
 export { gatewayView } from "./gateway.js";
 export { webhooksView } from "./webhooks.js";
+export { billingView } from "./billing.js";
 export { instanceView, pricingView } from "./instance.js";
 export { serviceView } from "./service.js";
 export { setRouter } from "./ui.js";

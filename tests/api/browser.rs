@@ -1,5 +1,5 @@
 //! The admin page in a real headless Chromium (driven by tests/browser/admin.mjs with
-//! playwright-core), against the real server. CI installs Chromium and Node; elsewhere the
+//! playwright-core), against the real server (and a second one with billing off). CI installs Chromium and Node; elsewhere the
 //! test says what is missing and passes only when not under CI.
 use crate::helpers::{output_text, skip_without, spawn_with, ADMIN};
 use crate::upstream::{FakeUpstream, HOSTED_ANTHROPIC_KEY};
@@ -69,8 +69,13 @@ async fn the_admin_page_works_in_a_real_browser() {
             ("TENANTRY_UPSTREAM_ANTHROPIC", v1.as_str()),
             ("TENANTRY_PROVIDER_KEY_ANTHROPIC", HOSTED_ANTHROPIC_KEY),
             ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+            // The Billing view's flow: last month stays a draft it can still add events to.
+            ("ENABLE_BILLING", "true"),
+            ("TENANTRY_BILLING_GRACE", "31d"),
         ])
         .await;
+        // The same page on a server without billing must say so, not fail.
+        let off = spawn_with(&[("ENABLE_MULTI_TENANT", "true")]).await;
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let out = tokio::process::Command::new("node")
             .arg("admin.mjs")
@@ -79,6 +84,7 @@ async fn the_admin_page_works_in_a_real_browser() {
             .arg(&shots)
             .arg(viewport)
             .env("WEBHOOK_RECEIVER", &hook)
+            .env("BILLING_OFF_BASE", &off.address)
             .current_dir(&dir)
             .output()
             .await

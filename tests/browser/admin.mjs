@@ -6,6 +6,7 @@ import { step, check, watch, listenForCsp, expectRefusals, fits, call, backgroun
 import { roleFlows, copyWithoutClipboard } from "./roles.mjs";
 import { gatewayFlow } from "./gateway.mjs";
 import { webhooksFlow } from "./webhooks.mjs";
+import { billingFlow, billingReport, billingOff } from "./billing.mjs";
 
 const [base, admin, shots, size = "1280x800"] = process.argv.slice(2);
 const [width, height] = size.split("x").map(Number);
@@ -190,6 +191,8 @@ try {
   check(process.env.WEBHOOK_RECEIVER, "WEBHOOK_RECEIVER names the test's webhook receiver");
   await webhooksFlow(page, { base, admin, slug: "acme-corp", receiver: process.env.WEBHOOK_RECEIVER, shot });
 
+  await billingFlow(page, { base, admin, shot, problems });
+
   await adminViews(page);
 
   step("narrow screen stays usable");
@@ -205,6 +208,9 @@ try {
 
   await roleFlows(page, problems, { key, ...made }, shot);
   await copyWithoutClipboard(browser, { base, admin, width, height, problems });
+  // tests/api/browser.rs starts a second server, without ENABLE_BILLING.
+  check(process.env.BILLING_OFF_BASE, "BILLING_OFF_BASE names the server with billing off");
+  await billingOff(browser, { base: process.env.BILLING_OFF_BASE, admin, width, height, problems });
 
   check(problems.length === 0, `console errors, CSP violations or 404s:\n${problems.join("\n")}`);
   console.log("browser test passed");
@@ -281,13 +287,14 @@ async function adminViews(page) {
 
   step("the instance view names tenants and labels flags");
   await page.getByRole("link", { name: "Instance" }).click();
-  await page.getByRole("cell", { name: "Acme Inc" }).waitFor();
+  await page.getByRole("region", { name: "Requests by tenant since start" }).getByRole("cell", { name: "Acme Inc" }).waitFor();
   await page.getByRole("cell", { name: "Several tenants" }).waitFor();
   const cells = await page.locator("main td").allTextContents();
   check(!cells.some((c) => /[0-9a-f]{8}-[0-9a-f]{4}-/.test(c)), `no UUIDs: ${cells}`);
   check(!cells.some((c) => /multi_tenant|usage_tracking/.test(c)), "no flag field names");
   await fits(page, "instance page");
   await shot(page, "instance");
+  await billingReport(page, { base, admin, shot });
 
   step("Deactivate asks first; Delete for good looks destructive");
   await page.getByRole("link", { name: "Tenants" }).click();

@@ -2,6 +2,7 @@
 import { step, check, watch, listenForCsp, expectRefusals, fits } from "./lib.mjs";
 import { gatewayRead } from "./gateway.mjs";
 import { webhooksByRole } from "./webhooks.mjs";
+import { billingByRole } from "./billing.mjs";
 
 async function signInWith(page, problems, token) {
   await page.getByLabel("Token").fill(token);
@@ -50,6 +51,7 @@ export async function roleFlows(page, problems, keys, shot) {
     await fits(page, `${role} settings`);
     await gatewayRead(page, role);
     await webhooksByRole(page, role);
+    await billingByRole(page, role);
     await signOut(page);
   }
 
