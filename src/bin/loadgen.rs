@@ -24,6 +24,8 @@ enum Cmd {
     Ingest {
         #[arg(long)]
         url: String,
+        /// A bearer token, or several separated by commas: client `c` uses the `c % n`th
+        /// (one key per tenant spreads the events over tenants).
         #[arg(long)]
         token: String,
         #[arg(long, default_value_t = 64)]
@@ -41,6 +43,11 @@ enum Cmd {
         /// Tag event ids so runs never collide.
         #[arg(long, default_value = "run")]
         tag: String,
+        /// Events shaped like an application's (for the storage benchmark): a UUID event_id,
+        /// the client's own timestamp a little in the past, varied token counts and labels, a
+        /// job_id on a quarter of them, a duration, and a small metadata object on half.
+        #[arg(long)]
+        realistic: bool,
     },
     /// GET a path repeatedly and report latency.
     Get {
@@ -111,6 +118,15 @@ enum Cmd {
         #[arg(long, default_value = "bench")]
         tag: String,
     },
+    /// Runs a SQL file on a database as a migration runs (one transaction, foreign keys on, the
+    /// server's bundled SQLite), then a TRUNCATE checkpoint; prints the time of each. For
+    /// timing a candidate migration on a copy of a large database.
+    Sql {
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        file: String,
+    },
     /// Raw rusqlite inserts into a fresh WAL file: one row per transaction, and 1000 per.
     RawSqlite {
         #[arg(long, default_value_t = 20_000)]
@@ -135,11 +151,15 @@ fn main() {
             requests,
             spread_days,
             tag,
+            realistic,
         } => {
             let target = Target::parse(&url);
             let make = move |client: usize, n: u64| {
                 let events: Vec<String> = (0..batch)
                     .map(|i| {
+                        if realistic {
+                            return realistic_event(client, n * batch as u64 + i as u64);
+                        }
                         let ts = if spread_days > 0 {
                             let secs = 1_767_225_600 + (n * batch as u64 + i as u64) % (spread_days * 86_400);
                             format!(",\"timestamp\":\"{}\"", chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -259,7 +279,55 @@ fn main() {
             sync,
             schema_version,
         } => raw_sqlite(rows, &sync, schema_version),
+        Cmd::Sql { db, file } => timed_sql(&db, &file),
     }
+}
+
+/// One event as an application would send it; `k` numbers the client's events, and the
+/// pseudo-random choices are a hash of `(client, k)`, so the mix is the same run to run (the
+/// UUIDs differ).
+fn realistic_event(client: usize, k: u64) -> String {
+    let h = {
+        let mut x = (client as u64) << 40 ^ k ^ 0x9E37_79B9_7F4A_7C15;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let pick = |shift: u32, n: u64| (h >> shift) % n;
+    let model = [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "claude-sonnet-4-5",
+        "gemini-2.5-flash",
+        "gpt-4.1-mini",
+    ][pick(0, 5) as usize];
+    let input = 200 + pick(3, 6000);
+    let cached = if pick(16, 3) == 0 { input / 2 } else { 0 };
+    let at = chrono::Utc::now() - chrono::Duration::milliseconds(200 + pick(20, 5000) as i64);
+    let job = if pick(33, 4) == 0 {
+        format!(r#","job_id":"job_{:08x}""#, (h >> 8) as u32 % 50_000)
+    } else {
+        String::new()
+    };
+    let metadata = if pick(36, 2) == 0 {
+        format!(
+            r#","metadata":{{"request_id":"req_{:016x}","route":"/v1/chat","region":"{}"}}"#,
+            h.rotate_left(17),
+            ["eu-west-1", "us-east-1"][pick(38, 2) as usize]
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{"event_id":"{}","timestamp":"{}","model":"{model}","input_tokens":{input},"output_tokens":{},"cache_read_tokens":{cached},"agent_name":"{}","pipeline_stage":"{}","user_id":"user_{}"{job},"duration_ms":{}{metadata}}}"#,
+        uuid::Uuid::new_v4(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        20 + pick(12, 1200),
+        ["support-agent", "research-agent", "triage", "summarizer"][pick(24, 4) as usize],
+        ["retrieve", "draft", "review"][pick(27, 3) as usize],
+        pick(40, 2000),
+        300 + pick(44, 9000),
+    )
 }
 
 struct Target {
@@ -335,9 +403,10 @@ fn run(
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|c| {
+            let tokens: Vec<&str> = token.split(',').collect();
             let (addr, token, method, path, body, stop) = (
                 t.addr.clone(),
-                token.to_string(),
+                tokens[c % tokens.len()].to_string(),
                 method.to_string(),
                 path.to_string(),
                 body.clone(),
@@ -637,6 +706,27 @@ fn bare_actix(bind: &str, workers: usize) {
         .await
         .expect("serve")
     });
+}
+
+fn timed_sql(db: &str, file: &str) {
+    let sql = std::fs::read_to_string(file).expect("read the SQL file");
+    let mut c = rusqlite::Connection::open(db).expect("open");
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .expect("pragmas");
+    let t0 = Instant::now();
+    let tx = c.transaction().expect("begin");
+    tx.execute_batch(&sql).expect("the SQL");
+    tx.commit().expect("commit");
+    let migrate = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    println!(
+        "sql: {file} in {migrate:.2}s, checkpoint {:.2}s",
+        t1.elapsed().as_secs_f64()
+    );
 }
 
 /// Rows per second inserting `rows` (rounded down to a thousand) 1000 per transaction;
