@@ -4,9 +4,10 @@
 # event_ids, client timestamps, labels, a job_id on a quarter, metadata on half) in batches of
 # 100 spread over 4 tenants, stops it, checkpoints, and reports the files, the bytes per event,
 # each table's and index's share (sqlite3's dbstat) and each column's bytes in the row.
-# Usage: bash benches/storage.sh [events] [keep-dir]
+# Usage: [PLAIN=1] bash benches/storage.sh [events] [keep-dir]
 #   events: default 1000000; keep-dir: where to leave the database (default: a temp dir, removed),
-#   which benches/storage_layouts.sh then measures the leaner layouts on.
+#   which benches/storage_layouts.sh then measures the leaner layouts on. PLAIN=1 sends loadgen's
+#   default events instead (short event ids, three labels, no job_id, duration or metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-1000000}
@@ -37,8 +38,9 @@ key() { # an owner key of a fresh enterprise tenant with no rate limit to speak 
 KEYS=$(for t in acme globex initech umbrella; do key "$t"; echo; done | paste -sd,)
 [ "$(echo "$KEYS" | tr , '\n' | grep -c '^tk_')" = 4 ] || { echo "could not create the tenants' keys"; exit 1; }
 
-echo "== ingest: $EVENTS events, batches of 100, 4 clients over 4 tenants"
-$LG ingest --url $URL --token "$KEYS" --clients 4 --batch 100 --requests $((EVENTS / 100)) --realistic --tag storage
+SHAPE=--realistic; [ -z "${PLAIN:-}" ] || SHAPE=
+echo "== ingest: $EVENTS ${SHAPE:+application-shaped }events, batches of 100, 4 clients over 4 tenants"
+$LG ingest --url $URL --token "$KEYS" --clients 4 --batch 100 --requests $((EVENTS / 100)) $SHAPE --tag storage
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 
 DB=$DIR/tenantry.db
@@ -53,7 +55,7 @@ echo "database + WAL: $files bytes = $((files / N)) bytes/event (page size $(q '
 echo "== per table and index (dbstat): bytes, bytes/event, fill"
 q "SELECT printf('  %-34s %12d %8.1f  %3d%%', name, sum(pgsize), sum(pgsize) * 1.0 / $N,
              100 * sum(pgsize - unused) / sum(pgsize))
-   FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC LIMIT 12"
+   FROM dbstat GROUP BY name HAVING sum(pgsize) > 65536 ORDER BY sum(pgsize) DESC"
 q "SELECT printf('  %-34s %12d %8.1f', 'all usage_events + indexes', sum(pgsize), sum(pgsize) * 1.0 / $N)
    FROM dbstat WHERE name = 'usage_events' OR name LIKE 'usage_events_by_%'"
 
