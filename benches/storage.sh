@@ -4,10 +4,11 @@
 # event_ids, client timestamps, labels, a job_id on a quarter, metadata on half) in batches of
 # 100 spread over 4 tenants, stops it, checkpoints, and reports the files, the bytes per event,
 # each table's and index's share (sqlite3's dbstat) and each column's bytes in the row.
-# Usage: [PLAIN=1] bash benches/storage.sh [events] [keep-dir]
+# Usage: [PLAIN=1] [LG_ARGS=...] bash benches/storage.sh [events] [keep-dir]
 #   events: default 1000000; keep-dir: where to leave the database (default: a temp dir, removed),
 #   which benches/storage_layouts.sh then measures the leaner layouts on. PLAIN=1 sends loadgen's
-#   default events instead (short event ids, three labels, no job_id, duration or metadata).
+#   default events instead (short event ids, three labels, no job_id, duration or metadata);
+#   LG_ARGS are added to `loadgen ingest` (e.g. "--without job_id,metadata" or "--sequential-ids").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-1000000}
@@ -40,7 +41,7 @@ KEYS=$(for t in acme globex initech umbrella; do key "$t"; echo; done | paste -s
 
 SHAPE=--realistic; [ -z "${PLAIN:-}" ] || SHAPE=
 echo "== ingest: $EVENTS ${SHAPE:+application-shaped }events, batches of 100, 4 clients over 4 tenants"
-$LG ingest --url $URL --token "$KEYS" --clients 4 --batch 100 --requests $((EVENTS / 100)) $SHAPE --tag storage
+$LG ingest --url $URL --token "$KEYS" --clients 4 --batch 100 --requests $((EVENTS / 100)) $SHAPE ${LG_ARGS:-} --tag storage
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 
 DB=$DIR/tenantry.db

@@ -48,6 +48,13 @@ enum Cmd {
         /// job_id on a quarter of them, a duration, and a small metadata object on half.
         #[arg(long)]
         realistic: bool,
+        /// With --realistic: leave these fields out (comma-separated, e.g. `job_id,metadata`),
+        /// to find what a field costs.
+        #[arg(long, value_delimiter = ',')]
+        without: Vec<String>,
+        /// With --realistic: event ids that count up per client instead of UUIDs.
+        #[arg(long)]
+        sequential_ids: bool,
     },
     /// GET a path repeatedly and report latency.
     Get {
@@ -152,13 +159,22 @@ fn main() {
             spread_days,
             tag,
             realistic,
+            without,
+            sequential_ids,
         } => {
+            let without = Arc::new(without);
             let target = Target::parse(&url);
             let make = move |client: usize, n: u64| {
                 let events: Vec<String> = (0..batch)
                     .map(|i| {
                         if realistic {
-                            return realistic_event(client, n * batch as u64 + i as u64);
+                            let k = n * batch as u64 + i as u64;
+                            let id = if sequential_ids {
+                                format!("{tag}-{client}-{k:012}")
+                            } else {
+                                uuid::Uuid::new_v4().to_string()
+                            };
+                            return realistic_event(client, k, &id, &without);
                         }
                         let ts = if spread_days > 0 {
                             let secs = 1_767_225_600 + (n * batch as u64 + i as u64) % (spread_days * 86_400);
@@ -283,10 +299,10 @@ fn main() {
     }
 }
 
-/// One event as an application would send it; `k` numbers the client's events, and the
-/// pseudo-random choices are a hash of `(client, k)`, so the mix is the same run to run (the
-/// UUIDs differ).
-fn realistic_event(client: usize, k: u64) -> String {
+/// One event as an application would send it, without the fields named in `without`; `k`
+/// numbers the client's events, and the pseudo-random choices are a hash of `(client, k)`, so
+/// the mix is the same run to run.
+fn realistic_event(client: usize, k: u64, event_id: &str, without: &[String]) -> String {
     let h = {
         let mut x = (client as u64) << 40 ^ k ^ 0x9E37_79B9_7F4A_7C15;
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -302,32 +318,62 @@ fn realistic_event(client: usize, k: u64) -> String {
         "gpt-4.1-mini",
     ][pick(0, 5) as usize];
     let input = 200 + pick(3, 6000);
-    let cached = if pick(16, 3) == 0 { input / 2 } else { 0 };
     let at = chrono::Utc::now() - chrono::Duration::milliseconds(200 + pick(20, 5000) as i64);
-    let job = if pick(33, 4) == 0 {
-        format!(r#","job_id":"job_{:08x}""#, (h >> 8) as u32 % 50_000)
-    } else {
-        String::new()
-    };
-    let metadata = if pick(36, 2) == 0 {
-        format!(
-            r#","metadata":{{"request_id":"req_{:016x}","route":"/v1/chat","region":"{}"}}"#,
-            h.rotate_left(17),
-            ["eu-west-1", "us-east-1"][pick(38, 2) as usize]
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        r#"{{"event_id":"{}","timestamp":"{}","model":"{model}","input_tokens":{input},"output_tokens":{},"cache_read_tokens":{cached},"agent_name":"{}","pipeline_stage":"{}","user_id":"user_{}"{job},"duration_ms":{}{metadata}}}"#,
-        uuid::Uuid::new_v4(),
-        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        20 + pick(12, 1200),
-        ["support-agent", "research-agent", "triage", "summarizer"][pick(24, 4) as usize],
-        ["retrieve", "draft", "review"][pick(27, 3) as usize],
-        pick(40, 2000),
-        300 + pick(44, 9000),
-    )
+    let mut fields = vec![
+        ("event_id", format!("\"{event_id}\"")),
+        (
+            "timestamp",
+            format!(
+                "\"{}\"",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+        ),
+        ("model", format!("\"{model}\"")),
+        ("input_tokens", input.to_string()),
+        ("output_tokens", (20 + pick(12, 1200)).to_string()),
+        (
+            "cache_read_tokens",
+            if pick(16, 3) == 0 { input / 2 } else { 0 }.to_string(),
+        ),
+        (
+            "agent_name",
+            format!(
+                "\"{}\"",
+                ["support-agent", "research-agent", "triage", "summarizer"][pick(24, 4) as usize]
+            ),
+        ),
+        (
+            "pipeline_stage",
+            format!(
+                "\"{}\"",
+                ["retrieve", "draft", "review"][pick(27, 3) as usize]
+            ),
+        ),
+        ("user_id", format!("\"user_{}\"", pick(40, 2000))),
+        ("duration_ms", (300 + pick(44, 9000)).to_string()),
+    ];
+    if pick(33, 4) == 0 {
+        fields.push((
+            "job_id",
+            format!("\"job_{:08x}\"", (h >> 8) as u32 % 50_000),
+        ));
+    }
+    if pick(36, 2) == 0 {
+        fields.push((
+            "metadata",
+            format!(
+                r#"{{"request_id":"req_{:016x}","route":"/v1/chat","region":"{}"}}"#,
+                h.rotate_left(17),
+                ["eu-west-1", "us-east-1"][pick(38, 2) as usize]
+            ),
+        ));
+    }
+    let body: Vec<String> = fields
+        .into_iter()
+        .filter(|(name, _)| !without.iter().any(|w| w == name))
+        .map(|(name, value)| format!("\"{name}\":{value}"))
+        .collect();
+    format!("{{{}}}", body.join(","))
 }
 
 struct Target {
