@@ -24,6 +24,8 @@ enum Cmd {
     Ingest {
         #[arg(long)]
         url: String,
+        /// A bearer token, or several separated by commas: client `c` uses the `c % n`th
+        /// (one key per tenant spreads the events over tenants).
         #[arg(long)]
         token: String,
         #[arg(long, default_value_t = 64)]
@@ -44,6 +46,18 @@ enum Cmd {
         /// Tag event ids so runs never collide.
         #[arg(long, default_value = "run")]
         tag: String,
+        /// Events shaped like an application's (for the storage benchmark): a UUID event_id,
+        /// the client's own timestamp a little in the past, varied token counts and labels, a
+        /// job_id on a quarter of them, a duration, and a small metadata object on half.
+        #[arg(long)]
+        realistic: bool,
+        /// With --realistic: leave these fields out (comma-separated, e.g. `job_id,metadata`),
+        /// to find what a field costs.
+        #[arg(long, value_delimiter = ',')]
+        without: Vec<String>,
+        /// With --realistic: event ids that count up per client instead of UUIDs.
+        #[arg(long)]
+        sequential_ids: bool,
     },
     /// GET a path repeatedly and report latency.
     Get {
@@ -114,6 +128,15 @@ enum Cmd {
         #[arg(long, default_value = "bench")]
         tag: String,
     },
+    /// Runs a SQL file on a database as a migration runs (one transaction, foreign keys on, the
+    /// server's bundled SQLite), then a TRUNCATE checkpoint; prints the time of each. For
+    /// timing a candidate migration on a copy of a large database.
+    Sql {
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        file: String,
+    },
     /// Raw rusqlite inserts into a fresh WAL file: one row per transaction, and 1000 per.
     RawSqlite {
         #[arg(long, default_value_t = 20_000)]
@@ -139,11 +162,24 @@ fn main() {
             spread_days,
             spread_from,
             tag,
+            realistic,
+            without,
+            sequential_ids,
         } => {
+            let without = Arc::new(without);
             let target = Target::parse(&url);
             let make = move |client: usize, n: u64| {
                 let events: Vec<String> = (0..batch)
                     .map(|i| {
+                        if realistic {
+                            let k = n * batch as u64 + i as u64;
+                            let id = if sequential_ids {
+                                format!("{tag}-{client}-{k:012}")
+                            } else {
+                                uuid::Uuid::new_v4().to_string()
+                            };
+                            return realistic_event(client, k, &id, &without);
+                        }
                         let ts = if spread_days > 0 {
                             let secs = spread_from + (n * batch as u64 + i as u64) % (spread_days * 86_400);
                             format!(",\"timestamp\":\"{}\"", chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -263,7 +299,85 @@ fn main() {
             sync,
             schema_version,
         } => raw_sqlite(rows, &sync, schema_version),
+        Cmd::Sql { db, file } => timed_sql(&db, &file),
     }
+}
+
+/// One event as an application would send it, without the fields named in `without`; `k`
+/// numbers the client's events, and the pseudo-random choices are a hash of `(client, k)`, so
+/// the mix is the same run to run.
+fn realistic_event(client: usize, k: u64, event_id: &str, without: &[String]) -> String {
+    let h = {
+        let mut x = (client as u64) << 40 ^ k ^ 0x9E37_79B9_7F4A_7C15;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let pick = |shift: u32, n: u64| (h >> shift) % n;
+    let model = [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "claude-sonnet-4-5",
+        "gemini-2.5-flash",
+        "gpt-4.1-mini",
+    ][pick(0, 5) as usize];
+    let input = 200 + pick(3, 6000);
+    let at = chrono::Utc::now() - chrono::Duration::milliseconds(200 + pick(20, 5000) as i64);
+    let mut fields = vec![
+        ("event_id", format!("\"{event_id}\"")),
+        (
+            "timestamp",
+            format!(
+                "\"{}\"",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+        ),
+        ("model", format!("\"{model}\"")),
+        ("input_tokens", input.to_string()),
+        ("output_tokens", (20 + pick(12, 1200)).to_string()),
+        (
+            "cache_read_tokens",
+            if pick(16, 3) == 0 { input / 2 } else { 0 }.to_string(),
+        ),
+        (
+            "agent_name",
+            format!(
+                "\"{}\"",
+                ["support-agent", "research-agent", "triage", "summarizer"][pick(24, 4) as usize]
+            ),
+        ),
+        (
+            "pipeline_stage",
+            format!(
+                "\"{}\"",
+                ["retrieve", "draft", "review"][pick(27, 3) as usize]
+            ),
+        ),
+        ("user_id", format!("\"user_{}\"", pick(40, 2000))),
+        ("duration_ms", (300 + pick(44, 9000)).to_string()),
+    ];
+    if pick(33, 4) == 0 {
+        fields.push((
+            "job_id",
+            format!("\"job_{:08x}\"", (h >> 8) as u32 % 50_000),
+        ));
+    }
+    if pick(36, 2) == 0 {
+        fields.push((
+            "metadata",
+            format!(
+                r#"{{"request_id":"req_{:016x}","route":"/v1/chat","region":"{}"}}"#,
+                h.rotate_left(17),
+                ["eu-west-1", "us-east-1"][pick(38, 2) as usize]
+            ),
+        ));
+    }
+    let body: Vec<String> = fields
+        .into_iter()
+        .filter(|(name, _)| !without.iter().any(|w| w == name))
+        .map(|(name, value)| format!("\"{name}\":{value}"))
+        .collect();
+    format!("{{{}}}", body.join(","))
 }
 
 struct Target {
@@ -339,9 +453,10 @@ fn run(
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|c| {
+            let tokens: Vec<&str> = token.split(',').collect();
             let (addr, token, method, path, body, stop) = (
                 t.addr.clone(),
-                token.to_string(),
+                tokens[c % tokens.len()].to_string(),
                 method.to_string(),
                 path.to_string(),
                 body.clone(),
@@ -641,6 +756,30 @@ fn bare_actix(bind: &str, workers: usize) {
         .await
         .expect("serve")
     });
+}
+
+fn timed_sql(db: &str, file: &str) {
+    let sql = std::fs::read_to_string(file).expect("read the SQL file");
+    let mut c = rusqlite::Connection::open(db).expect("open");
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .expect("pragmas");
+    let t0 = Instant::now();
+    let tx = c.transaction().expect("begin");
+    tx.execute_batch(&sql).expect("the SQL");
+    tx.commit().expect("commit");
+    let migrate = t0.elapsed().as_secs_f64();
+    // The WAL holds every page the migration wrote until the checkpoint: the disk it needs on
+    // top of the database file.
+    let wal = std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len());
+    let t1 = Instant::now();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    println!(
+        "sql: {file} in {migrate:.2}s, checkpoint {:.2}s; WAL before the checkpoint {wal} bytes",
+        t1.elapsed().as_secs_f64()
+    );
 }
 
 /// Rows per second inserting `rows` (rounded down to a thousand) 1000 per transaction;
