@@ -21,6 +21,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// A worker's lease token does not hold the job's live lease.
+    #[error("{0}")]
+    LeaseLost(String),
     /// An event timestamped in a billing period whose statement is final.
     #[error("{0}")]
     PeriodClosed(String),
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PeriodClosed(_) => "period_closed",
+            ApiError::LeaseLost(_) => "lease_lost",
             ApiError::ByoKeyMissing(_) => "byo_key_missing",
             ApiError::HostedKeyMissing(_) => "hosted_key_missing",
             ApiError::ProviderKeyUnreadable(_) => "provider_key_unreadable",
@@ -107,6 +111,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(s()),
             ApiError::Conflict(s()),
             ApiError::PeriodClosed(s()),
+            ApiError::LeaseLost(s()),
             ApiError::ByoKeyMissing(s()),
             ApiError::HostedKeyMissing(s()),
             ApiError::ProviderKeyUnreadable(s()),

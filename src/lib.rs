@@ -1,4 +1,4 @@
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 //! tenantry: the multi-tenant control plane for AI applications.
 //! `main.rs` is the command line; everything it runs lives in these modules so tests build the same app.
 pub mod auth;
@@ -17,6 +17,7 @@ pub mod limits;
 pub mod observe;
 pub mod pagination;
 pub mod proxies;
+pub mod queue;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -77,6 +77,7 @@ impl Application {
         state
             .billing
             .start_finalizer(c.billing_finalize_every, state.liveness());
+        state.queue.start_reclaimer(state.liveness());
         crate::webhooks::worker::Worker {
             db: state.db.clone(),
             clock: state.clock.clone(),

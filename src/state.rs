@@ -50,6 +50,8 @@ pub struct AppState {
     /// Metered usage: ingest, windows, prices and the reads on the rollups.
     pub usage: Usage,
     pub events: Events,
+    /// The hosted job queue (`ENABLE_HOSTED_QUEUE`).
+    pub queue: crate::queue::Queue,
     /// Monthly statements and the operator's report (`ENABLE_BILLING`).
     pub billing: Billing,
     /// Webhook endpoints and their deliveries.
@@ -114,6 +116,13 @@ impl AppState {
                 observe: observe.clone(),
             },
         );
+        let queue = crate::queue::Queue::load(
+            db.clone(),
+            clock.clone(),
+            config.flags.clone(),
+            tenancy.shared_cache(),
+            settings.cache(),
+        )?;
         let gateway = Gateway::new(
             config.upstreams.clone(),
             settings.clone(),
@@ -123,6 +132,7 @@ impl AppState {
         );
         Ok(AppState {
             gateway,
+            queue,
             billing,
             config,
             db,

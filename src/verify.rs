@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
 use crate::db::migrate;
-use crate::usage::rollup::{DIMS, MODE_DIMS};
+use crate::usage::rollup::{DIMS, JOB_DIM, MODE_DIMS};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -236,16 +236,22 @@ fn rollups(c: &Connection) -> Result<Vec<String>, String> {
     let mut raw = Sums::new();
     // (dim, key, which events): the total, one row per value of each dimension, and billing's
     // per execution mode dimensions keyed by model.
-    let mut groups = vec![(String::new(), "''".to_string(), "1".to_string())];
-    groups.extend(DIMS.iter().map(|d| {
-        let key = format!("coalesce({}, '')", quoted(d));
-        (d.to_string(), key, "1".to_string())
-    }));
+    // (dim, day, key, which events): the total, one row per value of each dimension, billing's
+    // per execution mode dimensions keyed by model, and each job's all-time row (day 0).
+    let row = |dim: &str, day: &str, key: String, only: &str| {
+        (dim.to_string(), day.to_string(), key, only.to_string())
+    };
+    let mut groups = vec![row("", day, "''".into(), "1")];
+    groups.extend(
+        DIMS.iter()
+            .map(|d| row(d, day, format!("coalesce({}, '')", quoted(d)), "1")),
+    );
     groups.extend(MODE_DIMS.iter().map(|(d, mode)| {
         let only = format!("execution_mode = '{}'", mode.as_str());
-        (d.to_string(), "model".to_string(), only)
+        row(d, day, "model".into(), &only)
     }));
-    for (dim, key, only) in &groups {
+    groups.push(row(JOB_DIM, "0", "job_id".into(), "job_id IS NOT NULL"));
+    for (dim, day, key, only) in &groups {
         let sql = format!(
             "SELECT tenant_id, {day}, {key}, {sums} FROM usage_events WHERE {only} GROUP BY 1, 2, 3"
         );

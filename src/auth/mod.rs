@@ -90,6 +90,8 @@ pub enum Action {
     Manage,
     /// Read a decrypted provider credential.
     ReadCredentials,
+    /// Lease, heartbeat, complete and fail queue jobs (a worker).
+    Work,
 }
 
 /// Who may call an operation, declared once per route (`http/routes.rs`), enforced before its
@@ -112,6 +114,8 @@ pub enum Access {
     Service,
     /// Tenant-scoped, owner: manage members, keys, settings, provider keys.
     Owner,
+    /// A queue worker: a service key (its tenant's jobs) or the admin token (every tenant's).
+    Worker,
     /// The gateway: member and up, or a service key; never the admin token (a call belongs
     /// to one tenant, its key's).
     Gateway,
@@ -126,6 +130,7 @@ impl Access {
             Access::Member => Some(Action::SetPreferences),
             Access::MemberOrService | Access::Gateway => Some(Action::Ingest),
             Access::Service => Some(Action::ReadCredentials),
+            Access::Worker => Some(Action::Work),
             Access::Owner => Some(Action::Manage),
         }
     }
@@ -141,6 +146,7 @@ impl Access {
             Access::MemberOrService => "member or service",
             Access::Gateway => "member or service (a tenant key; the admin token is refused)",
             Access::Service => "service key or admin",
+            Access::Worker => "service key (its tenant's jobs) or admin (every tenant's)",
             Access::Owner => "owner",
         }
     }
@@ -189,7 +195,7 @@ impl Caller {
             Role::Owner => matches!(action, Read | Ingest | SetPreferences | Manage),
             Role::Member => matches!(action, Read | Ingest | SetPreferences),
             Role::Viewer => action == Read,
-            Role::Service => matches!(action, Ingest | ReadCredentials),
+            Role::Service => matches!(action, Ingest | ReadCredentials | Work),
         }
     }
 

@@ -73,6 +73,8 @@ pub enum Kind {
     WebhookDisabled,
     /// A billing period's statement was stored as final.
     StatementFinalized,
+    /// A queue job spent its attempts (or its worker said not to retry it).
+    JobDead,
 }
 
 impl Kind {
@@ -96,6 +98,7 @@ impl Kind {
             Kind::GatewayUsageMissing => "gateway.usage_missing",
             Kind::WebhookDisabled => "webhook.disabled",
             Kind::StatementFinalized => "statement.finalized",
+            Kind::JobDead => "job.dead",
         }
     }
 
@@ -118,7 +121,7 @@ impl Kind {
             | Kind::LimitWarning
             | Kind::LimitExceeded
             | Kind::StatementFinalized => "billing",
-            Kind::GatewayUsageMissing => "ai.operations",
+            Kind::GatewayUsageMissing | Kind::JobDead => "ai.operations",
         }
     }
 
@@ -134,7 +137,7 @@ impl Kind {
             | Kind::LimitWarning
             | Kind::GatewayUsageMissing
             | Kind::WebhookDisabled => Severity::Warning,
-            Kind::LimitExceeded => Severity::Error,
+            Kind::LimitExceeded | Kind::JobDead => Severity::Error,
             _ => Severity::Info,
         }
     }

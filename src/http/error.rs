@@ -47,6 +47,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_)
             | ApiError::PeriodClosed(_)
+            | ApiError::LeaseLost(_)
             | ApiError::ByoKeyMissing(_)
             | ApiError::HostedKeyMissing(_)
             | ApiError::ProviderKeyUnreadable(_) => StatusCode::CONFLICT,

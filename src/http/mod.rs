@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod pricing;
+pub mod queue;
 pub mod routes;
 pub mod settings;
 pub mod tenants;

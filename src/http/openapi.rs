@@ -77,6 +77,10 @@ fn operation(op: &Op, path: &str) -> Value {
         let schema = match *q {
             "limit" => json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
             "from" | "to" => json!({"type": "string", "format": "date-time"}),
+            "status" if path.contains("/jobs") => json!({"type": "string",
+                "enum": ["queued", "running", "retrying", "succeeded", "dead", "cancelled"]}),
+            "status" if path.contains("/deliveries") => json!({"type": "string",
+                "enum": ["pending", "succeeded", "failed", "exhausted"]}),
             "status" => json!({"type": "string", "enum": ["active", "inactive"]}),
             "severity" => {
                 json!({"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]})
@@ -208,6 +212,58 @@ fn schemas() -> Value {
     let money = || json!({"type": "number", "minimum": 0, "description": "USD, exact to 1e-9"});
     let int = || json!({"type": "integer", "minimum": 0});
     let statement_status = json!({"type": "string", "enum": ["open", "draft", "final"]});
+    let nullable_ts = || json!({"type": "string", "format": "date-time", "nullable": true});
+    let nullable_s = || json!({"type": "string", "nullable": true});
+    let job_post = closed(
+        &["payload"],
+        json!({
+        "queue": {"type": "string", "default": "default"}, "kind": s(),
+        "payload": {"type": "object", "description": "Up to 256 KiB as compact JSON"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 9, "default": 5},
+        "idempotency_key": s(), "run_at": ts(),
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+        "lease_seconds": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 30}}),
+    );
+    let job = obj(
+        &[
+            "id",
+            "tenant_id",
+            "queue",
+            "kind",
+            "payload",
+            "priority",
+            "status",
+            "attempts",
+            "max_attempts",
+            "run_at",
+            "lease_expires_at",
+            "idempotency_key",
+            "last_error",
+            "result",
+            "created_at",
+            "updated_at",
+            "usage",
+        ],
+        json!({
+        "id": s(), "tenant_id": s(), "queue": s(), "kind": nullable_s(), "payload": {"type": "object"},
+        "priority": int(), "status": {"type": "string", "enum": ["queued", "running", "retrying", "succeeded", "dead", "cancelled"]},
+        "attempts": int(), "max_attempts": int(), "run_at": ts(), "lease_expires_at": nullable_ts(),
+        "idempotency_key": nullable_s(), "last_error": nullable_s(),
+        "result": {"type": "object", "nullable": true}, "created_at": ts(), "updated_at": ts(),
+        "usage": schema_ref("Totals")}),
+    );
+    let job_counts = obj(
+        &[
+            "queued",
+            "running",
+            "retrying",
+            "succeeded",
+            "dead",
+            "cancelled",
+        ],
+        json!({
+        "queued": int(), "running": int(), "retrying": int(), "succeeded": int(), "dead": int(), "cancelled": int()}),
+    );
     let price_or_input = || {
         json!({"type": "number", "minimum": 0, "maximum": 1_000_000, "nullable": true,
                "description": "USD per million tokens, exact to 1e-9; null: the input price applies"})
@@ -363,6 +419,20 @@ fn schemas() -> Value {
             "severity": {"type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
             "message": s(), "data": {"type": "object"}, "created_at": ts()})),
         "EventPage": page("Event"),
+        "JobPost": {"oneOf": [job_post.clone(), closed(&["jobs"], json!({"jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": job_post}}))]},
+        "Job": job.clone(),
+        "JobPage": page("Job"),
+        "LeasedJobs": obj(&["jobs"], json!({"jobs": {"type": "array", "items": {"allOf": [job, obj(&["lease_token"], json!({"lease_token": s()}))]}}})),
+        "JobCounts": job_counts.clone(),
+        "QueueOverview": obj(&["tenants"], json!({"tenants": {"type": "array", "items": obj(&["tenant_id", "slug", "name", "plan", "counts"], json!({
+            "tenant_id": s(), "slug": s(), "name": s(), "plan": s(), "counts": job_counts}))}})),
+        "LeaseRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "queues": {"type": "array", "minItems": 1, "maxItems": 100, "items": s()},
+            "max_jobs": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+            "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 30, "default": 0}}},
+        "Heartbeat": closed(&["lease_token"], json!({"lease_token": s(), "lease_seconds": {"type": "integer", "minimum": 5, "maximum": 3600}})),
+        "Complete": closed(&["lease_token"], json!({"lease_token": s(), "result": {"type": "object", "description": "Up to 64 KiB as compact JSON"}})),
+        "Fail": closed(&["lease_token", "error"], json!({"lease_token": s(), "error": {"type": "string", "minLength": 1, "maxLength": 4000}, "retry": {"type": "boolean", "default": true}})),
         "StatementLine": obj(&["model", "execution_mode", "events", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "estimated_cost_usd", "billed_cost_usd"], json!({
             "model": s(), "execution_mode": {"type": "string", "enum": ["hosted", "byo_key"]},
             "events": int(), "input_tokens": int(), "output_tokens": int(), "cache_read_tokens": int(),

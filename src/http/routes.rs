@@ -93,6 +93,7 @@ pub fn all() -> Vec<Op> {
         super::webhooks::ops,
         super::usage::ops,
         super::billing::ops,
+        super::queue::ops,
         super::gateway::ops,
     ] {
         ops.extend(area());

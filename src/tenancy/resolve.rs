@@ -45,6 +45,7 @@ impl TenantCtx {
                     Action::SetPreferences => "change agent preferences",
                     Action::Manage => "manage this tenant",
                     Action::ReadCredentials => "read credentials",
+                    Action::Work => "lease queue jobs (a service key's job)",
                 }
             )))
         }

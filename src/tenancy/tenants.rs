@@ -137,6 +137,11 @@ impl Tenancy {
         to_micros(self.clock.now())
     }
 
+    /// The cache, shared with an area that looks tenants up by id (the queue's scheduler).
+    pub fn shared_cache(&self) -> Arc<TenantCache> {
+        self.cache.clone()
+    }
+
     /// The cache the tenant resolver reads on every request.
     pub fn cache(&self) -> &TenantCache {
         &self.cache

@@ -3,7 +3,7 @@
 use super::event::UsageEvent;
 use super::money::Nanousd;
 use super::pricing::Price;
-use super::rollup::{day_of, mode_dim, Totals, DIMS};
+use super::rollup::{day_of, mode_dim, Totals, DIMS, JOB_DIM};
 use crate::settings::{ExecutionMode, Settings};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -86,17 +86,22 @@ impl Priced {
         })
     }
 
-    /// The rollup rows this event adds to: the total and one per dimension.
-    pub fn rollup_keys(&self) -> [(&'static str, &str); 6] {
+    /// The rollup rows this event adds to, as (day, dimension, key): the total, one per
+    /// dimension, its execution mode's model row, and its job's all-time row if it names one.
+    pub fn rollup_rows(&self) -> impl Iterator<Item = (i64, &'static str, &str)> {
         let e = &self.event;
+        let d = self.day;
         [
-            ("", ""),
-            (mode_dim(self.mode), e.model.as_str()),
-            (DIMS[0], e.model.as_str()),
-            (DIMS[1], e.pipeline_stage.as_deref().unwrap_or("")),
-            (DIMS[2], e.agent_name.as_deref().unwrap_or("")),
-            (DIMS[3], e.user_id.as_deref().unwrap_or("")),
+            (d, "", ""),
+            (d, mode_dim(self.mode), e.model.as_str()),
+            (d, DIMS[0], e.model.as_str()),
+            (d, DIMS[1], e.pipeline_stage.as_deref().unwrap_or("")),
+            (d, DIMS[2], e.agent_name.as_deref().unwrap_or("")),
+            (d, DIMS[3], e.user_id.as_deref().unwrap_or("")),
+            (0, JOB_DIM, e.job_id.as_deref().unwrap_or("")),
         ]
+        .into_iter()
+        .filter(|(_, dim, key)| *dim != JOB_DIM || !key.is_empty())
     }
 
     pub fn totals(&self) -> Totals {
@@ -123,8 +128,8 @@ pub fn aggregate(events: &[Priced]) -> Rollups {
     let mut r = Rollups::new();
     for p in events {
         let t = p.totals();
-        for (dim, key) in p.rollup_keys() {
-            let keys = r.entry((p.day, dim)).or_default();
+        for (day, dim, key) in p.rollup_rows() {
+            let keys = r.entry((day, dim)).or_default();
             match keys.get_mut(key) {
                 Some(acc) => acc.add(&t),
                 None => {

@@ -15,6 +15,10 @@ pub const MODE_DIMS: [(&str, ExecutionMode); 2] = [
     ("model.byo_key", ExecutionMode::ByoKey),
 ];
 
+/// A job's totals: keyed by `job_id`, on day 0 whatever the events' days (a job's usage is
+/// read whole, by its id: one row, however many events and days). Events without a job add none.
+pub const JOB_DIM: &str = "job_id";
+
 /// The billing dimension of events recorded in `mode`.
 pub fn mode_dim(mode: ExecutionMode) -> &'static str {
     match mode {

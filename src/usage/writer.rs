@@ -262,8 +262,8 @@ fn commit(
         }
         // Duplicates were counted in the job's deltas; take them out again.
         for p in duplicates.iter().map(|&i| &job.events[i]) {
-            for (dim, key) in p.rollup_keys() {
-                if let Some(t) = rollups.get_mut(&(job.tenant, p.day, dim, key)) {
+            for (day, dim, key) in p.rollup_rows() {
+                if let Some(t) = rollups.get_mut(&(job.tenant, day, dim, key)) {
                     t.sub(&p.totals());
                 }
             }

@@ -72,6 +72,17 @@ const CONTRACT: &[(&str, &str, Access)] = &[
     ("GET", "/billing/statements", Access::Viewer),
     ("GET", "/billing/statements/{period}", Access::Viewer),
     ("GET", "/billing/report", Access::Admin),
+    ("POST", "/jobs", Access::MemberOrService),
+    ("GET", "/jobs", Access::Viewer),
+    ("GET", "/jobs/{id}", Access::Viewer),
+    ("POST", "/jobs/{id}/cancel", Access::Member),
+    ("POST", "/jobs/{id}/retry", Access::Member),
+    ("GET", "/queue/counts", Access::Viewer),
+    ("GET", "/queue/tenants", Access::Admin),
+    ("POST", "/queue/lease", Access::Worker),
+    ("POST", "/queue/jobs/{id}/heartbeat", Access::Worker),
+    ("POST", "/queue/jobs/{id}/complete", Access::Worker),
+    ("POST", "/queue/jobs/{id}/fail", Access::Worker),
 ];
 
 /// The key roles the contract lets call a tenant-scoped operation of this access.
@@ -80,7 +91,7 @@ fn allowed(access: Access) -> &'static [&'static str] {
         Access::Viewer => &["owner", "member", "viewer"],
         Access::Member => &["owner", "member"],
         Access::MemberOrService | Access::Gateway => &["owner", "member", "service"],
-        Access::Service => &["service"],
+        Access::Service | Access::Worker => &["service"],
         Access::Owner => &["owner"],
         Access::Public | Access::AnyToken => &["owner", "member", "viewer", "service"],
         Access::Admin => &[],

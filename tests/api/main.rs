@@ -28,6 +28,7 @@ mod operations;
 mod protocol;
 mod provider_keys;
 mod proxies;
+mod queue;
 mod resolution;
 mod restart;
 mod sdk;

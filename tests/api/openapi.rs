@@ -48,7 +48,12 @@ const CONTRACT: &[(&str, &str)] = &[
 
 async fn doc() -> (crate::helpers::TestApp, Value) {
     // Billing on, so its answers are checked against their schemas too.
-    let app = spawn_with(&[("ENABLE_MULTI_TENANT", "true"), ("ENABLE_BILLING", "true")]).await;
+    let app = spawn_with(&[
+        ("ENABLE_MULTI_TENANT", "true"),
+        ("ENABLE_BILLING", "true"),
+        ("ENABLE_HOSTED_QUEUE", "true"),
+    ])
+    .await;
     let r = app.call("GET", "/openapi.json", None, None).await;
     assert_eq!(r.status, 200, "public, no token");
     (app, r.body)
@@ -244,11 +249,21 @@ async fn responses_match_their_documented_schemas() {
         .await;
     assert_eq!(hook.status, 201, "{}", hook.body);
     let hook_id = hook.body["id"].as_str().unwrap().to_string();
+
     let path = format!("/api/tenant/acme/webhooks/{hook_id}/test");
     assert_eq!(
         app.post(&path, ADMIN, serde_json::json!({})).await.status,
         202
     );
+    let job = app
+        .post(
+            "/api/tenant/acme/jobs",
+            ADMIN,
+            serde_json::json!({"payload": {"doc": 1}, "kind": "extract"}),
+        )
+        .await;
+    assert_eq!(job.status, 201, "{}", job.body);
+    let job_id = job.body["id"].as_str().unwrap().to_string();
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         let Some(get) = ops.get("get") else { continue };
@@ -259,9 +274,12 @@ async fn responses_match_their_documented_schemas() {
         if path.contains("{slug}") || path == "/openapi.json" {
             continue; // the same operations are checked at /api/...
         }
-        let id = match path.starts_with("/api/webhooks/") {
-            true => hook_id.as_str(),
-            false => "acme",
+        let id = if path.starts_with("/api/webhooks/") {
+            hook_id.as_str()
+        } else if path.starts_with("/api/jobs/") {
+            job_id.as_str()
+        } else {
+            "acme"
         };
         let concrete = path
             .replace("{id}", id)
