@@ -38,6 +38,22 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** Downloads an authenticated answer (a CSV export) as a file: a plain link cannot carry the
+ * bearer token, so the page fetches it and hands the browser the result. */
+export async function download(path, filename) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    throw new ApiError(res.status, body);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = el("a", { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 /** Builds an element: el("td", {class: "num"}, "text", child, ...). */
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

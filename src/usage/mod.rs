@@ -3,6 +3,7 @@
 pub mod counters;
 pub mod crossings;
 pub mod event;
+pub mod export;
 pub mod model;
 pub mod money;
 pub mod price_import;

@@ -169,6 +169,11 @@ impl Nanousd {
         self.0
     }
 
+    /// The exact decimal USD text, as the JSON answers write it (`0.0012`, `3`).
+    pub fn decimal(self) -> String {
+        format_scaled(i128::from(self.0), 9)
+    }
+
     pub fn from_usd_decimal(text: &str) -> Result<Nanousd, MoneyError> {
         parse_scaled(text, 9, MAX_NANOS).map(|v| Nanousd(v as i64))
     }

@@ -11,6 +11,7 @@ mod durability;
 mod encryption;
 mod envelope;
 mod events;
+mod export;
 mod file_modes;
 mod gateway;
 mod gateway_refusals;
