@@ -74,6 +74,13 @@ impl Application {
             c.events_sweep_every,
             state.liveness(),
         );
+        crate::usage::retention::start(
+            state.db.clone(),
+            state.clock.clone(),
+            c.usage_retention_days,
+            c.retention_sweep_every,
+            state.liveness(),
+        );
         crate::webhooks::worker::Worker {
             db: state.db.clone(),
             clock: state.clock.clone(),

@@ -10,6 +10,7 @@ pub mod price_import;
 pub mod priced;
 pub mod pricing;
 pub mod reads;
+pub mod retention;
 pub mod rollup;
 pub mod service;
 pub mod store;

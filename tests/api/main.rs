@@ -30,6 +30,7 @@ mod provider_keys;
 mod proxies;
 mod resolution;
 mod restart;
+mod retention;
 mod sdk;
 mod settings;
 mod sweep;
