@@ -81,6 +81,12 @@ impl Application {
             c.retention_sweep_every,
             state.liveness(),
         );
+        crate::tenancy::purge::start(
+            state.tenancy.clone(),
+            c.purge_inactive_days,
+            c.retention_sweep_every,
+            state.liveness(),
+        );
         crate::webhooks::worker::Worker {
             db: state.db.clone(),
             clock: state.clock.clone(),

@@ -180,7 +180,10 @@ pub struct Config {
     /// `TENANTRY_USAGE_RETENTION_DAYS` (default 0: keep forever): raw usage events of days
     /// more than that before today are deleted; the rollups stay.
     pub usage_retention_days: u32,
-    /// How often usage retention runs (hourly). Never read from
+    /// `TENANTRY_PURGE_INACTIVE_DAYS` (default 0: never): tenants inactive for longer than that
+    /// are deleted with everything they own.
+    pub purge_inactive_days: u32,
+    /// How often usage retention and the inactive-tenant purge run (hourly). Never read from
     /// the environment: tests shorten it.
     pub retention_sweep_every: std::time::Duration,
     /// HTTP worker threads; 0 means one per core.
@@ -271,6 +274,7 @@ impl Config {
             events_retention_days: days(&get, "TENANTRY_EVENTS_RETENTION_DAYS", 90, "keep forever")?,
             events_sweep_every: std::time::Duration::from_secs(3600),
             usage_retention_days: days(&get, "TENANTRY_USAGE_RETENTION_DAYS", 0, "keep forever")?,
+            purge_inactive_days: days(&get, "TENANTRY_PURGE_INACTIVE_DAYS", 0, "never purge")?,
             retention_sweep_every: std::time::Duration::from_secs(3600),
             workers: 0,
             without_middleware: false,
@@ -358,6 +362,7 @@ mod tests {
             ("TENANTRY_EVENTS_RETENTION_DAYS", "90d"),
             ("TENANTRY_USAGE_RETENTION_DAYS", "-3"),
             ("TENANTRY_USAGE_RETENTION_DAYS", "a year"),
+            ("TENANTRY_PURGE_INACTIVE_DAYS", "36501"),
         ] {
             let e = Config::from_map(&env(&[(var, value)])).unwrap_err();
             assert!(e.contains(var), "{var}={value}: {e}");
@@ -386,11 +391,15 @@ mod tests {
     }
 
     #[test]
-    fn usage_events_are_kept_unless_told_otherwise() {
+    fn usage_events_and_inactive_tenants_are_kept_unless_told_otherwise() {
         let c = Config::from_map(&env(&[])).unwrap();
-        assert_eq!(c.usage_retention_days, 0);
-        let c = Config::from_map(&env(&[("TENANTRY_USAGE_RETENTION_DAYS", " 400 ")])).unwrap();
-        assert_eq!(c.usage_retention_days, 400);
+        assert_eq!((c.usage_retention_days, c.purge_inactive_days), (0, 0));
+        let c = Config::from_map(&env(&[
+            ("TENANTRY_USAGE_RETENTION_DAYS", "400"),
+            ("TENANTRY_PURGE_INACTIVE_DAYS", " 30 "),
+        ]))
+        .unwrap();
+        assert_eq!((c.usage_retention_days, c.purge_inactive_days), (400, 30));
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub enum Kind {
     GatewayUsageMissing,
     /// A webhook endpoint was disabled by its deliveries (410 Gone, or failing for 5 days).
     WebhookDisabled,
+    /// A tenant inactive past `TENANTRY_PURGE_INACTIVE_DAYS` was deleted with all it owned.
+    /// Recorded on the default tenant (the instance's own), since the purged one's events go
+    /// with it.
+    TenantPurged,
 }
 
 impl Kind {
@@ -93,6 +97,7 @@ impl Kind {
             Kind::LimitExceeded => "limit.exceeded",
             Kind::GatewayUsageMissing => "gateway.usage_missing",
             Kind::WebhookDisabled => "webhook.disabled",
+            Kind::TenantPurged => "tenant.purged",
         }
     }
 
@@ -113,6 +118,7 @@ impl Kind {
             | Kind::ProviderKeyUnreadable => "security",
             Kind::PricingUnknownModel | Kind::LimitWarning | Kind::LimitExceeded => "billing",
             Kind::GatewayUsageMissing => "ai.operations",
+            Kind::TenantPurged => "system",
         }
     }
 
@@ -127,7 +133,8 @@ impl Kind {
             | Kind::PricingUnknownModel
             | Kind::LimitWarning
             | Kind::GatewayUsageMissing
-            | Kind::WebhookDisabled => Severity::Warning,
+            | Kind::WebhookDisabled
+            | Kind::TenantPurged => Severity::Warning,
             Kind::LimitExceeded => Severity::Error,
             _ => Severity::Info,
         }

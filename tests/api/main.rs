@@ -28,6 +28,7 @@ mod operations;
 mod protocol;
 mod provider_keys;
 mod proxies;
+mod purge;
 mod resolution;
 mod restart;
 mod retention;
