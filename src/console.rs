@@ -30,6 +30,10 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_BACKUP_INTERVAL   scheduled backups into <data dir>/backups, e.g. 6h (off)
   TENANTRY_BACKUP_KEEP       scheduled backups kept (7)
   TENANTRY_EVENTS_RETENTION_DAYS  days operational events are kept; 0: forever (90)
+  TENANTRY_USAGE_RETENTION_DAYS  days raw usage events are kept before today; the daily
+                             totals stay; 0: forever (0)
+  TENANTRY_PURGE_INACTIVE_DAYS  days after deactivation a tenant is deleted with all it
+                             owns; 0: never (0)
   TENANTRY_BODY_TIMEOUT      time a request body may take to arrive, e.g. 30s (30s)
   TENANTRY_WEBHOOK_ALLOW_PRIVATE  true lets webhooks reach loopback and private
                              addresses (false)

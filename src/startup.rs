@@ -78,6 +78,19 @@ impl Application {
             .billing
             .start_finalizer(c.billing_finalize_every, state.liveness());
         state.queue.start_reclaimer(state.liveness());
+        crate::usage::retention::start(
+            state.db.clone(),
+            state.clock.clone(),
+            c.usage_retention_days,
+            c.retention_sweep_every,
+            state.liveness(),
+        );
+        crate::tenancy::purge::start(
+            state.tenancy.clone(),
+            c.purge_inactive_days,
+            c.retention_sweep_every,
+            state.liveness(),
+        );
         crate::webhooks::worker::Worker {
             db: state.db.clone(),
             clock: state.clock.clone(),

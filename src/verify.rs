@@ -207,7 +207,8 @@ fn columns(c: &Connection, table: &str) -> Result<Vec<String>, String> {
 /// (tenant, day, dim, key) -> the amounts, in the order of the rollup's amount columns.
 type Sums = BTreeMap<(String, i64, String, String), Vec<i64>>;
 
-/// Each tenant's rollups must equal what its raw events add up to, in every dimension. The
+/// Each tenant's rollups must equal what its raw events add up to, in every dimension, on
+/// every day usage retention has not reached (`usage::retention::RETAINED_FROM_DAY`). The
 /// amount columns are read from the rollup table, so a column added to it is checked too:
 /// `events` counts the raw rows, every other one sums the raw column of the same name.
 fn rollups(c: &Connection) -> Result<Vec<String>, String> {
@@ -272,6 +273,12 @@ fn rollups(c: &Connection) -> Result<Vec<String>, String> {
     )?;
     // A rollup row of all zeros says the same as no row.
     stored.retain(|_, v| v.iter().any(|x| *x != 0));
+    // Raw events of days before the retention horizon are deleted (or being deleted) while
+    // their rollups stay: only days still fully kept can be compared.
+    if let Some(first) = crate::usage::retention::retained_from_day(c).map_err(err)? {
+        raw.retain(|k, _| k.1 >= first);
+        stored.retain(|k, _| k.1 >= first);
+    }
     for (k, want) in &raw {
         match stored.get(k) {
             Some(have) if have == want => {}

@@ -1,6 +1,6 @@
 // The usage view: totals, the 30-day chart, limits, a breakdown over any range, and the
 // tenant's usage and operational events with their filters. Readable by a viewer key.
-import { api, el, form, input, select } from "./api.js";
+import { api, download, el, form, input, select } from "./api.js";
 import { usd, int, when, percent, LIMIT_LABELS, limitAmount } from "./format.js";
 import { card, table, pagedList } from "./ui.js";
 import { chart } from "./chart.js";
@@ -88,8 +88,21 @@ export async function usageView(ctx, main, slug) {
       el("td", { class: "num" }, int(r.total_tokens)), el("td", { class: "num" }, usd(r.estimated_cost_usd)))));
 
   const eventsBox = el("div");
+  // The link names the export of what the list shows; a click fetches it with the token.
+  const csvError = el("p", { class: "error", role: "alert", hidden: true });
+  const csvLink = el("a", { class: "csv-download", download: "usage-events.csv", onclick: async (ev) => {
+    ev.preventDefault();
+    csvError.hidden = true;
+    try {
+      await download(csvLink.getAttribute("href"), "usage-events.csv");
+    } catch (e) {
+      csvError.textContent = e.message;
+      csvError.hidden = false;
+    }
+  } }, "Download CSV");
   const loadEvents = async (filters) => {
     const q = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+    csvLink.setAttribute("href", `${base}/usage/events/export${q.size ? `?${q}` : ""}`);
     eventsBox.replaceChildren(await pagedList(`${base}/usage/events?${q}`, ["When", "Model", "Agent", "User", "Tokens", "Cost", "Mode"], (e) => el("tr", {},
       el("td", {}, when(e.timestamp)), el("td", {}, e.model), el("td", {}, e.agent_name ?? "—"), el("td", {}, e.user_id ?? "—"),
       el("td", { class: "num" }, int(e.total_tokens)), el("td", { class: "num" }, usd(e.estimated_cost_usd)), el("td", {}, e.execution_mode))));
@@ -107,6 +120,6 @@ export async function usageView(ctx, main, slug) {
     el("div", { class: "grid" }, card("Top models this month", top(summary.top_models, "Model")),
       card("Top agents this month", top(summary.top_agents, "Agent"))),
     card("Breakdown", parts.node),
-    card("Recent usage events", filters, eventsBox),
+    card("Recent usage events", filters, el("p", {}, csvLink), csvError, eventsBox),
     card("Operational events", await operationalEvents(base)));
 }

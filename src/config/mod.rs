@@ -120,6 +120,26 @@ fn provider_keys(env: &HashMap<String, String>) -> Result<HashMap<String, Secret
 /// A hundred years: a longer retention is a typo, and keeping forever is spelled 0.
 const MAX_RETENTION_DAYS: u32 = 36_500;
 
+/// A number of days from 0 (which means `zero`, as "keep forever") to `MAX_RETENTION_DAYS`.
+fn days(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    zero: &str,
+) -> Result<u32, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n <= MAX_RETENTION_DAYS)
+            .ok_or(format!(
+                "{name} must be a whole number of days from 0 ({zero}) to {MAX_RETENTION_DAYS}"
+            )),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: String,
@@ -157,6 +177,15 @@ pub struct Config {
     /// How often the events sweeper runs (hourly). Never read from the environment: tests
     /// shorten it.
     pub events_sweep_every: std::time::Duration,
+    /// `TENANTRY_USAGE_RETENTION_DAYS` (default 0: keep forever): raw usage events of days
+    /// more than that before today are deleted; the rollups stay.
+    pub usage_retention_days: u32,
+    /// `TENANTRY_PURGE_INACTIVE_DAYS` (default 0: never): tenants inactive for longer than that
+    /// are deleted with everything they own.
+    pub purge_inactive_days: u32,
+    /// How often usage retention and the inactive-tenant purge run (hourly). Never read from
+    /// the environment: tests shorten it.
+    pub retention_sweep_every: std::time::Duration,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// `TENANTRY_WEBHOOK_ALLOW_PRIVATE=true`: webhooks may point at loopback and private
@@ -248,18 +277,11 @@ impl Config {
             log_filter: log_filter(get("TENANTRY_LOG"))?,
             log_format: LogFormat::parse(get("TENANTRY_LOG_FORMAT").as_deref())?,
             upstreams: Upstreams::from_env(get)?,
-            events_retention_days: match get("TENANTRY_EVENTS_RETENTION_DAYS") {
-                None => 90,
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= MAX_RETENTION_DAYS)
-                    .ok_or(format!(
-                        "TENANTRY_EVENTS_RETENTION_DAYS must be a whole number of days from 0 (keep forever) to {MAX_RETENTION_DAYS}"
-                    ))?,
-            },
+            events_retention_days: days(&get, "TENANTRY_EVENTS_RETENTION_DAYS", 90, "keep forever")?,
             events_sweep_every: std::time::Duration::from_secs(3600),
+            usage_retention_days: days(&get, "TENANTRY_USAGE_RETENTION_DAYS", 0, "keep forever")?,
+            purge_inactive_days: days(&get, "TENANTRY_PURGE_INACTIVE_DAYS", 0, "never purge")?,
+            retention_sweep_every: std::time::Duration::from_secs(3600),
             workers: 0,
             without_middleware: false,
             webhook_allow_private: match get("TENANTRY_WEBHOOK_ALLOW_PRIVATE")
@@ -355,6 +377,9 @@ mod tests {
             ("TENANTRY_EVENTS_RETENTION_DAYS", "-1"),
             ("TENANTRY_EVENTS_RETENTION_DAYS", "36501"),
             ("TENANTRY_EVENTS_RETENTION_DAYS", "90d"),
+            ("TENANTRY_USAGE_RETENTION_DAYS", "-3"),
+            ("TENANTRY_USAGE_RETENTION_DAYS", "a year"),
+            ("TENANTRY_PURGE_INACTIVE_DAYS", "36501"),
         ] {
             let e = Config::from_map(&env(&[(var, value)])).unwrap_err();
             assert!(e.contains(var), "{var}={value}: {e}");
@@ -380,6 +405,18 @@ mod tests {
             Config::from_map(&env(&[])).unwrap().body_timeout.as_secs(),
             30
         );
+    }
+
+    #[test]
+    fn usage_events_and_inactive_tenants_are_kept_unless_told_otherwise() {
+        let c = Config::from_map(&env(&[])).unwrap();
+        assert_eq!((c.usage_retention_days, c.purge_inactive_days), (0, 0));
+        let c = Config::from_map(&env(&[
+            ("TENANTRY_USAGE_RETENTION_DAYS", "400"),
+            ("TENANTRY_PURGE_INACTIVE_DAYS", " 30 "),
+        ]))
+        .unwrap();
+        assert_eq!((c.usage_retention_days, c.purge_inactive_days), (400, 30));
     }
 
     #[test]

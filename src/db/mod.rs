@@ -7,6 +7,7 @@ pub mod lock;
 pub mod meta;
 pub mod migrate;
 pub mod sql;
+pub mod sweep;
 
 use crate::error::ApiError;
 use r2d2_sqlite::SqliteConnectionManager;

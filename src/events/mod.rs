@@ -75,6 +75,10 @@ pub enum Kind {
     StatementFinalized,
     /// A queue job spent its attempts (or its worker said not to retry it).
     JobDead,
+    /// A tenant inactive past `TENANTRY_PURGE_INACTIVE_DAYS` was deleted with all it owned.
+    /// Recorded on the default tenant (the instance's own), since the purged one's events go
+    /// with it.
+    TenantPurged,
 }
 
 impl Kind {
@@ -99,6 +103,7 @@ impl Kind {
             Kind::WebhookDisabled => "webhook.disabled",
             Kind::StatementFinalized => "statement.finalized",
             Kind::JobDead => "job.dead",
+            Kind::TenantPurged => "tenant.purged",
         }
     }
 
@@ -122,6 +127,7 @@ impl Kind {
             | Kind::LimitExceeded
             | Kind::StatementFinalized => "billing",
             Kind::GatewayUsageMissing | Kind::JobDead => "ai.operations",
+            Kind::TenantPurged => "system",
         }
     }
 
@@ -136,7 +142,8 @@ impl Kind {
             | Kind::PricingUnknownModel
             | Kind::LimitWarning
             | Kind::GatewayUsageMissing
-            | Kind::WebhookDisabled => Severity::Warning,
+            | Kind::WebhookDisabled
+            | Kind::TenantPurged => Severity::Warning,
             Kind::LimitExceeded | Kind::JobDead => Severity::Error,
             _ => Severity::Info,
         }

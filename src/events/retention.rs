@@ -3,11 +3,12 @@
 //! (the first sweep after an upgrade, a lowered setting) never holds the write lock for long.
 use super::store;
 use crate::clock::Clock;
+use crate::db::sweep::{self, Batches};
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::time::{to_micros, Micros};
+use crate::time::Micros;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Rows per transaction. Each row leaves four indexes, the random-UUID one included, so a batch
 /// costs more than its size suggests: on the 2-core benchmark machine (loaded, 200,000 events)
@@ -17,8 +18,6 @@ pub const BATCH: usize = 100;
 /// Between batches, so other writers get the lock in turn; about 9,000 rows a second at most.
 const PAUSE: Duration = Duration::from_millis(10);
 const DAY: Micros = 86_400_000_000;
-/// The longest the thread sleeps at once, so it ends soon after the server stops.
-const TICK: Duration = Duration::from_secs(1);
 
 /// Deletes every event created more than `keep_days` days before `now` (none when `keep_days`
 /// is 0), `batch` rows per transaction with `pause` between, while `go_on()` holds. Returns how
@@ -35,15 +34,10 @@ pub fn sweep_once(
         return Ok(0);
     }
     let cutoff = now.saturating_sub(i64::from(keep_days) * DAY);
-    let mut total = 0;
-    loop {
-        let n = db.write_blocking(|c| Ok(store::delete_older_than(c, cutoff, batch)?))?;
-        total += n;
-        if n < batch || !go_on() {
-            return Ok(total);
-        }
-        std::thread::sleep(pause);
-    }
+    let batches = Batches { size: batch, pause };
+    batches.run(db, go_on, |c, n| {
+        Ok(store::delete_older_than(c, cutoff, n)?)
+    })
 }
 
 /// Starts the sweeper (unless `keep_days` is 0): a sweep at once, then one every `every`, by
@@ -58,25 +52,17 @@ pub fn start(
     if keep_days == 0 {
         return;
     }
-    std::thread::Builder::new()
-        .name("events-retention".into())
-        .spawn(move || {
-            let mut due = Instant::now();
-            while alive.strong_count() > 0 {
-                if Instant::now() >= due {
-                    let now = to_micros(clock.now());
-                    let go_on = || alive.strong_count() > 0;
-                    match sweep_once(&db, now, keep_days, BATCH, PAUSE, &go_on) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(deleted = n, keep_days, "expired events deleted"),
-                        Err(e) => tracing::warn!(error = %e, "events retention sweep"),
-                    }
-                    due = Instant::now() + every;
-                }
-                std::thread::sleep(every.min(TICK));
-            }
-        })
-        .expect("the events retention thread starts");
+    sweep::every(
+        "events-retention",
+        clock,
+        every,
+        alive,
+        move |now, go_on| match sweep_once(&db, now, keep_days, BATCH, PAUSE, go_on) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, keep_days, "expired events deleted"),
+            Err(e) => tracing::warn!(error = %e, "events retention sweep"),
+        },
+    );
 }
 
 #[cfg(test)]

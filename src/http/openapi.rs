@@ -59,6 +59,9 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// The response "schema" of an operation that answers `text/csv`.
+pub const CSV: &str = "Csv";
+
 fn operation(op: &Op, path: &str) -> Value {
     let mut params: Vec<Value> = Vec::new();
     for seg in path.split('/') {
@@ -100,6 +103,10 @@ fn operation(op: &Op, path: &str) -> Value {
         Some(s) if op.query.contains(&"format") => json!({"description": "success", "content": {
             "application/json": {"schema": schema_ref(s)},
             "text/csv": {"schema": {"type": "string"}}}}),
+        // A streamed CSV answer: a header row, then one row per item (RFC 4180).
+        Some(CSV) => {
+            json!({"description": "success: CSV with a header row (RFC 4180)", "content": {"text/csv": {"schema": {"type": "string"}}}})
+        }
         Some(s) => {
             json!({"description": "success", "content": {"application/json": {"schema": schema_ref(s)}}})
         }

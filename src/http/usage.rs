@@ -1,6 +1,7 @@
 //! `/api/usage/...` and `/api/agents/...`: ingest (member or service), reads (viewer), agent
 //! preferences (member writes).
 use super::events::time_param;
+use super::openapi::CSV;
 use super::routes::{Mount, Op};
 use super::usage_views::{AgentsView, LimitsView, StatsView, StoredEventView, SummaryView};
 use crate::auth::Access;
@@ -9,12 +10,14 @@ use crate::limits::Level;
 use crate::pagination::PageRequest;
 use crate::state::AppState;
 use crate::tenancy::TenantCtx;
+use crate::usage::export::Export;
 use crate::usage::money::Nanousd;
 use crate::usage::reads::{Days, GroupBy, UsageFilter};
 use crate::usage::writer::Recorded;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -30,6 +33,10 @@ pub fn ops() -> Vec<Op> {
             .doc("Recorded usage events, newest first", Access::Viewer)
             .query(&["from", "to", "model", "pipeline_stage", "agent_name", "user_id", "job_id", "limit", "cursor"])
             .ok(200, Some("UsageEventPage")),
+        Op::new(Method::GET, "/usage/events/export", Mount::Tenant, || web::route().to(export))
+            .doc("Every matching usage event as CSV, oldest first, streamed", Access::Viewer)
+            .query(&["from", "to", "model", "pipeline_stage", "agent_name", "user_id", "job_id"])
+            .ok(200, Some(CSV)),
         Op::new(Method::GET, "/usage/stats", Mount::Tenant, || web::route().to(stats))
             .doc("Totals and groups over whole UTC days", Access::Viewer)
             .query(&["from", "to", "group_by"])
@@ -138,6 +145,95 @@ async fn list(
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let page = st.usage.list_events(&ctx, filter, page).await?;
     Ok(HttpResponse::Ok().json(page.map(StoredEventView::from)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    model: Option<String>,
+    pipeline_stage: Option<String>,
+    agent_name: Option<String>,
+    user_id: Option<String>,
+    job_id: Option<String>,
+}
+
+/// Streams the export: the first chunk is read before the answer starts (so a failure there
+/// is a proper error), then a task reads ahead at most `AHEAD` chunks of what the client has
+/// taken, so a slow client holds a few hundred KiB, not the export.
+async fn export(
+    ctx: TenantCtx,
+    st: web::Data<AppState>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    const AHEAD: usize = 2;
+    let q = q.into_inner();
+    let filter = UsageFilter {
+        from: time_param(q.from.as_deref(), "from")?,
+        to: time_param(q.to.as_deref(), "to")?,
+        model: q.model,
+        pipeline_stage: q.pipeline_stage,
+        agent_name: q.agent_name,
+        user_id: q.user_id,
+        job_id: q.job_id,
+    };
+    let mut export = st.usage.export(&ctx, filter)?;
+    let mut first = Export::header();
+    if let Some(rows) = export.next_chunk().await? {
+        first.extend_from_slice(&rows);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(AHEAD);
+    actix_web::rt::spawn(async move {
+        loop {
+            let next = export.next_chunk().await;
+            let item = match next {
+                Ok(Some(rows)) => Ok(Bytes::from(rows)),
+                Ok(None) => return,
+                // The client sees the body cut short, never a CSV that looks complete.
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage export stopped");
+                    Err(e)
+                }
+            };
+            let failed = item.is_err();
+            // A client gone drops the receiver: stop reading.
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let body = Chunks {
+        first: Some(Bytes::from(first)),
+        rest: rx,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"usage-events.csv\"",
+        ))
+        .streaming(body))
+}
+
+/// The export's body: the first chunk, then whatever the reading task sends.
+struct Chunks {
+    first: Option<Bytes>,
+    rest: tokio::sync::mpsc::Receiver<Result<Bytes, ApiError>>,
+}
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<Bytes, ApiError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(b) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(b)));
+        }
+        self.rest.poll_recv(cx)
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! membership, and the admin operations on tenants.
 pub mod cache;
 pub mod members;
+pub mod purge;
 pub mod resolve;
 pub mod slug;
 pub mod store;

@@ -118,6 +118,54 @@ pub fn delete_inactive(c: &Connection, id: TenantId) -> rusqlite::Result<usize> 
     )
 }
 
+/// Tenants deactivated before `cutoff` (never the default tenant, which cannot be inactive),
+/// oldest deactivation first.
+pub fn inactive_since_before(c: &Connection, cutoff: Micros) -> rusqlite::Result<Vec<Tenant>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM tenants
+         WHERE status = 'inactive' AND deactivated_at < ?1 AND id <> ?2
+         ORDER BY deactivated_at, id"
+    ))?;
+    let rows = stmt.query_map(
+        params![cutoff, super::DEFAULT_TENANT_ID.to_string()],
+        from_row,
+    )?;
+    rows.collect()
+}
+
+/// The tables of a tenant that can be large, emptied in batches before its row goes (its
+/// other rows go with the row, by cascade, in one transaction).
+pub const BULKY: [&str; 2] = ["usage_events", "events"];
+
+/// Deletes up to `batch` rows of `table` (one of `BULKY`) of the tenant, as long as it is
+/// still inactive since before `cutoff` (a reactivation stops the purge between batches).
+pub fn delete_rows_of_purgeable(
+    c: &Connection,
+    table: &str,
+    tenant: TenantId,
+    cutoff: Micros,
+    batch: usize,
+) -> rusqlite::Result<usize> {
+    assert!(BULKY.contains(&table), "only a bulky table of a tenant");
+    c.prepare_cached(&format!(
+        "DELETE FROM {table} WHERE seq IN
+           (SELECT seq FROM {table} WHERE tenant_id = ?1
+              AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND status = 'inactive'
+                                                  AND deactivated_at < ?2)
+            LIMIT ?3)"
+    ))?
+    .execute(params![tenant.to_string(), cutoff, batch as i64])
+}
+
+/// Deletes the tenant (and by cascade what it still owns) if still inactive since before
+/// `cutoff`; returns rows deleted.
+pub fn delete_purgeable(c: &Connection, id: TenantId, cutoff: Micros) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM tenants WHERE id = ?1 AND status = 'inactive' AND deactivated_at < ?2",
+        params![id.to_string(), cutoff],
+    )
+}
+
 pub fn slug_taken(c: &Connection, slug: &Slug) -> rusqlite::Result<bool> {
     Ok(c.query_row(
         "SELECT 1 FROM tenants WHERE slug = ?1",

@@ -142,6 +142,11 @@ impl Tenancy {
         self.cache.clone()
     }
 
+    /// The clock the tenancy area reads, for its background purge.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The cache the tenant resolver reads on every request.
     pub fn cache(&self) -> &TenantCache {
         &self.cache
@@ -300,14 +305,20 @@ impl Tenancy {
                         None => ApiError::NotFound("no such tenant".into()),
                     });
                 }
-                st.cache.remove(id);
-                st.keys.forget_tenant(id);
-                st.settings.forget(id);
-                st.usage.forget_tenant(id);
-                st.observe.forget_tenant(id);
+                st.forget(id);
                 Ok(())
             })
             .await
+    }
+
+    /// Drops a deleted tenant from every cache, right after the deletion commits (under the
+    /// write lock), so nothing in memory still names it.
+    pub(super) fn forget(&self, id: TenantId) {
+        self.cache.remove(id);
+        self.keys.forget_tenant(id);
+        self.settings.forget(id);
+        self.usage.forget_tenant(id);
+        self.observe.forget_tenant(id);
     }
 }
 

@@ -3,12 +3,14 @@
 pub mod counters;
 pub mod crossings;
 pub mod event;
+pub mod export;
 pub mod model;
 pub mod money;
 pub mod price_import;
 pub mod priced;
 pub mod pricing;
 pub mod reads;
+pub mod retention;
 pub mod rollup;
 pub mod service;
 pub mod store;

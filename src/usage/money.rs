@@ -169,6 +169,32 @@ impl Nanousd {
         self.0
     }
 
+    /// The exact decimal USD text, as the JSON answers write it (`0.0012`, `3`).
+    pub fn decimal(self) -> String {
+        format_scaled(i128::from(self.0), 9)
+    }
+
+    /// As `decimal`, appended to `out` without allocating: the CSV export writes millions.
+    pub fn write_decimal(self, out: &mut Vec<u8>) {
+        if self.0 < 0 {
+            out.extend_from_slice(self.decimal().as_bytes());
+            return;
+        }
+        let (whole, mut frac) = (self.0 / 1_000_000_000, self.0 % 1_000_000_000);
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        if frac == 0 {
+            return;
+        }
+        let mut digits = [b'0'; 9];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        let end = 9 - digits.iter().rev().take_while(|d| **d == b'0').count();
+        out.push(b'.');
+        out.extend_from_slice(&digits[..end]);
+    }
+
     pub fn from_usd_decimal(text: &str) -> Result<Nanousd, MoneyError> {
         parse_scaled(text, 9, MAX_NANOS).map(|v| Nanousd(v as i64))
     }
@@ -279,6 +305,25 @@ impl<'de> Deserialize<'de> for MarkupPercent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_decimal_writes_what_the_json_writes() {
+        for n in [
+            0,
+            1,
+            10,
+            999_999_999,
+            1_000_000_000,
+            1_200_000,
+            123_456_789_012,
+            i64::MAX,
+        ] {
+            let mut out = Vec::new();
+            Nanousd(n).write_decimal(&mut out);
+            let want = Nanousd(n).to_json_number().to_string();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{n}");
+        }
+    }
 
     fn usd(s: &str) -> Result<i64, MoneyError> {
         Nanousd::from_usd_decimal(s).map(|n| n.0)

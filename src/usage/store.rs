@@ -315,6 +315,29 @@ pub fn list_events(
     rows.collect()
 }
 
+/// Deletes up to `batch` of the tenant's events timestamped before `cutoff`, oldest first;
+/// returns how many. `usage_events_by_time` finds them without reading the rest.
+pub fn delete_events_before(
+    c: &Connection,
+    tenant: &str,
+    cutoff: Micros,
+    batch: usize,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(DELETE_EVENTS_BEFORE)?
+        .execute(params![tenant, cutoff, batch as i64])
+}
+
+pub(super) const DELETE_EVENTS_BEFORE: &str = "DELETE FROM usage_events WHERE seq IN
+    (SELECT seq FROM usage_events INDEXED BY usage_events_by_time
+     WHERE tenant_id = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3)";
+
+/// Every tenant's id (retention goes through them one at a time).
+pub fn tenant_ids(c: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare("SELECT id FROM tenants ORDER BY id")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 pub fn agent_preferences(
     c: &Connection,
     tenant: &str,

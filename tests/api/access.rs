@@ -42,6 +42,7 @@ const CONTRACT: &[(&str, &str, Access)] = &[
     ("GET", "/credentials/{provider}", Access::Service),
     ("POST", "/usage/events", Access::MemberOrService),
     ("GET", "/usage/events", Access::Viewer),
+    ("GET", "/usage/events/export", Access::Viewer),
     ("GET", "/usage/stats", Access::Viewer),
     ("GET", "/usage/limits", Access::Viewer),
     ("GET", "/usage/summary", Access::Viewer),

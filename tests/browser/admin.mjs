@@ -237,6 +237,27 @@ async function usageChecks(page) {
   await page.getByRole("cell", { name: "gpt-4o-mini" }).first().waitFor();
   await page.getByRole("cell", { name: "limit.warning" }).waitFor();
 
+  step("the usage events list downloads as CSV with its filters");
+  const recent = page.getByRole("region", { name: "Recent usage events" });
+  const evFilter = recent.getByRole("form", { name: "Filter events" });
+  await evFilter.getByLabel("Model").fill("gpt-4o-mini");
+  await evFilter.getByRole("button", { name: "Filter" }).click();
+  await recent.getByRole("cell", { name: "claude-haiku-4-5" }).waitFor({ state: "detached" });
+  const csvLink = recent.getByRole("link", { name: "Download CSV" });
+  const href = await csvLink.getAttribute("href");
+  check(/^\/api\/tenant\/acme-corp\/usage\/events\/export\?model=gpt-4o-mini$/.test(href), `CSV link ${href}`);
+  const [file] = await Promise.all([page.waitForEvent("download"), csvLink.click()]);
+  const csv = await new Promise((resolve, reject) => file.createReadStream().then((s) => {
+    let text = "";
+    s.on("data", (d) => { text += d; });
+    s.on("end", () => resolve(text));
+    s.on("error", reject);
+  }, reject));
+  const lines = csv.trim().split("\n");
+  check(lines[0].startsWith("id,tenant_id,event_id,timestamp,model,") && lines.length === 2 && lines[1].includes("gpt-4o-mini"),
+    `downloaded CSV ${csv.slice(0, 300)}`);
+  check(file.suggestedFilename() === "usage-events.csv", `file name ${file.suggestedFilename()}`);
+
   step("usage over a date range, grouped");
   const breakdown = page.locator("#breakdown");
   await breakdown.locator("tr", { hasText: "claude-haiku-4-5" }).getByText("$0.35").first().waitFor();
