@@ -686,3 +686,74 @@ async fn with_billing_off_every_billing_path_is_403_and_old_events_are_taken() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn statements_and_job_usage_are_unchanged_when_retention_deletes_the_raw_events() {
+    let app = spawn_tuned(
+        &[
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENABLE_BILLING", "true"),
+            ("TENANTRY_USAGE_RETENTION_DAYS", "30"),
+            ("ENABLE_HOSTED_QUEUE", "true"),
+        ],
+        |c| c.retention_sweep_every = Duration::from_millis(50),
+    )
+    .await;
+    app.create_tenant("acme").await;
+    app.clock.set(at("2026-09-20T12:00:00Z"));
+    let job = app
+        .post("/api/tenant/acme/jobs", ADMIN, json!({"payload": {}}))
+        .await
+        .body;
+    let job_path = format!("/api/tenant/acme/jobs/{}", job["id"].as_str().unwrap());
+    let r = ingest(
+        &app,
+        "acme",
+        json!({"events": [
+            event("gpt-4o", "2026-09-03T00:00:00Z", json!({"cache_read_tokens": 300, "job_id": job["id"]})),
+            event("m", "2026-09-04T00:00:00Z", json!({"cost_usd": 1.005, "job_id": job["id"]})),
+            event("m", "2026-09-20T00:00:00Z", json!({"cost_usd": 0.5})),
+        ]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let draft = statement(&app, "acme", "2026-09").await;
+    let usage = app.get(&job_path, ADMIN).await.body["usage"].clone();
+    assert_eq!(usage["events"], 2, "{usage}");
+    // Two months later: September is final and its raw events are past retention.
+    app.clock.set(at("2026-11-25T12:00:00Z"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = app.get("/api/tenant/acme/usage/events", ADMIN).await.body["items"].clone();
+        if left == json!([]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention did not run: {left}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fin = statement(&app, "acme", "2026-09").await;
+    assert_eq!(fin["status"], "final");
+    for k in [
+        "lines",
+        "events",
+        "input_tokens",
+        "cache_read_tokens",
+        "estimated_cost_usd",
+        "billed_cost_usd",
+        "amount_due_usd",
+    ] {
+        assert_eq!(fin[k], draft[k], "{k}");
+    }
+    let report = app
+        .get("/api/billing/report?period=2026-09", ADMIN)
+        .await
+        .body;
+    assert_eq!(
+        report["totals"]["billed_cost_usd"],
+        draft["billed_cost_usd"]
+    );
+    assert_eq!(app.get(&job_path, ADMIN).await.body["usage"], usage);
+}
