@@ -26,6 +26,7 @@ const TENANT_TABLES: &[&str] = &[
     "webhook_deliveries",
     "statements",
     "statement_lines",
+    "jobs",
 ];
 
 pub fn write_private(path: &Path, doc: &Value, overwrite: bool) -> Result<(), String> {
@@ -110,7 +111,7 @@ pub fn export_tenant(db: &Path, id_or_slug: &str) -> Result<Value, String> {
     let mut tables = Map::new();
     for t in TENANT_TABLES {
         let order = match *t {
-            "usage_events" | "events" | "webhook_deliveries" => " ORDER BY seq",
+            "usage_events" | "events" | "webhook_deliveries" | "jobs" => " ORDER BY seq",
             _ => "",
         };
         tables.insert(
