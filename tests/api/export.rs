@@ -283,3 +283,30 @@ async fn an_export_of_20000_events_is_complete_and_in_order() {
     let want: Vec<String> = (0..20_000).map(|n| format!("e{n:05}")).collect();
     assert!(ids == want, "the export is out of order or has gaps");
 }
+
+#[tokio::test]
+async fn the_export_works_in_the_oss_edition_and_with_billing_on() {
+    for env in [
+        vec![],
+        vec![("ENABLE_MULTI_TENANT", "true"), ("ENABLE_BILLING", "true")],
+    ] {
+        let app = spawn_with(&env).await;
+        let edition = app.get("/api/features", ADMIN).await.body["edition"].clone();
+        let r = app
+            .post(
+                "/api/usage/events",
+                ADMIN,
+                json!({"model": "m", "input_tokens": 3, "output_tokens": 4}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let (status, _, body) = export(&app, "/api/usage/events/export", ADMIN).await;
+        assert_eq!(status, 200, "{edition}: {body}");
+        let rows = records(&body);
+        assert_eq!(
+            (rows.len(), rows[0]["model"].as_str()),
+            (1, "m"),
+            "{edition}"
+        );
+    }
+}
