@@ -237,6 +237,17 @@ export async function jobsFlow(page, { base, admin, shot, problems }) {
   });
   check((await call(base, admin, "GET", `/api/tenant/${SLUG}/jobs/${ids.stale}`)).body.status === "running", "still running");
   await fits(page, "refused cancel");
+
+  step("a mistyped job id in the address says why, and the list stays");
+  await expectRefusals(problems, async () => {
+    await page.evaluate((slug) => { location.hash = `#/t/${slug}/jobs/not-a-job`; }, SLUG);
+    await page.locator("#job").getByRole("alert").filter({ hasText: "no such job" }).waitFor();
+  });
+  // That 404 is the API's answer for the job, expected here; any other 404 stays a problem.
+  const missing = problems.findIndex((p) => p.startsWith("404: ") && p.endsWith(`/api/tenant/${SLUG}/jobs/not-a-job`));
+  check(missing >= 0, `the page asked for the job: ${problems.join("; ")}`);
+  problems.splice(missing, 1);
+  check(await page.locator("#job-list tr[data-job]").count() === 25, "the jobs are still listed");
 }
 
 /** The Instance view's queue across tenants: every tenant with jobs, as /api/queue/tenants has them. */
