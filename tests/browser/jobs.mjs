@@ -41,7 +41,10 @@ const cells = (row) => row.locator("td").evaluateAll((tds) => Object.fromEntries
 /** The payload of the job that dies: markup that must stay text, numbers a double would round. */
 const DEAD_PAYLOAD = '{"doc":"a.pdf","note":"<img src=x onerror=\\"document.title=\'xss\'\\">","id":12345678901234567890,"rate":0.1000000000000000055}';
 
-/** queue-co: 30 bulk jobs, then one to die, one to succeed, two agents jobs and one to be leased under the page. */
+/**
+ * queue-co: 30 bulk jobs (one of them fails once: retrying), then one to die, one to succeed, two
+ * agents jobs and one to be leased under the page.
+ */
 async function seed(base, admin) {
   check((await call(base, admin, "POST", "/api/tenants", { name: "Queue Co", slug: SLUG, plan: "pro" })).status === 201, "tenant made");
   const t = `/api/tenant/${SLUG}`;
@@ -77,6 +80,10 @@ async function seed(base, admin) {
   const completed = await postText(base, worker, `/api/queue/jobs/${second.id}/complete`,
     `{"lease_token":"${second.lease_token}","result":{"pages":12,"summary":"two tables","score":0.30000000000000004}}`);
   check(completed.status === 200 && completed.body.status === "succeeded", `complete: ${JSON.stringify(completed.body)}`);
+  // A bulk job's attempt fails and will be tried again: retrying, which the overview counts as ready.
+  const third = await lease("bulk");
+  const again = await call(base, worker, "POST", `/api/queue/jobs/${third.id}/fail`, { lease_token: third.lease_token, error: "timeout" });
+  check(again.status === 200 && again.body.status === "retrying", `retrying: ${JSON.stringify(again.body)}`);
   const usage = await call(base, admin, "POST", `${t}/usage/events`, { events: [
     { model: "gpt-4o", input_tokens: 1000, output_tokens: 200, cost_usd: 0.123456789, job_id: done.id },
     { model: "claude-haiku-4-5", input_tokens: 10, output_tokens: 5, cost_usd: 2.000000001, job_id: done.id },
@@ -131,7 +138,7 @@ async function detailRows(page) {
 }
 
 export async function jobsFlow(page, { base, admin, shot, problems }) {
-  step("jobs: 35 jobs in queue-co, one leased and failed for good, one completed with usage naming it");
+  step("jobs: 35 jobs in queue-co, one failed for good, one failed to retry, one completed with usage naming it");
   const ids = await seed(base, admin);
   const all = (await call(base, admin, "GET", `/api/tenant/${SLUG}/jobs?limit=100`)).body.items;
   check(all.length === 35, `35 jobs listed, got ${all.length}`);
@@ -142,7 +149,7 @@ export async function jobsFlow(page, { base, admin, shot, problems }) {
   await page.getByRole("link", { name: "Jobs", exact: true }).first().click();
   await page.locator("#job-counts").waitFor();
   const counts = await checkCounts(page, base, admin, SLUG);
-  check(counts.queued === 33 && counts.dead === 1 && counts.succeeded === 1, `counts ${JSON.stringify(counts)}`);
+  check(counts.queued === 32 && counts.retrying === 1 && counts.dead === 1 && counts.succeeded === 1, `counts ${JSON.stringify(counts)}`);
 
   step("the list is the API's first page, newest first, every column as the API has it; More shows the rest");
   const first = (await call(base, admin, "GET", `/api/tenant/${SLUG}/jobs?limit=25`)).body.items;
@@ -268,7 +275,7 @@ export async function queueOverview(page, { base, admin, shot }) {
     check(JSON.stringify(c) === JSON.stringify(want), `overview row: shown ${JSON.stringify(c)}, API ${JSON.stringify(want)}`);
   }
   const mine = r.tenants.find((t) => t.slug === SLUG).counts;
-  check(mine.running === 1 && mine.succeeded === 1, `queue-co counts ${JSON.stringify(mine)}`);
+  check(mine.running === 1 && mine.retrying === 1 && mine.succeeded === 1, `queue-co counts ${JSON.stringify(mine)}`);
   await fits(page, "instance page with the queue");
   await shot(page, "queue-overview");
 
