@@ -22,8 +22,23 @@ export class ApiError extends Error {
 const moneyText = (key, value, context) =>
   (typeof value === "number" && key.endsWith("_usd") && context?.source !== undefined ? context.source : value);
 
-async function answer(res, exact) {
+/** A JSON text with money as exact text, as api(..., { exact: true }) answers it. */
+export const exactJson = (text) => JSON.parse(text, moneyText);
+
+/**
+ * A JSON text for showing parts of it as JSON (JSON.stringify): every number stays the digits
+ * the server sent (JSON.rawJSON), so a payload's large id or long decimal is not rounded
+ * through a double.
+ */
+export function verbatimJson(text) {
+  const keep = (key, value, context) =>
+    (typeof value === "number" && JSON.rawJSON && context?.source !== undefined ? JSON.rawJSON(context.source) : value);
+  return JSON.parse(text, keep);
+}
+
+async function answer(res, exact, raw) {
   const text = await res.text();
+  if (raw && res.ok) return text;
   let data = null;
   try {
     data = text ? JSON.parse(text, exact ? moneyText : undefined) : null;
@@ -38,15 +53,18 @@ async function answer(res, exact) {
   return data;
 }
 
-/** Calls the API; a 401 clears the token and returns to sign-in. `exact`: money as text. */
-export async function api(method, path, body, { exact = false } = {}) {
+/**
+ * Calls the API; a 401 clears the token and returns to sign-in. `exact`: money as text; `raw`:
+ * the answer's JSON text, unparsed (a failure is still thrown as an ApiError).
+ */
+export async function api(method, path, body, { exact = false, raw = false } = {}) {
   const headers = { Authorization: `Bearer ${token()}` };
   const init = { method, headers };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
   }
-  return answer(await fetch(path, init), exact);
+  return answer(await fetch(path, init), exact, raw);
 }
 
 /** The file name a Content-Disposition header gives, if any. */

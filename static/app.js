@@ -1,6 +1,6 @@
 // Sign-in, navigation and routing for the admin page.
 import { api, el, token, setToken, clearToken, form, input } from "./api.js";
-import { tenantsView, tenantView, usageView, gatewayView, webhooksView, billingView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
+import { tenantsView, tenantView, usageView, gatewayView, webhooksView, billingView, jobsView, instanceView, pricingView, serviceView, setRouter } from "./views.js";
 
 const main = document.getElementById("app");
 const nav = document.getElementById("nav");
@@ -64,7 +64,8 @@ async function start() {
     ? [link("#/", "Tenants"), link("#/instance", "Instance"), link("#/pricing", "Pricing")]
     : ctx.role === "service" ? [link("#/service", "Service key")]
       : [link("#/t/own", "Tenant"), link("#/t/own/usage", "Usage"), link("#/t/own/gateway", "Gateway"),
-        ctx.role === "owner" && link("#/t/own/webhooks", "Webhooks"), link("#/t/own/billing", "Billing")].filter(Boolean)));
+        ctx.role === "owner" && link("#/t/own/webhooks", "Webhooks"), link("#/t/own/billing", "Billing"),
+        link("#/t/own/jobs", "Jobs")].filter(Boolean)));
   await route();
 }
 
@@ -84,8 +85,8 @@ async function route() {
     } else if (parts[0] === "service") {
       await serviceView(ctx, main);
     } else if (parts[0] === "t" && parts[1]) {
-      const view = { usage: usageView, gateway: gatewayView, webhooks: webhooksView, billing: billingView }[parts[2]] ?? tenantView;
-      // A fourth part is the view's item: the billing view's period.
+      const view = { usage: usageView, gateway: gatewayView, webhooks: webhooksView, billing: billingView, jobs: jobsView }[parts[2]] ?? tenantView;
+      // A fourth part is the view's item: the billing view's period, the jobs view's job.
       await view(ctx, main, decodeURIComponent(parts[1]), parts[3] && decodeURIComponent(parts[3]));
     } else if (parts[0] === "instance" && ctx.admin) {
       await instanceView(ctx, main);

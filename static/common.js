@@ -24,5 +24,6 @@ export function tenantHeader(ctx, slug, current) {
       link(`#/t/${slug}/gateway`, "Gateway", "gateway"),
       // Webhook endpoints are the owner's (the API refuses the other roles), so only they see the tab.
       canManage(ctx) && [" · ", link(`#/t/${slug}/webhooks`, "Webhooks", "webhooks")],
-      " · ", link(`#/t/${slug}/billing`, "Billing", "billing")));
+      " · ", link(`#/t/${slug}/billing`, "Billing", "billing"),
+      " · ", link(`#/t/${slug}/jobs`, "Jobs", "jobs")));
 }

@@ -1,9 +1,11 @@
-// The admin's instance views: flags, per-tenant request stats and the billing report, and the pricing table.
+// The admin's instance views: flags, per-tenant request stats, the billing report and the queue
+// across tenants, and the pricing table.
 import { api, el, form, input } from "./api.js";
 import { int, FLAG_LABELS, flagValue } from "./format.js";
 import { card, table, action, route, everything } from "./ui.js";
 import { DEFAULT_TENANT } from "./tenants.js";
 import { billingReportCard } from "./billing.js";
+import { queueOverviewCard } from "./jobs.js";
 
 /** Tenant names by id; the ids alone when the list cannot be read. */
 async function tenantNames() {
@@ -29,7 +31,8 @@ export async function instanceView(ctx, main) {
     card("Requests by tenant since start", table(["Tenant", { label: "Requests", num: true }, { label: "Allowed", num: true },
       { label: "Denied", num: true }, { label: "Avg ms", num: true }, { label: "p50 ms", num: true }, { label: "p95 ms", num: true },
       { label: "p99 ms", num: true }], rows)),
-    await billingReportCard(ctx));
+    await billingReportCard(ctx),
+    await queueOverviewCard(ctx));
 }
 
 /** A price to the cent at least, and to every digit it has: $4.00, $0.075. */

@@ -21,6 +21,7 @@ async fn the_page_and_its_assets_are_served_with_types_etags_and_csp() {
         ("/ui/gateway.js", "text/javascript"),
         ("/ui/webhooks.js", "text/javascript"),
         ("/ui/billing.js", "text/javascript"),
+        ("/ui/jobs.js", "text/javascript"),
         ("/ui/instance.js", "text/javascript"),
         ("/ui/service.js", "text/javascript"),
         ("/ui/app.css", "text/css"),

@@ -1,6 +1,7 @@
 //! The admin page in a real headless Chromium (driven by tests/browser/admin.mjs with
-//! playwright-core), against the real server (and a second one with billing off). CI installs Chromium and Node; elsewhere the
-//! test says what is missing and passes only when not under CI.
+//! playwright-core), against the real server (and a second one with billing and the queue
+//! off). CI installs Chromium and Node; elsewhere the test says what is missing and passes only
+//! when not under CI.
 use crate::helpers::{output_text, skip_without, spawn_with, ADMIN};
 use crate::upstream::{FakeUpstream, HOSTED_ANTHROPIC_KEY};
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -72,9 +73,11 @@ async fn the_admin_page_works_in_a_real_browser() {
             // The Billing view's flow: last month stays a draft it can still add events to.
             ("ENABLE_BILLING", "true"),
             ("TENANTRY_BILLING_GRACE", "31d"),
+            // The Jobs view's flow and the queue across tenants.
+            ("ENABLE_HOSTED_QUEUE", "true"),
         ])
         .await;
-        // The same page on a server without billing must say so, not fail.
+        // The same page on a server without billing and without the queue must say so, not fail.
         let off = spawn_with(&[("ENABLE_MULTI_TENANT", "true")]).await;
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let out = tokio::process::Command::new("node")

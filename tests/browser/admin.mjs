@@ -7,6 +7,7 @@ import { roleFlows, copyWithoutClipboard } from "./roles.mjs";
 import { gatewayFlow } from "./gateway.mjs";
 import { webhooksFlow } from "./webhooks.mjs";
 import { billingFlow, billingReport, billingOff } from "./billing.mjs";
+import { jobsFlow, queueOverview, queueOff } from "./jobs.mjs";
 
 const [base, admin, shots, size = "1280x800"] = process.argv.slice(2);
 const [width, height] = size.split("x").map(Number);
@@ -192,6 +193,7 @@ try {
   await webhooksFlow(page, { base, admin, slug: "acme-corp", receiver: process.env.WEBHOOK_RECEIVER, shot });
 
   await billingFlow(page, { base, admin, shot, problems });
+  await jobsFlow(page, { base, admin, shot, problems });
 
   await adminViews(page);
 
@@ -211,6 +213,8 @@ try {
   // tests/api/browser.rs starts a second server, without ENABLE_BILLING.
   check(process.env.BILLING_OFF_BASE, "BILLING_OFF_BASE names the server with billing off");
   await billingOff(browser, { base: process.env.BILLING_OFF_BASE, admin, width, height, problems });
+  // The same second server has the queue off too.
+  await queueOff(browser, { base: process.env.BILLING_OFF_BASE, admin, width, height, problems });
 
   check(problems.length === 0, `console errors, CSP violations or 404s:\n${problems.join("\n")}`);
   console.log("browser test passed");
@@ -316,6 +320,7 @@ async function adminViews(page) {
   await fits(page, "instance page");
   await shot(page, "instance");
   await billingReport(page, { base, admin, shot });
+  await queueOverview(page, { base, admin, shot });
 
   step("Deactivate asks first; Delete for good looks destructive");
   await page.getByRole("link", { name: "Tenants" }).click();

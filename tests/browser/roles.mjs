@@ -3,6 +3,7 @@ import { step, check, watch, listenForCsp, expectRefusals, fits } from "./lib.mj
 import { gatewayRead } from "./gateway.mjs";
 import { webhooksByRole } from "./webhooks.mjs";
 import { billingByRole } from "./billing.mjs";
+import { jobsByRole } from "./jobs.mjs";
 
 async function signInWith(page, problems, token) {
   await page.getByLabel("Token").fill(token);
@@ -52,6 +53,7 @@ export async function roleFlows(page, problems, keys, shot) {
     await gatewayRead(page, role);
     await webhooksByRole(page, role);
     await billingByRole(page, role);
+    await jobsByRole(page, role, keys[`${role}-key`]);
     await signOut(page);
   }
 
