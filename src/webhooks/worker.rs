@@ -63,6 +63,11 @@ struct InFlight {
     /// Endpoints whose last attempt failed, until when (app clock): their other due
     /// deliveries wait instead of failing one after another against a receiver that is down.
     paused: HashMap<String, Micros>,
+    /// Deliveries recorded and freed since the current look at due rows began: the look may
+    /// have read them before their outcome committed, so they are not sent from it (they would
+    /// go out twice). Emptied when a look begins; a row freed before that was committed before
+    /// the look read it.
+    recorded: HashSet<String>,
 }
 
 impl Worker {
@@ -94,6 +99,7 @@ impl Worker {
         tokio::spawn(me.clone().recorder(finished, flight.clone()));
         let mut last_sweep = std::time::Instant::now() - POLL;
         while liveness.upgrade().is_some() {
+            lock(&flight).recorded.clear();
             // Every endpoint now and then; in between, only the ones rung, from their index.
             let claimed = if last_sweep.elapsed() >= POLL {
                 last_sweep = std::time::Instant::now();
@@ -162,7 +168,8 @@ impl Worker {
                     .paused
                     .get(&d.endpoint_id)
                     .is_some_and(|until| *until > now);
-                if f.ids.contains(&d.id) || busy >= PER_ENDPOINT || paused {
+                let stale = f.recorded.contains(&d.id);
+                if f.ids.contains(&d.id) || stale || busy >= PER_ENDPOINT || paused {
                     continue;
                 }
                 f.ids.insert(d.id.clone());
@@ -240,6 +247,7 @@ impl Worker {
                 }
                 for (id, endpoint) in &freed {
                     f.ids.remove(id);
+                    f.recorded.insert(id.clone());
                     if let Some(n) = f.per_endpoint.get_mut(endpoint) {
                         *n -= 1;
                         if *n == 0 {
