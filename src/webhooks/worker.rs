@@ -323,13 +323,13 @@ impl Worker {
             },
             Ok(r) => {
                 let code = r.status().as_u16();
+                let now = to_micros(self.clock.now());
                 let retry_after = match code {
                     429 | 503 => r
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<i64>().ok())
-                        .map(|s| (s.max(0) * SECOND).min(MAX_RETRY_AFTER)),
+                        .and_then(|v| retry_after(v, now)),
                     _ => None,
                 };
                 Outcome {
@@ -376,6 +376,24 @@ impl Outcome {
             retry_after: None,
         }
     }
+}
+
+/// How long a `Retry-After` value asks to wait from `now`, at most `MAX_RETRY_AFTER`: delay
+/// seconds, or an HTTP date (RFC 9110: IMF-fixdate, and the obsolete RFC 850 and asctime forms
+/// it requires recipients to accept), read against the app's clock. A date in the past asks
+/// for no wait; anything else unreadable is ignored.
+fn retry_after(value: &str, now: Micros) -> Option<Micros> {
+    let value = value.trim();
+    let wait = match value.parse::<i64>() {
+        Ok(secs) => secs.max(0).saturating_mul(SECOND),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            let since_epoch = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+            let at = Micros::try_from(since_epoch.as_micros()).ok()?;
+            (at - now).max(0)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The request body: Standard Webhooks' `{"type", "timestamp", "data"}`, or Slack's `{"text"}`.
@@ -469,6 +487,31 @@ mod tests {
             );
         }
         assert_eq!(next_attempt(8, 0, None), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_an_http_date() {
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example, in its three forms.
+        let at = 784111777 * SECOND;
+        for date in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                retry_after(date, at - 90 * SECOND),
+                Some(90 * SECOND),
+                "{date}"
+            );
+        }
+        assert_eq!(retry_after(" 120 ", 0), Some(120 * SECOND));
+        assert_eq!(retry_after("-5", 0), Some(0));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at + SECOND),
+            Some(0)
+        );
+        assert_eq!(retry_after("99999999", 0), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("soon", 0), None);
     }
 
     #[test]

@@ -16,6 +16,8 @@ const PRIVATE_OK: (&str, &str) = ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true");
 enum Reply {
     Status(u16),
     RetryAfter(u16, u32),
+    /// Answers this status with `Retry-After` as an HTTP date.
+    RetryAt(u16, std::time::SystemTime),
     /// Answers 200 after this long.
     Sleep(Duration),
 }
@@ -133,6 +135,9 @@ async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> 
         Some(Reply::Status(s)) => HttpResponse::build(s.try_into().unwrap()).finish(),
         Some(Reply::RetryAfter(s, secs)) => HttpResponse::build(s.try_into().unwrap())
             .insert_header(("retry-after", secs.to_string()))
+            .finish(),
+        Some(Reply::RetryAt(s, at)) => HttpResponse::build(s.try_into().unwrap())
+            .insert_header(("retry-after", httpdate::fmt_http_date(at)))
             .finish(),
         Some(Reply::Sleep(d)) => {
             {
@@ -490,6 +495,29 @@ async fn a_longer_retry_after_on_429_is_honoured_and_a_retry_sends_at_once() {
         )
         .await;
     missing.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_retry_after_http_date_on_503_is_honoured() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    // Ten minutes from the server's (manual) clock, in IMF-fixdate.
+    let at = std::time::SystemTime::from(app.clock.now() + chrono::Duration::minutes(10));
+    let rx = Receiver::start(&[Reply::RetryAt(503, at)]).await;
+    let hook = create(&app, ADMIN, json!({"url": rx.url})).await;
+    let id = hook["id"].as_str().unwrap();
+    app.post(&format!("/api/webhooks/{id}/test"), ADMIN, json!({}))
+        .await;
+    let d = wait_attempts(&app, id, 1).await;
+    assert_eq!(d["last_status"], 503);
+    let wait = seconds_until(&app, &d["next_attempt_at"]);
+    assert!((598..=600).contains(&wait), "retry after {wait} s");
+    // Past the schedule's 5 s but before the date: not yet.
+    app.clock.advance(chrono::Duration::seconds(60));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(rx.got().len(), 1, "retried before the Retry-After date");
+    app.clock.advance(chrono::Duration::seconds(541));
+    let d = wait_attempts(&app, id, 2).await;
+    assert_eq!(d["status"], "succeeded");
 }
 
 fn uuid_like() -> &'static str {
