@@ -291,11 +291,13 @@ pub struct Due {
     pub url: String,
     pub format: String,
     pub created_at: Micros,
+    /// The endpoint's sealed secrets, read with the delivery (no query per attempt).
+    pub secrets: Secrets,
 }
 
 /// The columns of a due delivery, as `due_row` reads them.
 const DUE_COLUMNS: &str = "d.id, d.endpoint_id, e.tenant_id, d.event_id, d.event_type, d.payload,
-    d.attempts, e.url, e.format, d.created_at";
+    d.attempts, e.url, e.format, d.created_at, e.secret, e.previous_secret, e.previous_until";
 
 fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Due> {
     Ok(Due {
@@ -309,6 +311,7 @@ fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Due> {
         url: r.get(7)?,
         format: r.get(8)?,
         created_at: r.get(9)?,
+        secrets: (r.get(10)?, r.get(11)?, r.get(12)?),
     })
 }
 

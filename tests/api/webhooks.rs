@@ -333,6 +333,49 @@ async fn deliveries_verify_with_the_official_library_including_during_a_rotation
 }
 
 #[tokio::test]
+async fn deliveries_waiting_their_turn_at_a_rotation_are_signed_with_both_secrets() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    // The first four requests (all one endpoint takes at once) are held for two seconds, so
+    // the other eight wait their turn, already read by the worker, while the secret rotates.
+    let rx = Receiver::start(&[Reply::Sleep(Duration::from_secs(2)); 4]).await;
+    let hook = create(
+        &app,
+        ADMIN,
+        json!({"url": rx.url, "event_types": ["key.created"]}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap();
+    for i in 0..12 {
+        let r = app
+            .post(
+                "/api/keys",
+                ADMIN,
+                json!({"name": format!("k{i}"), "role": "member"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    rx.wait_for(4).await;
+    let rotated = app
+        .post(
+            &format!("/api/webhooks/{id}/rotate-secret"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200);
+    assert_eq!(rx.got().len(), 4, "the first four are still being answered");
+    let got = rx.wait_for_ids(12).await;
+    // In arrival order: the four sent before the rotation, then the eight sent after it.
+    let all = rx.got();
+    for r in &all[4..] {
+        let sig = r.headers["webhook-signature"].as_str().unwrap();
+        assert_eq!(sig.split(' ').count(), 2, "sent after the rotation: {sig}");
+    }
+    assert_eq!(got.len(), 12);
+}
+
+#[tokio::test]
 async fn a_receiver_failing_twice_gets_the_event_on_schedule_with_the_same_webhook_id() {
     let app = spawn_with(&[PRIVATE_OK]).await;
     let rx = Receiver::start(&[Reply::Status(500), Reply::Status(502)]).await;
