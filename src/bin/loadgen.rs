@@ -24,6 +24,8 @@ enum Cmd {
     Ingest {
         #[arg(long)]
         url: String,
+        /// One API key, or several separated by commas: client i posts with the (i mod n)-th
+        /// (several tenants' keys: each client ingests for one tenant).
         #[arg(long)]
         token: String,
         #[arg(long, default_value_t = 64)]
@@ -333,11 +335,12 @@ fn run(
         u64::MAX
     };
     let started = Instant::now();
+    let tokens: Vec<&str> = token.split(',').collect();
     let handles: Vec<_> = (0..clients)
         .map(|c| {
             let (addr, token, method, path, body, stop) = (
                 t.addr.clone(),
-                token.to_string(),
+                tokens[c % tokens.len()].to_string(),
                 method.to_string(),
                 path.to_string(),
                 body.clone(),
