@@ -1,9 +1,9 @@
 //! The delivery worker: a thread of its own that reads due deliveries ahead into a queue per
 //! endpoint (`queue`), sends them (at most `MAX_IN_FLIGHT` at once, `PER_ENDPOINT` per
-//! endpoint; `send`) and hands each outcome to the recorder (`record`). It never touches ingest: events only write
-//! rows, and the worker reads them. A delivery is claimed in memory only, so after a crash or
-//! `kill -9` every unfinished one is due again: at least once, and receivers dedupe on
-//! `webhook-id`. It stops once the server has (`liveness`).
+//! endpoint; `send`) and hands each outcome to the recorder (`record`). It never touches
+//! ingest: events only write rows, and the worker reads them. A delivery is claimed in memory
+//! only, so after a crash or `kill -9` every unfinished one is due again: at least once, and
+//! receivers dedupe on `webhook-id`. It stops once the server has (`liveness`).
 //!
 //! Per delivery there is no query: the refill read brings the endpoint's URL and sealed
 //! secrets with each row, a finished request starts the endpoint's next one at once from its
