@@ -451,9 +451,9 @@ fn run(
         u64::MAX
     };
     let started = Instant::now();
+    let tokens: Vec<&str> = token.split(',').collect();
     let handles: Vec<_> = (0..clients)
         .map(|c| {
-            let tokens: Vec<&str> = token.split(',').collect();
             let (addr, token, method, path, body, stop) = (
                 t.addr.clone(),
                 tokens[c % tokens.len()].to_string(),

@@ -1,8 +1,12 @@
 //! Webhook endpoints (per tenant, and per instance for the admin) and the Standard Webhooks
 //! deliveries of operational events: `outbox` writes a delivery per matching endpoint in the
-//! transaction that records an event, `worker` sends them, `sign` signs them, `ssrf` refuses
-//! private addresses. The SQL is in `store`.
+//! transaction that records an event, `worker` schedules them (its bookkeeping is `queue`),
+//! `send` makes each attempt, `record` writes its outcome and keeps the retry schedule, `sign`
+//! signs, `ssrf` refuses private addresses. The SQL is in `store`.
 pub mod outbox;
+pub mod queue;
+pub mod record;
+pub mod send;
 pub mod service;
 pub mod sign;
 pub mod ssrf;

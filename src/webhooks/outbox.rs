@@ -15,6 +15,7 @@ use crate::time::Micros;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The enabled endpoints of one database, by owner.
@@ -58,6 +59,10 @@ pub struct Outbox {
     /// Endpoints an owner asked to send to now (a test send, a manual retry): the worker lifts
     /// their pause after a failure.
     resumed: Mutex<HashSet<String>>,
+    /// Counts snapshot replacements (every endpoint write: URL, filter, secret rotation,
+    /// disabling): the worker drops the deliveries it read ahead, with their URL and secrets,
+    /// when it changes.
+    generation: AtomicU64,
 }
 
 impl Outbox {
@@ -92,6 +97,12 @@ impl Outbox {
 
     pub fn replace(&self, s: Snapshot) {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = s;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many times the snapshot was replaced (see `generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 

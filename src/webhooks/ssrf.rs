@@ -57,6 +57,25 @@ pub fn resolve_checked(
     Ok(addrs)
 }
 
+/// Checks a URL whose host is an IP address, at once: the client's resolver never sees those.
+/// A name is checked by `Resolver` on every connection the client opens to it.
+pub fn check_address(url: &reqwest::Url, allow_private: bool) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
+    let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    else {
+        return Ok(());
+    };
+    if !allow_private && forbidden(ip) {
+        return Err(format!(
+            "the host {ip} is a private or local address (see TENANTRY_WEBHOOK_ALLOW_PRIVATE)"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a URL's host off the async workers.
 pub async fn check_url(url: &reqwest::Url, allow_private: bool) -> Result<(), String> {
     let host = url.host_str().unwrap_or_default().to_string();
@@ -110,6 +129,18 @@ mod tests {
         for a in ["93.184.216.34", "172.32.0.1", "2606:4700::1111", "8.8.8.8"] {
             assert!(!forbidden(a.parse().unwrap()), "{a}");
         }
+    }
+
+    #[test]
+    fn ip_literals_are_checked_without_a_lookup() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        for bad in ["http://127.0.0.1:9/", "http://[::1]/", "http://10.0.0.1/"] {
+            assert!(check_address(&url(bad), false).is_err(), "{bad}");
+            assert!(check_address(&url(bad), true).is_ok(), "{bad}");
+        }
+        // Names are the resolver's to check, on every connection.
+        assert!(check_address(&url("http://localhost/"), false).is_ok());
+        assert!(check_address(&url("http://93.184.216.34/"), false).is_ok());
     }
 
     #[test]

@@ -1,44 +1,31 @@
-//! The delivery worker: a thread of its own that claims due deliveries, sends them (at most
-//! `MAX_IN_FLIGHT` at once, `PER_ENDPOINT` per endpoint) and records each outcome. It never
-//! touches ingest: events only write rows, and the worker reads them. A delivery is claimed in
-//! memory only, so after a crash or `kill -9` every unfinished one is due again: at least once,
-//! and receivers dedupe on `webhook-id`. It stops once the server has (`liveness`).
+//! The delivery worker: a thread of its own that reads due deliveries ahead into a queue per
+//! endpoint (`queue`), sends them (at most `MAX_IN_FLIGHT` at once, `PER_ENDPOINT` per
+//! endpoint; `send`) and hands each outcome to the recorder (`record`). It never touches
+//! ingest: events only write rows, and the worker reads them. A delivery is claimed in memory
+//! only, so after a crash or `kill -9` every unfinished one is due again: at least once, and
+//! receivers dedupe on `webhook-id`. It stops once the server has (`liveness`).
+//!
+//! Per delivery there is no query: the refill read brings the endpoint's URL and sealed
+//! secrets with each row, a finished request starts the endpoint's next one at once from its
+//! queue, and outcomes are written many to a transaction.
 use super::outbox::Outbox;
-use super::service::binding;
+use super::queue::{Queues, PER_ENDPOINT};
+use super::record::{self, Done};
+use super::send::Sender;
+use super::ssrf;
 use super::store::{self, Due};
-use super::{sign, ssrf};
 use crate::clock::Clock;
-use crate::crypto::{self, MasterKey};
+use crate::crypto::MasterKey;
 use crate::db::Db;
-use crate::events::{self, Kind, NewEvent};
-use crate::time::{to_micros, Micros};
-use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use crate::time::to_micros;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
-pub const MAX_IN_FLIGHT: usize = 64;
-pub const PER_ENDPOINT: usize = 4;
 /// How often every endpoint's due deliveries are looked for (retries coming due, at least
 /// 4.5 s after their failure); between those looks the worker refills only the endpoints rung
 /// (`Outbox::ring`). The look reads every due row, so with a large backlog held back (a
 /// receiver that is down) it costs a few milliseconds: once a second keeps that from ingest.
 const POLL: Duration = Duration::from_secs(1);
-const SECOND: Micros = 1_000_000;
-/// The waits after each failed attempt; after the last, the delivery is exhausted.
-pub const SCHEDULE: [Micros; 7] = [
-    5 * SECOND,
-    300 * SECOND,
-    1800 * SECOND,
-    7200 * SECOND,
-    18000 * SECOND,
-    36000 * SECOND,
-    36000 * SECOND,
-];
-/// An endpoint failing without a success for this long is disabled.
-pub const FAILING_FOR: Micros = 5 * 86400 * SECOND;
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Micros = 86400 * SECOND;
 
 pub struct Worker {
     pub db: Db,
@@ -49,20 +36,12 @@ pub struct Worker {
     pub allow_private: bool,
 }
 
-/// A finished attempt on its way to the recorder.
-struct Done {
-    d: Due,
-    outcome: Outcome,
-    at: Micros,
-}
-
-#[derive(Default)]
-struct InFlight {
-    ids: HashSet<String>,
-    per_endpoint: HashMap<String, usize>,
-    /// Endpoints whose last attempt failed, until when (app clock): their other due
-    /// deliveries wait instead of failing one after another against a receiver that is down.
-    paused: HashMap<String, Micros>,
+/// The running worker, shared by its loop, its sends and the recorder.
+struct Running {
+    w: Worker,
+    client: reqwest::Client,
+    done: tokio::sync::mpsc::UnboundedSender<Done>,
+    queues: Mutex<Queues>,
 }
 
 impl Worker {
@@ -82,392 +61,137 @@ impl Worker {
             .map_err(|e| format!("webhook worker: {e}"))?;
         std::thread::Builder::new()
             .name("webhooks".into())
-            .spawn(move || rt.block_on(self.run(client, liveness)))
+            .spawn(move || {
+                rt.block_on(async move {
+                    let (done, finished) = tokio::sync::mpsc::unbounded_channel();
+                    let me = Arc::new(Running {
+                        w: self,
+                        client,
+                        done,
+                        queues: Mutex::default(),
+                    });
+                    let released = me.clone();
+                    tokio::spawn(record::recorder(
+                        me.w.db.clone(),
+                        me.w.outbox.clone(),
+                        finished,
+                        move |written| released.queues().release(written),
+                    ));
+                    me.run(liveness).await
+                })
+            })
             .map_err(|e| format!("webhook worker: {e}"))?;
         Ok(())
     }
+}
 
-    async fn run(self, client: reqwest::Client, liveness: Weak<std::fs::File>) {
-        let me = Arc::new(self);
-        let flight = Arc::new(Mutex::new(InFlight::default()));
-        let (done, finished) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(me.clone().recorder(finished, flight.clone()));
-        let mut last_sweep = std::time::Instant::now() - POLL;
+impl Running {
+    /// The queues, after dropping what an endpoint change made stale and lifting the holds
+    /// their owners lifted.
+    fn queues(&self) -> MutexGuard<'_, Queues> {
+        let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        q.resume(self.w.outbox.take_resumed());
+        for endpoint in q.set_generation(self.w.outbox.generation()) {
+            self.w.outbox.ring(&endpoint);
+        }
+        q
+    }
+
+    async fn run(self: Arc<Self>, liveness: Weak<std::fs::File>) {
+        let mut last_sweep = Instant::now() - POLL;
         while liveness.upgrade().is_some() {
-            // Every endpoint now and then; in between, only the ones rung, from their index.
-            let claimed = if last_sweep.elapsed() >= POLL {
-                last_sweep = std::time::Instant::now();
-                me.outbox.take_rung();
-                let now = to_micros(me.clock.now());
-                me.db
+            let generation = self.w.outbox.generation();
+            let now = to_micros(self.w.clock.now());
+            let sweep = last_sweep.elapsed() >= POLL;
+            let rung = self.w.outbox.take_rung();
+            let wanted = {
+                let mut q = self.queues();
+                q.begin_read();
+                if sweep {
+                    Vec::new()
+                } else {
+                    q.refills(&rung)
+                }
+            };
+            // Every endpoint now and then; in between, only rung ones running low.
+            let read = if sweep {
+                last_sweep = Instant::now();
+                self.w
+                    .db
                     .run(move |c| Ok(store::due(c, now, PER_ENDPOINT as i64 * 2, 256)?))
                     .await
+            } else if wanted.is_empty() {
+                Ok(Vec::new())
             } else {
-                me.rung().await
+                self.w
+                    .db
+                    .run(move |c| {
+                        let mut out = Vec::new();
+                        for (endpoint, limit) in &wanted {
+                            out.extend(store::due_for(c, endpoint, now, *limit)?);
+                        }
+                        Ok(out)
+                    })
+                    .await
             };
-            match claimed {
-                Ok(batch) => me.send(&client, &flight, &done, batch),
+            match read {
+                Ok(rows) => self.claim(rows, generation),
                 Err(e) => tracing::error!(error = %e, "webhook worker"),
             }
+            if sweep {
+                let all = self.queues().endpoints();
+                self.dispatch(all);
+            } else {
+                self.dispatch(rung);
+            }
             let wait = POLL.saturating_sub(last_sweep.elapsed());
-            let _ = tokio::time::timeout(wait, me.outbox.wake.notified()).await;
+            let _ = tokio::time::timeout(wait, self.w.outbox.wake.notified()).await;
         }
     }
 
-    /// The due deliveries of the endpoints rung since the last look.
-    async fn rung(&self) -> Result<Vec<Due>, crate::error::ApiError> {
-        let endpoints: Vec<String> = self.outbox.take_rung().into_iter().collect();
-        if endpoints.is_empty() {
-            return Ok(Vec::new());
+    /// Queues what a read found; rows read before an endpoint changed (their URL or secrets
+    /// may be stale) are dropped and their endpoints read again.
+    fn claim(&self, rows: Vec<Due>, generation: u64) {
+        let mut q = self.queues();
+        if self.w.outbox.generation() != generation {
+            for d in &rows {
+                self.w.outbox.ring(&d.endpoint_id);
+            }
+            return;
         }
-        let now = to_micros(self.clock.now());
-        self.db
-            .run(move |c| {
-                let mut out = Vec::new();
-                for e in &endpoints {
-                    // Twice the slots, so deliveries still in flight do not hide the next ones.
-                    out.extend(store::due_for(c, e, now, PER_ENDPOINT as i64 * 2)?);
-                }
-                Ok(out)
-            })
-            .await
+        q.claim(rows);
     }
 
-    /// Sends what `batch` holds that fits: at most `MAX_IN_FLIGHT` at once and `PER_ENDPOINT`
-    /// per endpoint, none twice. Each outcome goes to the recorder, which writes it and only
-    /// then frees the delivery's place (so it cannot be claimed again before it is recorded).
-    fn send(
-        self: &Arc<Self>,
-        client: &reqwest::Client,
-        flight: &Arc<Mutex<InFlight>>,
-        done: &tokio::sync::mpsc::UnboundedSender<Done>,
-        batch: Vec<Due>,
-    ) {
-        let now = to_micros(self.clock.now());
-        let resumed = self.outbox.take_resumed();
-        if !resumed.is_empty() {
-            let mut f = lock(flight);
-            for e in &resumed {
-                f.paused.remove(e);
-            }
+    /// Starts what may start of `endpoints`' queues, and rings those running low for the loop
+    /// to read more.
+    fn dispatch(self: &Arc<Self>, endpoints: impl IntoIterator<Item = String>) {
+        let now = to_micros(self.w.clock.now());
+        let (start, low) = self.queues().start(endpoints, now);
+        for endpoint in &low {
+            self.w.outbox.ring(endpoint);
         }
-        for d in batch {
-            {
-                let mut f = lock(flight);
-                if f.ids.len() >= MAX_IN_FLIGHT {
-                    break;
-                }
-                let busy = f.per_endpoint.get(&d.endpoint_id).copied().unwrap_or(0);
-                let paused = f
-                    .paused
-                    .get(&d.endpoint_id)
-                    .is_some_and(|until| *until > now);
-                if f.ids.contains(&d.id) || busy >= PER_ENDPOINT || paused {
-                    continue;
-                }
-                f.ids.insert(d.id.clone());
-                *f.per_endpoint.entry(d.endpoint_id.clone()).or_default() += 1;
-            }
-            let (me, client, done) = (self.clone(), client.clone(), done.clone());
+        for d in start {
+            let me = self.clone();
             tokio::spawn(async move {
-                let outcome = me.attempt(&client, &d).await;
-                let at = to_micros(me.clock.now());
+                let sender = Sender {
+                    client: &me.client,
+                    clock: me.w.clock.as_ref(),
+                    key: &me.w.key,
+                    allow_private: me.w.allow_private,
+                };
+                let outcome = sender.attempt(&d).await;
+                let at = to_micros(me.w.clock.now());
+                let until = record::hold_back(&outcome).map(|h| at + h);
+                let everyone = me.queues().answered(&d.endpoint_id, until);
+                if everyone {
+                    let all = me.queues().endpoints();
+                    me.dispatch(all);
+                } else {
+                    me.dispatch([d.endpoint_id.clone()]);
+                }
                 // The recorder outlives every sender; a failed send means the worker stopped.
-                let _ = done.send(Done { d, outcome, at });
+                let _ = me.done.send(Done { d, outcome, at });
             });
         }
-    }
-
-    /// Writes finished attempts, as many as have finished, in one transaction (one commit for a
-    /// burst, instead of one each), then frees their places and rings their endpoints for the
-    /// next deliveries. A batch that fails to commit leaves its deliveries due: they are sent
-    /// again (at least once).
-    async fn recorder(
-        self: Arc<Self>,
-        mut finished: tokio::sync::mpsc::UnboundedReceiver<Done>,
-        flight: Arc<Mutex<InFlight>>,
-    ) {
-        while let Some(first) = finished.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_IN_FLIGHT {
-                match finished.try_recv() {
-                    Ok(more) => batch.push(more),
-                    Err(_) => break,
-                }
-            }
-            let freed: Vec<(String, String)> = batch
-                .iter()
-                .map(|b| (b.d.id.clone(), b.d.endpoint_id.clone()))
-                .collect();
-            // A failure pauses its endpoint for the schedule's shortest first wait (5 s less
-            // 10%, or a longer Retry-After), so no retry is held past its own time; a success
-            // lifts the pause.
-            let pauses: Vec<(String, Option<Micros>)> = batch
-                .iter()
-                .map(|b| {
-                    let until = b.outcome.error.as_ref().map(|_| {
-                        b.at + b.outcome.retry_after.unwrap_or(0).max(SCHEDULE[0] * 9 / 10)
-                    });
-                    (b.d.endpoint_id.clone(), until)
-                })
-                .collect();
-            let outbox = self.outbox.clone();
-            let written = self
-                .db
-                .write(move |c| {
-                    let tx = c.transaction()?;
-                    let mut reload = false;
-                    for b in batch {
-                        reload |= record(&tx, &b.d, b.outcome, b.at)?;
-                    }
-                    tx.commit()?;
-                    if reload {
-                        outbox.replace(super::outbox::Snapshot::load(c)?);
-                    }
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = written {
-                tracing::error!(error = %e, "recording webhook deliveries");
-            }
-            {
-                let mut f = lock(&flight);
-                for (endpoint, until) in pauses {
-                    match until {
-                        Some(t) => f.paused.insert(endpoint, t),
-                        None => f.paused.remove(&endpoint),
-                    };
-                }
-                for (id, endpoint) in &freed {
-                    f.ids.remove(id);
-                    if let Some(n) = f.per_endpoint.get_mut(endpoint) {
-                        *n -= 1;
-                        if *n == 0 {
-                            f.per_endpoint.remove(endpoint);
-                        }
-                    }
-                }
-            }
-            for (_, endpoint) in &freed {
-                self.outbox.ring(endpoint);
-            }
-        }
-    }
-
-    /// The secrets that sign now: the current one, and the previous one during its overlap.
-    async fn secrets(&self, d: &Due) -> Result<Vec<String>, String> {
-        let id = d.endpoint_id.clone();
-        let sealed = self
-            .db
-            .run(move |c| Ok(store::secrets(c, &id)?))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the endpoint is gone")?;
-        let (current, previous, until) = sealed;
-        let bind = binding(&d.endpoint_id);
-        let open = |s: &[u8]| {
-            crypto::open(&self.key, s, d.owner.as_uuid(), &bind)
-                .map(|s| s.expose().to_string())
-                .map_err(|e| format!("the endpoint's secret does not open: {e}"))
-        };
-        let mut out = vec![open(&current)?];
-        if let (Some(p), Some(until)) = (previous, until) {
-            if until > to_micros(self.clock.now()) {
-                out.push(open(&p)?);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn attempt(&self, client: &reqwest::Client, d: &Due) -> Outcome {
-        let secrets = match self.secrets(d).await {
-            Ok(s) => s,
-            Err(e) => return Outcome::failed(None, e),
-        };
-        let url = match reqwest::Url::parse(&d.url) {
-            Ok(u) => u,
-            Err(e) => return Outcome::failed(None, e.to_string()),
-        };
-        // IP literals never reach the resolver: check them (and names, early) here.
-        if let Err(e) = ssrf::check_url(&url, self.allow_private).await {
-            return Outcome::failed(None, format!("refused: {e}"));
-        }
-        let body = body(d);
-        // The wall clock, not the app's `Clock`: receivers compare it with their own clock
-        // (the official libraries refuse a timestamp five minutes off).
-        let ts = chrono::Utc::now().timestamp();
-        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let signature = sign::signature(&refs, &d.event_id, ts, body.as_bytes());
-        let sent = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &d.event_id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => Outcome {
-                status: Some(r.status().as_u16()),
-                error: None,
-                retry_after: None,
-            },
-            Ok(r) => {
-                let code = r.status().as_u16();
-                let retry_after = match code {
-                    429 | 503 => r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<i64>().ok())
-                        .map(|s| (s.max(0) * SECOND).min(MAX_RETRY_AFTER)),
-                    _ => None,
-                };
-                Outcome {
-                    status: Some(code),
-                    error: Some(format!("the receiver answered {code}")),
-                    retry_after,
-                }
-            }
-            Err(e) if e.is_timeout() => {
-                Outcome::failed(None, "the receiver did not answer in time".into())
-            }
-            // Without the URL: a Slack URL's path is a credential, and the log has its own copy.
-            Err(e) => Outcome::failed(None, crate::error::clip(&error_chain(&e.without_url()))),
-        }
-    }
-}
-
-fn lock(f: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
-    f.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-struct Outcome {
-    status: Option<u16>,
-    error: Option<String>,
-    retry_after: Option<Micros>,
-}
-
-impl Outcome {
-    fn failed(status: Option<u16>, error: String) -> Outcome {
-        Outcome {
-            status,
-            error: Some(error),
-            retry_after: None,
-        }
-    }
-}
-
-/// The request body: Standard Webhooks' `{"type", "timestamp", "data"}`, or Slack's `{"text"}`.
-fn body(d: &Due) -> String {
-    let event: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
-    if d.format == "slack" {
-        let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
-        return json!({"text": format!("{} {}: {}", s("severity"), d.event_type, s("message"))})
-            .to_string();
-    }
-    json!({
-        "type": d.event_type,
-        "timestamp": crate::time::rfc3339(d.created_at),
-        "data": event,
-    })
-    .to_string()
-}
-
-/// When to try again after the `attempt`-th failed attempt (1-based): the schedule's wait
-/// ±10%, or a longer `Retry-After`; `None` once the schedule is spent.
-pub fn next_attempt(attempt: i64, now: Micros, retry_after: Option<Micros>) -> Option<Micros> {
-    let wait = *SCHEDULE.get(usize::try_from(attempt - 1).ok()?)?;
-    let jittered = (wait as f64 * rand::random_range(0.9..1.1)) as Micros;
-    Some(now + jittered.max(retry_after.unwrap_or(0)))
-}
-
-/// Writes an attempt's outcome; true when an endpoint was disabled (the snapshot must reload).
-fn record(
-    c: &rusqlite::Connection,
-    d: &Due,
-    o: Outcome,
-    now: Micros,
-) -> Result<bool, crate::error::ApiError> {
-    let attempt = d.attempts + 1;
-    if o.error.is_none() {
-        store::record_attempt(c, &d.id, "succeeded", o.status, None, None)?;
-        store::mark_success(c, &d.endpoint_id)?;
-        return Ok(false);
-    }
-    if o.status == Some(410) {
-        store::record_attempt(c, &d.id, "failed", o.status, o.error.as_deref(), None)?;
-        return disable(c, d, "gone", now);
-    }
-    let next = next_attempt(attempt, now, o.retry_after);
-    let status = if next.is_some() {
-        "failed"
-    } else {
-        "exhausted"
-    };
-    store::record_attempt(c, &d.id, status, o.status, o.error.as_deref(), next)?;
-    let since = store::mark_failure(c, &d.endpoint_id, now)?;
-    if since.is_some_and(|s| now - s >= FAILING_FOR) {
-        return disable(c, d, "failing", now);
-    }
-    Ok(false)
-}
-
-fn disable(
-    c: &rusqlite::Connection,
-    d: &Due,
-    reason: &str,
-    now: Micros,
-) -> Result<bool, crate::error::ApiError> {
-    if !store::disable(c, &d.endpoint_id, reason, now)? {
-        return Ok(false);
-    }
-    let msg = match reason {
-        "gone" => "webhook endpoint disabled: the receiver answered 410 Gone".to_string(),
-        _ => "webhook endpoint disabled: no delivery succeeded for 5 days".to_string(),
-    };
-    let data = json!({"endpoint_id": d.endpoint_id, "reason": reason});
-    events::record(
-        c,
-        now,
-        NewEvent::of(Kind::WebhookDisabled, d.owner, msg, data),
-    )?;
-    Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_schedule_waits_within_ten_percent_then_ends() {
-        for (i, wait) in SCHEDULE.iter().enumerate() {
-            let next = next_attempt(i as i64 + 1, 0, None).unwrap();
-            assert!(
-                next >= wait * 9 / 10 && next <= wait * 11 / 10,
-                "{i}: {next}"
-            );
-        }
-        assert_eq!(next_attempt(8, 0, None), None);
-    }
-
-    #[test]
-    fn a_longer_retry_after_is_honoured() {
-        let next = next_attempt(1, 0, Some(60 * SECOND)).unwrap();
-        assert_eq!(next, 60 * SECOND);
-        let next = next_attempt(2, 0, Some(SECOND)).unwrap();
-        assert!(next >= 270 * SECOND);
     }
 }

@@ -16,6 +16,8 @@ const PRIVATE_OK: (&str, &str) = ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true");
 enum Reply {
     Status(u16),
     RetryAfter(u16, u32),
+    /// Answers this status with `Retry-After` as an HTTP date.
+    RetryAt(u16, std::time::SystemTime),
     /// Answers 200 after this long.
     Sleep(Duration),
 }
@@ -67,6 +69,43 @@ impl Receiver {
         s.extend(replies.iter().copied());
     }
 
+    /// Waits until requests with `n` different `webhook-id`s arrived; returns one of each.
+    async fn wait_for_ids(&self, n: usize) -> Vec<Received> {
+        for _ in 0..200 {
+            let mut seen = std::collections::HashSet::new();
+            let got: Vec<Received> = self
+                .got()
+                .into_iter()
+                .filter(|r| seen.insert(r.headers["webhook-id"].to_string()))
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} different events, got {:#?}", self.got());
+    }
+
+    /// Asks for a test send to `endpoint` and waits for its delivery, known by its event id.
+    async fn test_send(&self, app: &TestApp, endpoint: &str) -> Received {
+        let r = app
+            .post(&format!("/api/webhooks/{endpoint}/test"), ADMIN, json!({}))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let event_id = r.body["event_id"].clone();
+        for _ in 0..200 {
+            let got = self.got();
+            if let Some(r) = got
+                .into_iter()
+                .find(|r| r.headers["webhook-id"] == event_id)
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no delivery of test event {event_id}: {:#?}", self.got());
+    }
+
     /// Waits until at least `n` requests arrived.
     async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..200 {
@@ -96,6 +135,9 @@ async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> 
         Some(Reply::Status(s)) => HttpResponse::build(s.try_into().unwrap()).finish(),
         Some(Reply::RetryAfter(s, secs)) => HttpResponse::build(s.try_into().unwrap())
             .insert_header(("retry-after", secs.to_string()))
+            .finish(),
+        Some(Reply::RetryAt(s, at)) => HttpResponse::build(s.try_into().unwrap())
+            .insert_header(("retry-after", httpdate::fmt_http_date(at)))
             .finish(),
         Some(Reply::Sleep(d)) => {
             {
@@ -232,13 +274,14 @@ async fn deliveries_verify_with_the_official_library_including_during_a_rotation
         .await;
     assert_eq!(test.status, 202);
     // key.created, settings.changed, pricing.unknown_model, limit.warning, limit.exceeded and
-    // webhook.test.
-    let got = rx.wait_for(6).await;
+    // webhook.test: six events, told apart by their webhook-id (a delivery may come twice).
+    let got = rx.wait_for_ids(6).await;
     let mut types: Vec<String> = got
         .iter()
         .map(|r| body(r)["type"].as_str().unwrap().to_string())
         .collect();
     types.sort();
+    types.dedup();
     for t in [
         "key.created",
         "limit.exceeded",
@@ -268,26 +311,68 @@ async fn deliveries_verify_with_the_official_library_including_during_a_rotation
     assert_eq!(rotated.status, 200);
     let new = rotated.body["secret"].as_str().unwrap().to_string();
     assert_ne!(new, secret);
-    app.post(&format!("/api/webhooks/{id}/test"), ADMIN, json!({}))
-        .await;
-    let after = rx.wait_for(got.len() + 1).await[got.len()..].to_vec();
-    let sig = after[0].headers["webhook-signature"].as_str().unwrap();
+    // The test send after the rotation is found by its event id, not by its place in the
+    // arrivals: a delivery of the first six may still arrive (late, or a second time).
+    let after = rx.test_send(&app, id).await;
+    let sig = after.headers["webhook-signature"].as_str().unwrap();
     assert_eq!(sig.split(' ').count(), 2, "{sig}");
-    if let Some(n) = verified_by_the_official_library(&secret, &after) {
+    let after = std::slice::from_ref(&after);
+    if let Some(n) = verified_by_the_official_library(&secret, after) {
         assert_eq!(n, 1);
-        assert_eq!(verified_by_the_official_library(&new, &after), Some(1));
+        assert_eq!(verified_by_the_official_library(&new, after), Some(1));
     }
     // After the overlap only the new secret signs.
     app.clock.advance(chrono::Duration::hours(25));
-    app.post(&format!("/api/webhooks/{id}/test"), ADMIN, json!({}))
-        .await;
-    let last = rx.wait_for(got.len() + 2).await.pop().unwrap();
+    let last = rx.test_send(&app, id).await;
     let sig = last.headers["webhook-signature"].as_str().unwrap();
     assert_eq!(sig.split(' ').count(), 1, "{sig}");
     assert_eq!(
         verified_by_the_official_library(&new, std::slice::from_ref(&last)).unwrap_or(1),
         1
     );
+}
+
+#[tokio::test]
+async fn deliveries_waiting_their_turn_at_a_rotation_are_signed_with_both_secrets() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    // The first four requests (all one endpoint takes at once) are held for two seconds, so
+    // the other eight wait their turn, already read by the worker, while the secret rotates.
+    let rx = Receiver::start(&[Reply::Sleep(Duration::from_secs(2)); 4]).await;
+    let hook = create(
+        &app,
+        ADMIN,
+        json!({"url": rx.url, "event_types": ["key.created"]}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap();
+    for i in 0..12 {
+        let r = app
+            .post(
+                "/api/keys",
+                ADMIN,
+                json!({"name": format!("k{i}"), "role": "member"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    rx.wait_for(4).await;
+    let rotated = app
+        .post(
+            &format!("/api/webhooks/{id}/rotate-secret"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200);
+    assert_eq!(rx.got().len(), 4, "the first four are still being answered");
+    let got = rx.wait_for_ids(12).await;
+    // In arrival order: the four sent before the rotation, then the eight sent after it.
+    let all = rx.got();
+    for r in &all[4..] {
+        let sig = r.headers["webhook-signature"].as_str().unwrap();
+        assert_eq!(sig.split(' ').count(), 2, "sent after the rotation: {sig}");
+    }
+    assert_eq!(got.len(), 12);
 }
 
 #[tokio::test]
@@ -453,6 +538,29 @@ async fn a_longer_retry_after_on_429_is_honoured_and_a_retry_sends_at_once() {
         )
         .await;
     missing.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_retry_after_http_date_on_503_is_honoured() {
+    let app = spawn_with(&[PRIVATE_OK]).await;
+    // Ten minutes from the server's (manual) clock, in IMF-fixdate.
+    let at = std::time::SystemTime::from(app.clock.now() + chrono::Duration::minutes(10));
+    let rx = Receiver::start(&[Reply::RetryAt(503, at)]).await;
+    let hook = create(&app, ADMIN, json!({"url": rx.url})).await;
+    let id = hook["id"].as_str().unwrap();
+    app.post(&format!("/api/webhooks/{id}/test"), ADMIN, json!({}))
+        .await;
+    let d = wait_attempts(&app, id, 1).await;
+    assert_eq!(d["last_status"], 503);
+    let wait = seconds_until(&app, &d["next_attempt_at"]);
+    assert!((598..=600).contains(&wait), "retry after {wait} s");
+    // Past the schedule's 5 s but before the date: not yet.
+    app.clock.advance(chrono::Duration::seconds(60));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(rx.got().len(), 1, "retried before the Retry-After date");
+    app.clock.advance(chrono::Duration::seconds(541));
+    let d = wait_attempts(&app, id, 2).await;
+    assert_eq!(d["status"], "succeeded");
 }
 
 fn uuid_like() -> &'static str {
