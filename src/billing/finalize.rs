@@ -135,25 +135,16 @@ pub fn start(
     every: Duration,
     alive: Weak<std::fs::File>,
 ) {
-    let tick = every.min(Duration::from_secs(1));
-    let spawned = std::thread::Builder::new()
-        .name("billing-finalizer".into())
-        .spawn(move || {
-            let mut waited = every;
-            while alive.upgrade().is_some() {
-                if waited >= every {
-                    waited = Duration::ZERO;
-                    match catch_up(&db, clock.as_ref(), grace) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(statements = n, "billing statements finalized"),
-                        Err(e) => tracing::warn!(error = ?e, "finalizing statements failed; retrying later"),
-                    }
-                }
-                std::thread::sleep(tick);
-                waited += tick;
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "the billing finalizer did not start");
-    }
+    let c = clock.clone();
+    crate::db::sweep::every(
+        "billing-finalizer",
+        clock,
+        every,
+        alive,
+        move |_, _| match catch_up(&db, c.as_ref(), grace) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(statements = n, "billing statements finalized"),
+            Err(e) => tracing::warn!(error = ?e, "finalizing statements failed; retrying later"),
+        },
+    );
 }
