@@ -95,8 +95,11 @@ impl Queue {
         let deadline = tokio::time::Instant::now() + req.wait;
         let req = std::sync::Arc::new(req);
         loop {
-            // Registered before looking, so a job enqueued meanwhile still wakes this lease.
+            // Registered before looking (`enable`), so a job enqueued or a slot freed meanwhile
+            // still wakes this lease.
             let woken = self.ready.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let this = self.clone();
             let r = req.clone();
             let got = tokio::task::spawn_blocking(move || this.lease_now(only, &r))
@@ -106,12 +109,19 @@ impl Queue {
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
             }
-            // Sleep until woken, the next delayed job is due, or the deadline.
+            // Sleep until woken (an enqueue, a finished job freeing a running slot), the next
+            // delayed job is due, or the deadline. Jobs already due that could not be leased
+            // (their tenant at its running limit) wait for a wake-up, looked at again at most
+            // every 250 ms rather than in a busy loop.
             let mut until = deadline;
             let next = self.schedule().next_due(req.queues.as_deref(), only);
             if let Some(at) = next {
-                let wait = (at - self.now()).max(0) as u64;
-                until = until.min(now + Duration::from_micros(wait));
+                let ahead = at - self.now();
+                let wait = match ahead > 0 {
+                    true => Duration::from_micros(ahead as u64),
+                    false => Duration::from_millis(250),
+                };
+                until = until.min(now + wait);
             }
             let _ = tokio::time::timeout_at(until.max(now + Duration::from_millis(1)), woken).await;
         }
@@ -358,6 +368,10 @@ impl Queue {
         })
         .await
         .map_err(ApiError::internal)??;
+        if job.status != Status::Running {
+            // A running slot is free, or the job is back in the queue: waiting leases look.
+            self.ready.notify_waiters();
+        }
         Ok(job)
     }
 
