@@ -131,10 +131,12 @@ impl Queue {
         let now = self.now();
         let (jobs, batch) = NewJob::parse_body(body, now)?;
         let (tenant, id) = (ctx.db_id(), ctx.id());
-        let schedule = self.schedule.clone();
-        let out = self
-            .db
-            .write(move |c| {
+        let this = self.clone();
+        // The schedule's lock before the database's writer, as leases take them: the other
+        // order deadlocks against a concurrent lease.
+        let out = tokio::task::spawn_blocking(move || {
+            let mut s = this.schedule();
+            this.db.write_blocking(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut out = Vec::with_capacity(jobs.len());
                 for j in jobs {
@@ -153,7 +155,6 @@ impl Queue {
                     ));
                 }
                 tx.commit()?;
-                let mut s = schedule.lock().unwrap_or_else(|p| p.into_inner());
                 for (j, created) in &out {
                     if *created {
                         s.waiting(id, &j.queue, j.run_at);
@@ -162,7 +163,9 @@ impl Queue {
                 }
                 Ok(out)
             })
-            .await?;
+        })
+        .await
+        .map_err(ApiError::internal)??;
         self.ready.notify_waiters();
         Ok((out, batch))
     }
@@ -265,11 +268,11 @@ impl Queue {
     ) -> Result<Job, ApiError> {
         self.require()?;
         ctx.require(Action::Ingest)?;
-        let (tenant, tid, now, schedule) =
-            (ctx.db_id(), ctx.id(), self.now(), self.schedule.clone());
-        let job = self
-            .db
-            .write(move |c| {
+        let (tenant, tid, now, this) = (ctx.db_id(), ctx.id(), self.now(), self.clone());
+        // The schedule's lock first, as in `enqueue`.
+        let job = tokio::task::spawn_blocking(move || {
+            let mut s = this.schedule();
+            this.db.write_blocking(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut j = store::get(&tx, &tenant, &id)?.ok_or_else(not_found)?;
                 if !from.contains(&j.status) {
@@ -290,7 +293,6 @@ impl Queue {
                 let run_at = (to == Status::Queued).then_some(now);
                 store::set_status(&tx, j.seq, to, run_at, to == Status::Queued, now)?;
                 tx.commit()?;
-                let mut s = schedule.lock().unwrap_or_else(|p| p.into_inner());
                 s.count(tid, Some(j.status), Some(to));
                 if to == Status::Queued {
                     s.waiting(tid, &j.queue, now);
@@ -302,7 +304,9 @@ impl Queue {
                 j.usage = store::usage(&*c, &tenant, &j.id)?;
                 Ok(j)
             })
-            .await?;
+        })
+        .await
+        .map_err(ApiError::internal)??;
         if to == Status::Queued {
             self.ready.notify_waiters();
         }
