@@ -247,6 +247,7 @@ fn take(
         let t = token();
         let expires = now + j.lease_seconds * 1_000_000;
         store::mark_running(c, j.seq, &t, expires, now)?;
+        s.lease_until(expires);
         j.attempts += 1;
         j.status = Status::Running;
         j.lease_expires_at = Some(expires);
@@ -257,8 +258,12 @@ fn take(
     Ok(out)
 }
 
-/// Takes back expired leases in `c` (its own transaction) and updates the schedule.
+/// Takes back expired leases in `c` (its own transaction) and updates the schedule. Asks the
+/// database only when the schedule says a lease may have expired.
 fn reclaim_in(c: &mut Connection, s: &mut Schedule, now: Micros) -> Result<usize, ApiError> {
+    if !s.may_have_expired(now) {
+        return Ok(0);
+    }
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let expired = store::expired(&tx, now, RECLAIM_BATCH)?;
     let mut moves = Vec::new();
@@ -267,6 +272,10 @@ fn reclaim_in(c: &mut Connection, s: &mut Schedule, now: Micros) -> Result<usize
         moves.push((j, to));
     }
     tx.commit()?;
+    // A full batch leaves more expired leases: the bound stays where it is (past) until then.
+    if expired.len() < RECLAIM_BATCH {
+        s.next_expiry = store::next_expiry(c)?;
+    }
     for (j, (to, at)) in moves {
         if let Some(t) = TenantId::parse(&j.tenant_id) {
             s.count(t, Some(Status::Running), Some(to));
@@ -326,15 +335,21 @@ impl Queue {
             let mut s = this.schedule();
             this.db.write_blocking(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let found = match only {
-                    Some(t) => store::get(&tx, &t.to_string(), &id)?,
-                    None => store::get_any(&tx, &id)?,
-                };
-                let Some(_) = found else { return Err(not_found()) };
-                let Some(mut j) = store::leased(&tx, &id, &token, now)? else {
-                    return Err(ApiError::LeaseLost(
-                        "this lease_token does not hold the job's lease (expired, finished, or another worker's)".into(),
-                    ));
+                // The live lease first (the common case, one read); only without it does the
+                // job's existence decide between 404 and 409.
+                let held = store::leased(&tx, &id, &token, now)?
+                    .filter(|j| only.is_none_or(|t| j.tenant_id == t.to_string()));
+                let Some(mut j) = held else {
+                    let found = match only {
+                        Some(t) => store::get(&tx, &t.to_string(), &id)?,
+                        None => store::get_any(&tx, &id)?,
+                    };
+                    return Err(match found {
+                        None => not_found(),
+                        Some(_) => ApiError::LeaseLost(
+                            "this lease_token does not hold the job's lease (expired, finished, or another worker's)".into(),
+                        ),
+                    });
                 };
                 let tenant = TenantId::parse(&j.tenant_id);
                 let (to, at) = match &report {
@@ -342,6 +357,8 @@ impl Queue {
                         let secs = lease_seconds.unwrap_or(j.lease_seconds);
                         let expires = now + secs * 1_000_000;
                         store::extend(&tx, j.seq, expires, now)?;
+                        // A shorter lease than the one it replaces may end first.
+                        s.lease_until(expires);
                         j.lease_expires_at = Some(expires);
                         (Status::Running, now)
                     }

@@ -95,6 +95,7 @@ impl Queue {
                     s.tenants.entry(t).or_default().counts[schedule::index(st)] = n;
                 }
             }
+            s.next_expiry = store::next_expiry(&c).map_err(err)?;
         }
         Ok(Queue {
             db,

@@ -31,6 +31,9 @@ pub struct Schedule {
     ring: VecDeque<TenantId>,
     /// Jobs the front tenant has taken in its current turn.
     taken: u32,
+    /// No live lease ends before this (a lower bound; `None`: no job is running), so a lease
+    /// asks the database for expired leases only when one may have expired.
+    pub next_expiry: Option<Micros>,
 }
 
 pub fn index(s: Status) -> usize {
@@ -135,6 +138,16 @@ impl Schedule {
         if self.taken >= weight || short {
             self.skip();
         }
+    }
+
+    /// A lease was granted or extended to end at `at`.
+    pub fn lease_until(&mut self, at: Micros) {
+        self.next_expiry = Some(self.next_expiry.map_or(at, |e| e.min(at)));
+    }
+
+    /// Whether a lease may have expired by `now`.
+    pub fn may_have_expired(&self, now: Micros) -> bool {
+        self.next_expiry.is_some_and(|e| e <= now)
     }
 
     pub fn forget(&mut self, tenant: TenantId) {

@@ -31,6 +31,7 @@ mod provider_keys;
 mod proxies;
 mod purge;
 mod queue;
+mod queue_durability;
 mod resolution;
 mod restart;
 mod retention;

@@ -1,6 +1,8 @@
 //! Load generator for docs/BENCHMARKS.md: keep-alive HTTP/1.1 clients on plain threads (no
 //! client library, so the measuring side stays small), plus the two baselines the numbers are
 //! compared with: a bare actix handler and raw rusqlite inserts.
+mod jobs;
+
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -127,6 +129,11 @@ enum Cmd {
         /// Slug prefix, so separate runs never collide.
         #[arg(long, default_value = "bench")]
         tag: String,
+    },
+    /// The hosted job queue: create tenants, enqueue jobs, run workers (lease -> complete).
+    Jobs {
+        #[command(subcommand)]
+        cmd: jobs::JobsCmd,
     },
     /// Runs a SQL file on a database as a migration runs (one transaction, foreign keys on, the
     /// server's bundled SQLite), then a TRUNCATE checkpoint; prints the time of each. For
@@ -300,6 +307,7 @@ fn main() {
             schema_version,
         } => raw_sqlite(rows, &sync, schema_version),
         Cmd::Sql { db, file } => timed_sql(&db, &file),
+        Cmd::Jobs { cmd } => jobs::main(cmd),
     }
 }
 
@@ -548,6 +556,44 @@ impl Conn {
         let mut buf = vec![0u8; len];
         self.reader.read_exact(&mut buf).ok()?;
         Some(status)
+    }
+}
+
+impl Conn {
+    /// Sends one request with `extra` header lines (each ending in CRLF) and reads the whole
+    /// response; its status and body. `None` on a broken connection.
+    fn fetch(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        extra: &str,
+        body: &str,
+    ) -> Option<(u16, Vec<u8>)> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        self.writer.write_all(head.as_bytes()).ok()?;
+        self.writer.write_all(body.as_bytes()).ok()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).ok()?;
+        let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).ok()?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.reader.read_exact(&mut buf).ok()?;
+        Some((status, buf))
     }
 }
 
