@@ -74,6 +74,19 @@ pub struct JobJson<'a> {
     lease_token: Option<&'a str>,
 }
 
+/// `{"jobs": [...]}`, serialized straight from the jobs (a batch answer holds a thousand; going
+/// through a `serde_json::Value` first cost a sixth of a batch enqueue's time).
+#[derive(Serialize)]
+struct JobList<'a> {
+    jobs: Vec<JobJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct JobPage<'a> {
+    items: Vec<JobJson<'a>>,
+    next_cursor: Option<String>,
+}
+
 fn view(job: &Job) -> JobJson<'_> {
     JobJson {
         job,
@@ -105,7 +118,7 @@ async fn enqueue(
     let (jobs, batch) = st.queue.enqueue(&ctx, body.into_inner()).await?;
     if batch {
         let list: Vec<JobJson> = jobs.iter().map(|(j, _)| view(j)).collect();
-        return Ok(HttpResponse::Created().json(serde_json::json!({ "jobs": list })));
+        return Ok(HttpResponse::Created().json(JobList { jobs: list }));
     }
     let (job, created) = &jobs[0];
     Ok(match created {
@@ -124,8 +137,10 @@ async fn list(
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let page = st.queue.list(&ctx, status, q.queue, q.kind, page).await?;
     let items: Vec<JobJson> = page.items.iter().map(view).collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"items": items, "next_cursor": page.next_cursor})))
+    Ok(HttpResponse::Ok().json(JobPage {
+        items,
+        next_cursor: page.next_cursor.clone(),
+    }))
 }
 
 async fn get(
@@ -230,7 +245,7 @@ async fn lease(
             lease_token: Some(token),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "jobs": jobs })))
+    Ok(HttpResponse::Ok().json(JobList { jobs }))
 }
 
 #[derive(Deserialize)]
