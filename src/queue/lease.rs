@@ -250,6 +250,8 @@ fn take(
         s.lease_until(expires);
         j.attempts += 1;
         j.status = Status::Running;
+        // Its usage so far (earlier attempts): one primary-key read on the same connection.
+        j.usage = store::usage(c, &id, &j.id)?;
         j.lease_expires_at = Some(expires);
         j.updated_at = now;
         out.push((j, t, was));

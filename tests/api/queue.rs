@@ -587,6 +587,16 @@ async fn a_job_shows_the_usage_of_the_events_that_name_it() {
     assert_eq!(job["usage"]["events"], 3);
     assert_eq!(job["usage"]["input_tokens"], 303);
     assert_eq!(job["usage"]["estimated_cost_usd"].to_string(), "0.003");
+    // A worker's lease and its report show the same usage.
+    let worker = app.create_key("acme", "service").await;
+    let leased = lease(&app, &worker, json!({})).await.remove(0);
+    assert_eq!(leased["usage"], job["usage"]);
+    let done = complete(&app, &worker, &leased).await;
+    assert_eq!(
+        (done.body["status"].as_str(), &done.body["usage"]),
+        (Some("succeeded"), &job["usage"])
+    );
+    assert_eq!(done.body["result"], json!({"ok": true}));
 }
 
 #[tokio::test]
