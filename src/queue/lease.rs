@@ -1,8 +1,8 @@
-//! Workers' side of the queue: leasing (fair across tenants, long-polling), heartbeats, complete
-//! and fail with lease tokens, and taking back expired leases.
-use super::job::{backoff, object_text, Job, Status, MAX_ERROR_CHARS, MAX_RESULT_BYTES};
+//! Workers' side of the queue: leasing (fair across tenants, long-polling) and taking back
+//! expired leases. Heartbeats, completes and fails are in `report`.
+use super::job::{backoff, Job, Status};
 use super::schedule::Schedule;
-use super::{not_found, store, Queue, Worker};
+use super::{store, Queue, Worker};
 use crate::error::ApiError;
 use crate::events::{Kind, NewEvent};
 use crate::tenancy::{Plan, TenantId};
@@ -39,7 +39,7 @@ fn token() -> String {
 
 /// The job's end after a failed or expired attempt: `retrying` after the backoff, or `dead`
 /// (with a `job.dead` event) once its attempts are spent or the worker said not to retry.
-fn fail_or_retry(
+pub(super) fn fail_or_retry(
     c: &Connection,
     j: &Job,
     error: &str,
@@ -289,129 +289,23 @@ fn reclaim_in(c: &mut Connection, s: &mut Schedule, now: Micros) -> Result<usize
     Ok(expired.len())
 }
 
-/// What a worker does with its lease.
-pub enum Report {
-    Heartbeat { lease_seconds: Option<i64> },
-    Complete { result: Option<serde_json::Value> },
-    Fail { error: String, retry: bool },
-}
-
 impl Queue {
-    /// A heartbeat, complete or fail on a leased job; 409 `lease_lost` unless `token` holds
-    /// its live lease.
-    pub async fn report(
-        &self,
-        worker: &Worker<'_>,
-        id: String,
-        token: String,
-        report: Report,
-    ) -> Result<Job, ApiError> {
-        self.require()?;
-        let only = worker.tenant();
-        if let Report::Heartbeat {
-            lease_seconds: Some(n),
-        } = report
-        {
-            if !(5..=3600).contains(&n) {
-                return Err(ApiError::InvalidRequest(
-                    "lease_seconds must be from 5 to 3600".into(),
-                ));
-            }
-        }
-        let result = match &report {
-            Report::Complete { result: Some(r) } => {
-                Some(object_text(r.clone(), "result", MAX_RESULT_BYTES)?)
-            }
-            _ => None,
-        };
-        if let Report::Fail { error, .. } = &report {
-            if error.is_empty() || error.chars().count() > MAX_ERROR_CHARS {
-                return Err(ApiError::InvalidRequest(format!(
-                    "error must be 1 to {MAX_ERROR_CHARS} characters"
-                )));
-            }
-        }
-        let this = self.clone();
-        let job = tokio::task::spawn_blocking(move || {
-            let now = this.now();
-            let mut s = this.schedule();
-            this.db.write_blocking(|c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                // The live lease first (the common case, one read); only without it does the
-                // job's existence decide between 404 and 409.
-                let held = store::leased(&tx, &id, &token, now)?
-                    .filter(|j| only.is_none_or(|t| j.tenant_id == t.to_string()));
-                let Some(mut j) = held else {
-                    let found = match only {
-                        Some(t) => store::get(&tx, &t.to_string(), &id)?,
-                        None => store::get_any(&tx, &id)?,
-                    };
-                    return Err(match found {
-                        None => not_found(),
-                        Some(_) => ApiError::LeaseLost(
-                            "this lease_token does not hold the job's lease (expired, finished, or another worker's)".into(),
-                        ),
-                    });
-                };
-                let tenant = TenantId::parse(&j.tenant_id);
-                let (to, at) = match &report {
-                    Report::Heartbeat { lease_seconds } => {
-                        let secs = lease_seconds.unwrap_or(j.lease_seconds);
-                        let expires = now + secs * 1_000_000;
-                        store::extend(&tx, j.seq, expires, now)?;
-                        // A shorter lease than the one it replaces may end first.
-                        s.lease_until(expires);
-                        j.lease_expires_at = Some(expires);
-                        (Status::Running, now)
-                    }
-                    Report::Complete { .. } => {
-                        store::finish(&tx, j.seq, Status::Succeeded, None, None, result.as_deref(), now)?;
-                        (Status::Succeeded, now)
-                    }
-                    Report::Fail { error, retry } => fail_or_retry(&tx, &j, error, *retry, now)?,
-                };
-                tx.commit()?;
-                if to != Status::Running {
-                    if let Some(t) = tenant {
-                        s.count(t, Some(Status::Running), Some(to));
-                        if to == Status::Retrying {
-                            s.waiting(t, &j.queue, at);
-                        }
-                    }
-                }
-                let fresh = store::get_any(&*c, &id)?.ok_or_else(not_found)?;
-                j = fresh;
-                j.usage = store::usage(&*c, &j.tenant_id.clone(), &j.id)?;
-                Ok(j)
-            })
-        })
-        .await
-        .map_err(ApiError::internal)??;
-        if job.status != Status::Running {
-            // A running slot is free, or the job is back in the queue: waiting leases look.
-            self.ready.notify_waiters();
-        }
-        Ok(job)
-    }
-
     /// Starts the thread that takes back expired leases every second (queue on only).
     pub fn start_reclaimer(&self, alive: std::sync::Weak<std::fs::File>) {
         if self.require().is_err() {
             return;
         }
-        let this = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("queue-reclaimer".into())
-            .spawn(move || {
-                while alive.upgrade().is_some() {
-                    if let Err(e) = this.reclaim() {
-                        tracing::warn!(error = ?e, "taking back expired job leases failed");
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
+        let (this, every) = (self.clone(), Duration::from_secs(1));
+        crate::db::sweep::every(
+            "queue-reclaimer",
+            self.clock.clone(),
+            every,
+            alive,
+            move |_, _| {
+                if let Err(e) = this.reclaim() {
+                    tracing::warn!(error = ?e, "taking back expired job leases failed");
                 }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "the queue reclaimer did not start");
-        }
+            },
+        );
     }
 }

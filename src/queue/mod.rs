@@ -3,6 +3,7 @@
 //! end. Every change of a job is one transaction; the in-memory schedule follows each commit.
 pub mod job;
 pub mod lease;
+pub mod report;
 pub mod schedule;
 pub mod store;
 
@@ -46,6 +47,8 @@ pub struct Queue {
     ready: Arc<tokio::sync::Notify>,
     tenants: Arc<TenantCache>,
     settings: Arc<SettingsCache>,
+    /// The thread that commits workers' reports together.
+    reports: report::Reporter,
 }
 
 /// Counts of a tenant's jobs by status, from memory.
@@ -97,14 +100,21 @@ impl Queue {
             }
             s.next_expiry = store::next_expiry(&c).map_err(err)?;
         }
+        let (schedule, ready) = (
+            Arc::new(Mutex::new(s)),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let reports =
+            report::Reporter::start(db.clone(), schedule.clone(), clock.clone(), ready.clone());
         Ok(Queue {
             db,
             clock,
             flags,
-            schedule: Arc::new(Mutex::new(s)),
-            ready: Arc::default(),
+            schedule,
+            ready,
             tenants,
             settings,
+            reports,
         })
     }
 

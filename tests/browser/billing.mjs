@@ -4,7 +4,7 @@
 // must show every digit the server sent, including sums a double cannot hold. The CSV buttons
 // must save exactly what the API answers. A second server without billing shows the note.
 import { readFile } from "node:fs/promises";
-import { step, check, fits, call, watch, listenForCsp, expectRefusals } from "./lib.mjs";
+import { step, check, fits, call, expectRefusals, signedIn } from "./lib.mjs";
 
 const SLUG = "ledger";
 
@@ -217,16 +217,8 @@ export async function billingByRole(page, role) {
 /** Billing off: the tab and the report say so, with no error and no refused call. */
 export async function billingOff(browser, { base, admin, width, height, problems }) {
   step("billing off: the Billing tab and the Instance view say how to turn it on");
-  const context = await browser.newContext({ viewport: { width, height } });
+  const { context, page } = await signedIn(browser, { base, width, height, problems }, admin);
   try {
-    const page = await context.newPage();
-    page.setDefaultTimeout(20000);
-    watch(page, problems);
-    await listenForCsp(page);
-    await page.goto(base + "/");
-    await page.getByLabel("Token").fill(admin);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Tenants", exact: true }).waitFor();
     check((await call(base, admin, "GET", "/api/features")).body.billing === false, "this server has billing off");
     await page.evaluate(() => { location.hash = "#/t/default/billing"; });
     const note = page.locator("#billing-off");

@@ -4,7 +4,7 @@
 // and field on the page is compared with the API's JSON. Retry and Cancel are checked through the
 // API afterwards, and a Cancel the server refuses (the job was leased meanwhile) shows its 409.
 // A second server without the queue shows the note.
-import { step, check, fits, call, watch, listenForCsp, expectRefusals } from "./lib.mjs";
+import { step, check, fits, call, expectRefusals, signedIn } from "./lib.mjs";
 
 const SLUG = "queue-co";
 /** Another tenant with one queued job, for the overview and the viewer and member keys. */
@@ -309,16 +309,8 @@ export async function jobsByRole(page, role, token) {
 /** The queue off: the Jobs tab and the Instance view say how to turn it on, with no error. */
 export async function queueOff(browser, { base, admin, width, height, problems }) {
   step("queue off: the Jobs tab and the Instance view say how to turn it on");
-  const context = await browser.newContext({ viewport: { width, height } });
+  const { context, page } = await signedIn(browser, { base, width, height, problems }, admin);
   try {
-    const page = await context.newPage();
-    page.setDefaultTimeout(20000);
-    watch(page, problems);
-    await listenForCsp(page);
-    await page.goto(base + "/");
-    await page.getByLabel("Token").fill(admin);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Tenants", exact: true }).waitFor();
     check((await call(base, admin, "GET", "/api/features")).body.hosted_queue === false, "this server has the queue off");
     await page.evaluate(() => { location.hash = "#/t/default/jobs"; });
     const note = page.locator("#queue-off");

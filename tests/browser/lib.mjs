@@ -17,6 +17,23 @@ export async function listenForCsp(page) {
 }
 
 /**
+ * A new browser context of the test's size with one page, watched for problems, signed in with
+ * `token` and showing the tenants list. The caller closes `context`.
+ */
+export async function signedIn(browser, { base, width, height, problems }, token) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  watch(page, problems);
+  await listenForCsp(page);
+  await page.goto(base + "/");
+  await page.getByLabel("Token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Tenants", exact: true }).waitFor();
+  return { context, page };
+}
+
+/**
  * Runs `fn`, during which the API is expected to refuse something (the browser logs each
  * refused fetch as a console error); only those log lines are dropped, never a CSP violation
  * or an uncaught error.
