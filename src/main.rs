@@ -112,8 +112,16 @@ fn main() -> ExitCode {
         }
     };
     let result = Config::from_env().and_then(|config| match cli.command {
-        None | Some(Command::Serve) => serve(config),
         Some(Command::Migrate) => migrate(config),
+        Some(Command::Backup { .. } | Command::Restore { .. }) if config.database_url.is_some() => {
+            Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
+        }
+        _ if config.database_url.is_some() => Err(
+            "TENANTRY_DATABASE_URL: this command does not run on PostgreSQL yet (issue 19 is \
+             being built); `tenantry migrate` does"
+                .into(),
+        ),
+        None | Some(Command::Serve) => serve(config),
         Some(Command::RotateEncryptionKey) => rotate(config),
         Some(Command::Backup { file, force }) => {
             let bytes = tenantry::db::backup::backup(&existing(&config)?, &file, force)?;
@@ -247,6 +255,18 @@ fn verify(config: &Config) -> Result<(), String> {
 }
 
 fn migrate(config: Config) -> Result<(), String> {
+    if let Some(url) = &config.database_url {
+        use tenantry::db::pg;
+        pg::block_on(async {
+            let db = pg::Pg::open(url.expose(), 1).await?;
+            let version = pg::migrate::current(&*db.client().await?).await?;
+            say(&format!(
+                "the PostgreSQL database is at schema version {version}"
+            ));
+            Ok::<_, String>(())
+        })??;
+        return Ok(());
+    }
     let path = config.db_path();
     tenantry::db::Db::open(&path, config.sync_full)?;
     say(&format!(

@@ -144,6 +144,9 @@ fn days(
 pub struct Config {
     pub bind: String,
     pub data_dir: PathBuf,
+    /// `TENANTRY_DATABASE_URL`: a PostgreSQL database instead of the SQLite file in the data
+    /// dir (issue 19, being built). A secret: it may hold a password.
+    pub database_url: Option<Secret>,
     pub admin_token: Option<Secret>,
     pub flags: Flags,
     /// `ENCRYPTION_KEY`; when unset, a generated key file in the data dir is used.
@@ -227,6 +230,13 @@ impl Config {
         Ok(Config {
             bind: get("TENANTRY_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir: PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            database_url: match get("TENANTRY_DATABASE_URL") {
+                None => None,
+                Some(url) => {
+                    crate::db::pg::parse_url(url.trim())?;
+                    Some(Secret::new(url.trim().to_string()))
+                }
+            },
             admin_token,
             flags: Flags::from_env(env)?,
             encryption_key: match get("ENCRYPTION_KEY") {

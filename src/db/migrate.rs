@@ -1,9 +1,9 @@
-//! Forward-only schema migrations, embedded in the binary from `migrations/NNNN_name.sql` and
+//! Forward-only schema migrations, embedded in the binary from `migrations/sqlite/NNNN_name.sql` and
 //! tracked in `PRAGMA user_version`. A database newer than this binary is refused, not guessed at.
 use include_dir::{include_dir, Dir};
 use rusqlite::Connection;
 
-static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
+static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations/sqlite");
 
 /// The migrations in order, as (version, name, sql).
 pub fn all() -> Vec<(i64, &'static str, &'static str)> {

@@ -6,6 +6,7 @@ pub mod files;
 pub mod lock;
 pub mod meta;
 pub mod migrate;
+pub mod pg;
 pub mod sql;
 pub mod sweep;
 

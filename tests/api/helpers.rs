@@ -432,3 +432,37 @@ pub fn output_text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A new, empty PostgreSQL database on the test cluster (`TENANTRY_TEST_DATABASE_URL`, started
+/// by `.ci/pg.sh`), as a URL; `None` (skipped) without one, except under CI.
+pub async fn pg_database() -> Option<String> {
+    let base = std::env::var("TENANTRY_TEST_DATABASE_URL").ok();
+    if skip_without(
+        base.is_some(),
+        "PostgreSQL",
+        "eval \"$(bash .ci/pg.sh start)\" sets TENANTRY_TEST_DATABASE_URL",
+    ) {
+        return None;
+    }
+    let base = base.expect("checked");
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("the test cluster answers");
+    tokio::spawn(conn);
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
+    Some(format!("{prefix}/{name}"))
+}
+
+/// A connection to a PostgreSQL database by URL, driven on the test's runtime.
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(conn);
+    client
+}

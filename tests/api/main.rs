@@ -26,6 +26,7 @@ mod logs;
 mod members;
 mod openapi;
 mod operations;
+mod postgres;
 mod protocol;
 mod provider_keys;
 mod proxies;

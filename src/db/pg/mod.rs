@@ -1,0 +1,99 @@
+//! The PostgreSQL store (issue 19, being built; docs/SCALE_OUT.md): the connection pool, the
+//! embedded `migrations/postgres` applied under an advisory lock, and the schema as the catalog
+//! describes it. Chosen by `TENANTRY_DATABASE_URL`; today it serves `migrate`, `copy` and the
+//! schema checks, and `serve` refuses it until every area has its PostgreSQL store.
+pub mod migrate;
+pub mod schema;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+use tokio_postgres::NoTls;
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct Pg {
+    pool: Pool,
+}
+
+pub type Client = deadpool_postgres::Object;
+
+/// Whether `url` names a PostgreSQL database; the parse error never repeats the URL, which may
+/// hold a password.
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
+    let shape = "must be a URL like postgres://user:password@host:5432/database";
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!("TENANTRY_DATABASE_URL {shape}"));
+    }
+    let config = tokio_postgres::Config::from_str(url)
+        .map_err(|_| format!("TENANTRY_DATABASE_URL {shape}"))?;
+    if config.get_dbname().is_none() {
+        return Err(format!(
+            "TENANTRY_DATABASE_URL names no database; it {shape}"
+        ));
+    }
+    Ok(config)
+}
+
+/// A connection error without the connection string: tokio-postgres's messages name the host
+/// and the failure, never the password.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+impl Pg {
+    /// A pool of at most `size` connections; nothing connects until the first use.
+    pub fn new(url: &str, size: usize) -> Result<Pg, String> {
+        let config = parse_url(url)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A connection that failed is dropped by deadpool; one that only idled is
+                // reused without a round trip.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .map_err(|e| format!("cannot make a PostgreSQL pool: {e}"))?;
+        Ok(Pg { pool })
+    }
+
+    pub async fn client(&self) -> Result<Client, String> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => {
+                format!("cannot connect to PostgreSQL: {}", describe(&e))
+            }
+            other => format!("cannot connect to PostgreSQL: {other}"),
+        })
+    }
+
+    /// Connects and applies the pending migrations (see `migrate`): what every command that
+    /// uses PostgreSQL does first.
+    pub async fn open(url: &str, size: usize) -> Result<Pg, String> {
+        let pg = Pg::new(url, size)?;
+        let mut c = pg.client().await?;
+        migrate::apply(&mut c).await?;
+        Ok(pg)
+    }
+}
+
+/// Runs `f` on a small runtime of its own: for the commands (`migrate`, `copy`, `verify`), which
+/// run outside the server's.
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    Ok(rt.block_on(f))
+}
