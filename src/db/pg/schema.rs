@@ -23,8 +23,8 @@ pub struct Table {
 
 pub type Schema = BTreeMap<String, Table>;
 
-/// Tables that only PostgreSQL has: its own migration bookkeeping.
-pub const POSTGRES_ONLY: &[&str] = &["schema_migrations"];
+/// Tables that only PostgreSQL has: its migration bookkeeping and what replicas share (0011).
+pub const POSTGRES_ONLY: &[&str] = &["schema_migrations", "usage_totals", "writer_commits"];
 
 /// SQLite's schema, read from an open connection.
 pub fn sqlite(c: &rusqlite::Connection) -> rusqlite::Result<Schema> {

@@ -1,0 +1,26 @@
+-- State that one SQLite process keeps in memory and several replicas must share
+-- (docs/SCALE_OUT.md §3-5). Only PostgreSQL has these tables (db::pg::schema::POSTGRES_ONLY).
+
+-- Each tenant's all-time usage: the row every replica's usage writer locks (FOR UPDATE, in
+-- tenant order) before adding events, so the bound and the limit crossings are computed on
+-- what every replica committed. `version` moves with every commit, so a writer knows whether
+-- the windows it holds in memory are still exact. A missing row is all zeros.
+CREATE TABLE usage_totals (
+    tenant_id          UUID PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    version            BIGINT NOT NULL DEFAULT 0,
+    events             BIGINT NOT NULL DEFAULT 0,
+    input_tokens       BIGINT NOT NULL DEFAULT 0,
+    output_tokens      BIGINT NOT NULL DEFAULT 0,
+    estimated_nanos    BIGINT NOT NULL DEFAULT 0,
+    billed_nanos       BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens  BIGINT NOT NULL DEFAULT 0,
+    cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens   BIGINT NOT NULL DEFAULT 0
+) WITH (fillfactor = 90);
+
+-- One row per committed writer group: after a connection lost during COMMIT, the writer looks
+-- here to learn whether its group was stored, instead of storing it twice.
+CREATE TABLE writer_commits (
+    batch_id     UUID PRIMARY KEY,
+    committed_at BIGINT NOT NULL
+);
