@@ -142,6 +142,12 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApiError::internal(format!("postgres: {}", crate::db::pg::describe(&e)))
+    }
+}
+
 impl From<r2d2::Error> for ApiError {
     fn from(e: r2d2::Error) -> Self {
         ApiError::internal(format!("pool: {e}"))
