@@ -6,6 +6,11 @@
 //!   writerbench sqlite CLIENTS BATCH SECONDS
 //!   writerbench postgres URL WRITERS CLIENTS BATCH SECONDS
 //!   writerbench raw-postgres URL CLIENTS BATCH SECONDS
+//!   writerbench reads URL EVENTS SECONDS
+//!
+//! `reads` stores EVENTS events of one tenant spread over 30 days on both stores (through
+//! their writers), then times, one at a time for SECONDS each, the reads the limits and the
+//! stats make on the rollups, on each store, beside a `SELECT 1` baseline on each.
 //!
 //! A postgres URL must name an empty database; it is migrated first.
 use serde_json::json;
@@ -35,13 +40,14 @@ fn main() {
         Some("sqlite") => runtime.block_on(sqlite(num(1), num(2), num(3))),
         Some("postgres") => runtime.block_on(postgres(&args[1], num(2), num(3), num(4), num(5))),
         Some("raw-postgres") => runtime.block_on(raw(&args[1], num(2), num(3), num(4))),
+        Some("reads") => runtime.block_on(reads(&args[1], num(2), num(3))),
         _ => usage(),
     };
     println!("{line}");
 }
 
 fn usage() -> ! {
-    eprintln!("usage: writerbench sqlite CLIENTS BATCH SECONDS | postgres URL WRITERS CLIENTS BATCH SECONDS | raw-postgres URL CLIENTS BATCH SECONDS");
+    eprintln!("usage: writerbench sqlite CLIENTS BATCH SECONDS | postgres URL WRITERS CLIENTS BATCH SECONDS | raw-postgres URL CLIENTS BATCH SECONDS | reads URL EVENTS SECONDS");
     std::process::exit(2)
 }
 
@@ -244,4 +250,159 @@ async fn raw(url: &str, clients: u64, batch: u64, secs: u64) -> String {
     })
     .await;
     format!("raw postgres insert+commit per request, {line}")
+}
+
+/// Times `f` back to back for `secs`: "p50 A ms, p99 B ms (N reads)".
+async fn time_reads<F, Fut>(secs: u64, mut f: F) -> String
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut h =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        let t = Instant::now();
+        f().await;
+        h.record(t.elapsed().as_micros() as u64).ok();
+    }
+    format!(
+        "p50 {:.3} ms, p99 {:.3} ms ({} reads)",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.len()
+    )
+}
+
+async fn reads(url: &str, events: u64, secs: u64) -> String {
+    use tenantry::usage::rollup::{day_of, month_span};
+    let now = tenantry::time::to_micros(chrono::Utc::now());
+    let (today, (first, next)) = (day_of(now), month_span(day_of(now)));
+    let dir = std::env::temp_dir().join(format!("writerbench-{}", uuid::Uuid::new_v4()));
+    let db = tenantry::db::Db::open(&dir.join("tenantry.db"), false).expect("open SQLite");
+    let tenant = TenantId::new_random();
+    db.conn()
+        .expect("connection")
+        .execute(
+            "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
+             VALUES (?1, 'reads', 'reads', 'enterprise', 'active', 0, 0)",
+            [tenant.to_string()],
+        )
+        .expect("tenant");
+    let sqlite = Writer::start(
+        db.dedicated().expect("connection"),
+        db.dedicated().expect("connection"),
+        Arc::default(),
+        open(),
+    );
+    let pg = tenantry::db::pg::Pg::open(url, 4)
+        .await
+        .expect("open PostgreSQL");
+    pg.client()
+        .await
+        .expect("connection")
+        .execute(
+            "INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
+             VALUES ($1, 'reads', 'reads', 'enterprise', 'active', 0, 0)",
+            &[&tenant.as_uuid()],
+        )
+        .await
+        .expect("tenant");
+    let postgres = tenantry::usage::pg_writer::start(url, open()).expect("writer");
+    let settings = current();
+    let fill = Instant::now();
+    let mut i = 0u64;
+    while i < events {
+        let n = 1000.min(events - i);
+        let batch: Vec<Priced> = (i..i + n)
+            .map(|k| {
+                let ts = now - (k % 30) as i64 * 86_400_000_000 - (k % 1000) as i64;
+                let e = json!({"model": format!("model-{}", k % 20), "input_tokens": 100,
+                    "output_tokens": 20, "agent_name": format!("agent-{}", k % 5),
+                    "cost_usd": 0.0001, "timestamp": tenantry::time::rfc3339(ts)});
+                let e = tenantry::usage::event::UsageEvent::parse(e, now).expect("event");
+                Priced::new(e, &settings.settings, None).expect("priced")
+            })
+            .collect();
+        let (a, b) = tokio::join!(
+            sqlite.submit(to_batch(tenant, batch.clone())),
+            postgres.submit(to_batch(tenant, batch))
+        );
+        a.expect("sqlite");
+        b.expect("postgres");
+        i += n;
+    }
+    let filled = fill.elapsed().as_secs_f64();
+    let c = db.conn().expect("connection");
+    let p = pg.client().await.expect("connection");
+    let (t, u) = (tenant.to_string(), tenant.as_uuid());
+    let mut out = vec![format!(
+        "{events} events of one tenant over 30 days stored on both in {filled:.1} s"
+    )];
+    out.push(format!(
+        "sqlite SELECT 1: {}",
+        time_reads(secs, || async {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "sqlite limits (day + month totals): {}",
+        time_reads(secs, || async {
+            tenantry::usage::store::total(&c, &t, today, today + 1).expect("read");
+            tenantry::usage::store::total(&c, &t, first, next).expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "sqlite stats by model, 30 days: {}",
+        time_reads(secs, || async {
+            tenantry::usage::store::groups(&c, &t, "model", today - 29, today + 1).expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "sqlite stats by day, 30 days: {}",
+        time_reads(secs, || async {
+            tenantry::usage::store::groups(&c, &t, "", today - 29, today + 1).expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "postgres SELECT 1: {}",
+        time_reads(secs, || async {
+            p.query_one("SELECT 1", &[]).await.expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "postgres limits (day + month totals): {}",
+        time_reads(secs, || async {
+            tenantry::usage::pg_store::day_and_month(&**p, &[u], today, (first, next))
+                .await
+                .expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "postgres stats by model, 30 days: {}",
+        time_reads(secs, || async {
+            tenantry::usage::pg_store::groups(&**p, u, "model", today - 29, today + 1)
+                .await
+                .expect("read");
+        })
+        .await
+    ));
+    out.push(format!(
+        "postgres stats by day, 30 days: {}",
+        time_reads(secs, || async {
+            tenantry::usage::pg_store::groups(&**p, u, "", today - 29, today + 1)
+                .await
+                .expect("read");
+        })
+        .await
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    out.join("\n")
 }

@@ -242,6 +242,31 @@ async fn the_postgres_writer_stores_what_the_sqlite_writer_stores() {
         "{pg_events:?}"
     );
     assert_totals_match_events(&url).await;
+    // The reads on the rollups (stats groups, limit windows) answer alike on both stores.
+    let pg = pg_connect(&url).await;
+    for t in &tenants {
+        for dim in [
+            "",
+            "model",
+            "agent_name",
+            "user_id",
+            "pipeline_stage",
+            "model.hosted",
+            "model.byo_key",
+        ] {
+            let s = tenantry::usage::store::groups(&c, &t.to_string(), dim, 0, i64::MAX).unwrap();
+            let p = tenantry::usage::pg_store::groups(&pg, t.as_uuid(), dim, 0, i64::MAX)
+                .await
+                .unwrap();
+            assert_eq!(s, p, "{t} {dim}");
+        }
+        let s = tenantry::usage::store::total(&c, &t.to_string(), 0, i64::MAX).unwrap();
+        let p = tenantry::usage::pg_store::total(&pg, t.as_uuid(), 0, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(s, p);
+        assert!(s.events > 0);
+    }
 }
 
 /// `usage_totals` holds exactly the sums of the stored events, per tenant.
