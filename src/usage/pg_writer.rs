@@ -54,7 +54,11 @@ impl Conn {
 /// again whenever the connection is lost), so a database briefly down fails requests, not the
 /// server.
 pub fn start(url: &str, closed: ClosedBefore) -> Result<Writer, String> {
-    let config = crate::db::pg::parse_url(url)?;
+    start_with(crate::db::pg::parse_url(url)?, closed)
+}
+
+/// As `start`, with parsed connection settings.
+pub fn start_with(config: tokio_postgres::Config, closed: ClosedBefore) -> Result<Writer, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
