@@ -114,6 +114,21 @@ impl Usage {
     pub async fn limits_now(&self, ctx: &TenantCtx) -> Result<limits::Status, ApiError> {
         let (tenant, day, counters) = (ctx.id(), day_of(self.now()), self.counters.clone());
         let settings = self.settings.get(tenant);
+        if let Some(pg) = self.db.pg() {
+            // Other replicas add usage too: the windows are read from the rollups (at most 31
+            // rows), so an acknowledged event counts on every replica's next read.
+            let c = pg.client().await.map_err(ApiError::internal)?;
+            let (today, this_month) = super::pg_store::day_and_month(
+                &**c,
+                &[tenant.as_uuid()],
+                day,
+                rollup::month_span(day),
+            )
+            .await?
+            .remove(&tenant.as_uuid())
+            .unwrap_or_default();
+            return Ok(limits::evaluate(&settings.settings, &today, &this_month));
+        }
         // Current windows are in memory; only a tenant not seen today costs a rollup read.
         let w = match counters.get(tenant, day) {
             Some(w) => w,
@@ -139,66 +154,68 @@ impl Usage {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
-        self.db
-            .run(move |c| {
-                let totals = store::total(c, &tenant, days.from, days.to)?;
-                let groups: Vec<Group> = match group {
+        // The rollup dimension the grouping reads ("" for days and months).
+        let dim = match group {
+            None => None,
+            Some(GroupBy::Day | GroupBy::Month) => Some(""),
+            Some(GroupBy::Dim(dim)) => Some(dim),
+        };
+        let (totals, rows) = match self.db.pg() {
+            Some(pg) => {
+                let c = pg.client().await.map_err(ApiError::internal)?;
+                let id = ctx.id().as_uuid();
+                let totals = super::pg_store::total(&**c, id, days.from, days.to).await?;
+                let rows = match dim {
+                    Some(dim) => super::pg_store::groups(&**c, id, dim, days.from, days.to).await?,
                     None => Vec::new(),
-                    Some(GroupBy::Day) => store::groups(c, &tenant, "", days.from, days.to)?
-                        .into_iter()
-                        .map(|(d, t)| Group {
-                            key: Some(rollup::day_label(d.parse().unwrap_or(0))),
-                            totals: t,
-                        })
-                        .collect(),
-                    Some(GroupBy::Month) => {
-                        let mut months: Vec<Group> = Vec::new();
-                        for (d, t) in store::groups(c, &tenant, "", days.from, days.to)? {
-                            let label = rollup::month_label(d.parse().unwrap_or(0));
-                            match months.last_mut() {
-                                Some(g) if g.key.as_deref() == Some(label.as_str()) => {
-                                    g.totals.add(&t)
-                                }
-                                _ => months.push(Group {
-                                    key: Some(label),
-                                    totals: t,
-                                }),
-                            }
-                        }
-                        months
-                    }
-                    Some(GroupBy::Dim(dim)) => store::groups(c, &tenant, dim, days.from, days.to)?
-                        .into_iter()
-                        .map(|(k, t)| Group {
-                            key: Some(k).filter(|k| !k.is_empty()),
-                            totals: t,
-                        })
-                        .collect(),
                 };
-                Ok(Stats {
-                    days,
-                    totals,
-                    groups,
-                })
-            })
-            .await
+                (totals, rows)
+            }
+            None => {
+                self.db
+                    .run(move |c| {
+                        let totals = store::total(c, &tenant, days.from, days.to)?;
+                        let rows = match dim {
+                            Some(dim) => store::groups(c, &tenant, dim, days.from, days.to)?,
+                            None => Vec::new(),
+                        };
+                        Ok((totals, rows))
+                    })
+                    .await?
+            }
+        };
+        Ok(Stats {
+            days,
+            totals,
+            groups: shape(group, rows),
+        })
     }
 
     pub async fn summary(&self, ctx: &TenantCtx) -> Result<Summary, ApiError> {
         let limits = self.limits_status(ctx).await?;
         let (tenant, today) = (ctx.db_id(), day_of(self.now()));
         let (first, next) = rollup::month_span(today);
-        let (day_totals, month_totals, models, agents) = self
-            .db
-            .run(move |c| {
-                Ok((
-                    store::total(c, &tenant, today, today + 1)?,
-                    store::total(c, &tenant, first, next)?,
-                    store::groups(c, &tenant, "model", first, next)?,
-                    store::groups(c, &tenant, "agent_name", first, next)?,
-                ))
-            })
-            .await?;
+        let (day_totals, month_totals, models, agents) = if let Some(pg) = self.db.pg() {
+            let c = pg.client().await.map_err(ApiError::internal)?;
+            let id = ctx.id().as_uuid();
+            (
+                super::pg_store::total(&**c, id, today, today + 1).await?,
+                super::pg_store::total(&**c, id, first, next).await?,
+                super::pg_store::groups(&**c, id, "model", first, next).await?,
+                super::pg_store::groups(&**c, id, "agent_name", first, next).await?,
+            )
+        } else {
+            self.db
+                .run(move |c| {
+                    Ok((
+                        store::total(c, &tenant, today, today + 1)?,
+                        store::total(c, &tenant, first, next)?,
+                        store::groups(c, &tenant, "model", first, next)?,
+                        store::groups(c, &tenant, "agent_name", first, next)?,
+                    ))
+                })
+                .await?
+        };
         let top = |rows: Vec<(String, Totals)>| -> Vec<(String, Totals)> {
             rows.into_iter()
                 .filter(|(k, _)| !k.is_empty())
@@ -219,10 +236,18 @@ impl Usage {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
-        let mut rows = self
-            .db
-            .run(move |c| Ok(store::groups(c, &tenant, "agent_name", i64::MIN, i64::MAX)?))
-            .await?;
+        let mut rows = match self.db.pg() {
+            Some(pg) => {
+                let c = pg.client().await.map_err(ApiError::internal)?;
+                super::pg_store::groups(&**c, ctx.id().as_uuid(), "agent_name", i64::MIN, i64::MAX)
+                    .await?
+            }
+            None => {
+                self.db
+                    .run(move |c| Ok(store::groups(c, &tenant, "agent_name", i64::MIN, i64::MAX)?))
+                    .await?
+            }
+        };
         rows.retain(|(k, _)| !k.is_empty());
         rows.sort_by(|a, b| b.1.events.cmp(&a.1.events).then_with(|| a.0.cmp(&b.0)));
         Ok(rows)
@@ -243,5 +268,40 @@ impl Usage {
                 Ok(Page::from_rows(rows, page.limit, |r| r.0).map(|r| r.1))
             })
             .await
+    }
+}
+
+/// The groups of a stats answer from the rollup rows of its dimension.
+fn shape(group: Option<GroupBy>, rows: Vec<(String, Totals)>) -> Vec<Group> {
+    match group {
+        None => Vec::new(),
+        Some(GroupBy::Day) => rows
+            .into_iter()
+            .map(|(d, t)| Group {
+                key: Some(rollup::day_label(d.parse().unwrap_or(0))),
+                totals: t,
+            })
+            .collect(),
+        Some(GroupBy::Month) => {
+            let mut months: Vec<Group> = Vec::new();
+            for (d, t) in rows {
+                let label = rollup::month_label(d.parse().unwrap_or(0));
+                match months.last_mut() {
+                    Some(g) if g.key.as_deref() == Some(label.as_str()) => g.totals.add(&t),
+                    _ => months.push(Group {
+                        key: Some(label),
+                        totals: t,
+                    }),
+                }
+            }
+            months
+        }
+        Some(GroupBy::Dim(_)) => rows
+            .into_iter()
+            .map(|(k, t)| Group {
+                key: Some(k).filter(|k| !k.is_empty()),
+                totals: t,
+            })
+            .collect(),
     }
 }

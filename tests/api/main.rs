@@ -27,6 +27,7 @@ mod members;
 mod openapi;
 mod operations;
 mod postgres;
+mod postgres_serve;
 mod protocol;
 mod provider_keys;
 mod proxies;
