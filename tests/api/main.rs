@@ -7,6 +7,7 @@ mod bounds;
 mod browser;
 mod cache_tokens;
 mod cli;
+mod copy;
 mod docs;
 mod durability;
 mod encryption;

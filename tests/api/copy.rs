@@ -1,0 +1,517 @@
+//! `tenantry copy --to <postgres-url>` (contract "PostgreSQL and several replicas"): a used
+//! SQLite instance arrives in PostgreSQL row for row, secrets sealed byte for byte and still
+//! opening with the same ENCRYPTION_KEY; a non-empty target is refused and left alone; a failed
+//! copy names the row without its value and leaves the target as it was.
+use crate::helpers::{cli, output_text, pg_connect, pg_database, spawn_tuned, TestApp, ADMIN};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Output;
+
+const KEY: &str = "copy-encryption-key-0123456789";
+const PASSWORD: &str = "s3cret-copy-pw";
+
+/// The test cluster trusts local connections, so a password in the URL is ignored there; it
+/// is only there to prove the copy never prints it.
+fn with_password(url: &str) -> String {
+    url.replacen("://tenantry@", &format!("://tenantry:{PASSWORD}@"), 1)
+}
+
+fn copy(dir: &Path, url: &str) -> Output {
+    let out = cli(dir)
+        .args(["copy", "--to", &with_password(url)])
+        .env("ENCRYPTION_KEY", KEY)
+        .output()
+        .expect("run tenantry copy");
+    assert!(
+        !output_text(&out).contains(PASSWORD),
+        "{}",
+        output_text(&out)
+    );
+    out
+}
+
+async fn used_instance() -> TestApp {
+    spawn_tuned(
+        &[
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENABLE_BILLING", "true"),
+            ("ENABLE_HOSTED_QUEUE", "true"),
+            ("ENCRYPTION_KEY", KEY),
+            ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+        |c| c.billing_finalize_every = std::time::Duration::from_millis(50),
+    )
+    .await
+}
+
+async fn ok(app: &TestApp, method: &str, path: &str, body: Value) -> Value {
+    let r = app.call(method, path, Some(ADMIN), Some(body)).await;
+    assert!((200..300).contains(&r.status), "{path}: {}", r.body);
+    r.body
+}
+
+/// Tenants with members, keys, provider keys, settings history, usage in both execution modes
+/// (metadata with quotes, newlines and unicode; event ids; a job's usage), jobs, a webhook
+/// endpoint with deliveries, events and a finalized statement. Returns the provider keys.
+async fn populate(app: &TestApp) -> Vec<(String, String)> {
+    app.clock.set("2026-09-10T12:00:00Z".parse().unwrap());
+    // First, so the events below are delivered to it (and fail: nothing listens there).
+    ok(
+        app,
+        "POST",
+        "/api/webhooks",
+        json!({"url": "http://127.0.0.1:9/hook", "description": "dead receiver"}),
+    )
+    .await;
+    let mut provider_keys = Vec::new();
+    for slug in ["acme", "globex", "default"] {
+        if slug != "default" {
+            app.create_tenant(slug).await;
+        }
+        app.put_member(slug, &format!("alice-{slug}"), "owner")
+            .await;
+        app.put_member(slug, "bob", "viewer").await;
+        app.create_key(slug, "member").await;
+        app.create_key(slug, "service").await;
+        let secret = format!("sk-{slug}-provider-0123456789abcdef");
+        ok(
+            app,
+            "PUT",
+            &format!("/api/tenant/{slug}/settings/provider-keys/openai"),
+            json!({"api_key": secret}),
+        )
+        .await;
+        let id = ok(app, "GET", &format!("/api/tenants/{slug}"), json!(null)).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        provider_keys.push((id, secret));
+        let job = ok(
+            app,
+            "POST",
+            &format!("/api/tenant/{slug}/jobs"),
+            json!({"jobs": [{"payload": {"n": 1}, "queue": "q1"},
+                            {"payload": {"n": 2, "s": "ünï \"q\"\n"}, "queue": "q2", "priority": 3,
+                             "idempotency_key": "once"}]}),
+        )
+        .await["jobs"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (round, mode) in ["hosted", "byo_key"].iter().enumerate() {
+            ok(
+                app,
+                "PATCH",
+                &format!("/api/tenant/{slug}/settings"),
+                json!({"execution_mode": mode, "markup_percent": 10 + round}),
+            )
+            .await;
+            let events: Vec<Value> = (0..6)
+                .map(|i| {
+                    let model = ["gpt-4o", "claude-sonnet-4", "unknown-model-x"][i % 3];
+                    json!({"event_id": format!("{slug}-{mode}-{i}"),
+                           "model": model,
+                           "input_tokens": 100 + i, "output_tokens": 7 * i,
+                           "cache_read_tokens": i, "cache_write_tokens": i / 2,
+                           "reasoning_tokens": i % 2,
+                           "timestamp": format!("2026-09-0{}T10:00:00Z", 1 + i),
+                           "agent_name": "agent \"one\"", "user_id": format!("u{}", i % 2),
+                           "pipeline_stage": if i > 2 { Some("rank") } else { None },
+                           "job_id": if i == 0 { Some(job.clone()) } else { None },
+                           "metadata": {"quote": "it's \"x\"", "nl": "a\nb", "uni": "日本 ✓ é",
+                                        "nested": {"k": [1, 2.5, null]}}})
+                })
+                .collect();
+            ok(
+                app,
+                "POST",
+                &format!("/api/tenant/{slug}/usage/events"),
+                json!({"events": events}),
+            )
+            .await;
+        }
+    }
+    ok(
+        app,
+        "POST",
+        "/api/tenant/acme/usage/events",
+        json!({"events": [{"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 2.5}]}),
+    )
+    .await;
+    // Next month: September's statements are final and stored when read.
+    app.clock.set("2026-10-05T00:00:00Z".parse().unwrap());
+    for slug in ["acme", "globex"] {
+        ok(
+            app,
+            "GET",
+            &format!("/api/tenant/{slug}/billing/statements/2026-09"),
+            json!(null),
+        )
+        .await;
+    }
+    let globex = &provider_keys[1].0;
+    ok(
+        app,
+        "PATCH",
+        &format!("/api/tenants/{globex}"),
+        json!({"plan": "pro"}),
+    )
+    .await;
+    ok(
+        app,
+        "POST",
+        &format!("/api/tenants/{globex}/deactivate"),
+        json!({}),
+    )
+    .await;
+    provider_keys
+}
+
+/// A value as both stores' rows compare: UUIDs as their text.
+#[derive(Debug, PartialEq)]
+enum V {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+fn sqlite_rows(c: &rusqlite::Connection, table: &str, cols: &[String], key: &str) -> Vec<Vec<V>> {
+    use rusqlite::types::ValueRef;
+    let sql = format!("SELECT {} FROM {table} ORDER BY {key}", cols.join(", "));
+    let mut stmt = c.prepare(&sql).unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        out.push(
+            (0..cols.len())
+                .map(|i| match r.get_ref(i).unwrap() {
+                    ValueRef::Null => V::Null,
+                    ValueRef::Integer(v) => V::Int(v),
+                    ValueRef::Text(t) => V::Text(String::from_utf8(t.to_vec()).unwrap()),
+                    ValueRef::Blob(b) => V::Bytes(b.to_vec()),
+                    ValueRef::Real(f) => panic!("a real in {table}: {f}"),
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+async fn pg_rows(
+    c: &tokio_postgres::Client,
+    table: &str,
+    cols: &[String],
+    key: &str,
+) -> Vec<Vec<V>> {
+    use tokio_postgres::types::Type;
+    let sql = format!("SELECT {} FROM {table} ORDER BY {key}", cols.join(", "));
+    let rows = c.query(&sql, &[]).await.unwrap();
+    rows.iter()
+        .map(|r| {
+            (0..cols.len())
+                .map(|i| {
+                    let ty = r.columns()[i].type_().clone();
+                    if ty == Type::INT8 {
+                        r.get::<_, Option<i64>>(i).map_or(V::Null, V::Int)
+                    } else if ty == Type::UUID {
+                        r.get::<_, Option<uuid::Uuid>>(i)
+                            .map_or(V::Null, |u| V::Text(u.to_string()))
+                    } else if ty == Type::BYTEA {
+                        r.get::<_, Option<Vec<u8>>>(i).map_or(V::Null, V::Bytes)
+                    } else {
+                        r.get::<_, Option<String>>(i).map_or(V::Null, V::Text)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every table of the SQLite file equals PostgreSQL's, row by row in primary-key order;
+/// returns the tables and their row counts.
+async fn assert_same_rows(db: &Path, pg: &tokio_postgres::Client) -> Vec<(String, usize)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let schema = tenantry::db::pg::schema::sqlite(&c).unwrap();
+    let mut counts = Vec::new();
+    for (table, t) in &schema {
+        let cols: Vec<String> = t.columns.iter().map(|c| format!("\"{}\"", c.0)).collect();
+        let key = t.primary_key.join(", ");
+        let want = sqlite_rows(&c, table, &cols, &key);
+        let have = pg_rows(pg, table, &cols, &key).await;
+        assert_eq!(want.len(), have.len(), "row count of {table}");
+        for (w, h) in want.iter().zip(&have) {
+            assert_eq!(w, h, "a row of {table}");
+        }
+        counts.push((table.clone(), want.len()));
+    }
+    counts
+}
+
+async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn copy_moves_every_row_into_postgres_and_sealed_keys_open_with_the_same_key() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = used_instance().await;
+    let provider_keys = populate(&app).await;
+    let (dir, config) = app.stop().await;
+
+    let out = copy(dir.path(), &url);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let pg = pg_connect(&url).await;
+    let copied = assert_same_rows(&config.db_path(), &pg).await;
+    // One line per table in foreign-key order, usage_totals, then the summary.
+    assert_eq!(lines.len(), copied.len() + 2, "{text}");
+    assert!(lines[0].starts_with("meta: "), "{text}");
+    for (table, n) in &copied {
+        let rows = if *n == 1 {
+            "1 row".to_string()
+        } else {
+            format!("{n} rows")
+        };
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{table}: {rows}, "))),
+            "no line for {table} with {rows}: {text}"
+        );
+        assert!(
+            *n > 0 || table == "pricing_overrides" || table == "agent_preferences",
+            "{table} is empty"
+        );
+    }
+    let tenants_pos = lines
+        .iter()
+        .position(|l| l.starts_with("tenants:"))
+        .unwrap();
+    let events_pos = lines
+        .iter()
+        .position(|l| l.starts_with("usage_events:"))
+        .unwrap();
+    assert!(tenants_pos < events_pos, "{text}");
+    assert!(
+        lines.contains(&"usage_events: 37 rows, counts and per-tenant sums match"),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"usage_totals: 3 rows, equal to the rollups' all-time totals"),
+        "{text}"
+    );
+    let total: usize = copied.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!(
+            "copied {} tables ({total} rows) into PostgreSQL at schema version {}; committed",
+            copied.len(),
+            tenantry::db::pg::migrate::latest()
+        )
+    );
+
+    // usage_totals holds each tenant's all-time total, as the rollups' total dimension sums it.
+    let acme = &provider_keys[0].0;
+    let r = pg
+        .query_one(
+            "SELECT version, events, billed_nanos FROM usage_totals WHERE tenant_id::text = $1",
+            &[acme],
+        )
+        .await
+        .unwrap();
+    let raw: (i64, i64) = {
+        let c = rusqlite::Connection::open(config.db_path()).unwrap();
+        c.query_row(
+            "SELECT count(*), sum(billed_nanos) FROM usage_events WHERE tenant_id = ?1",
+            [acme],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!((r.get::<_, i64>(0), r.get(1), r.get(2)), (0, raw.0, raw.1));
+
+    // The provider keys open from PostgreSQL's ciphertext with the instance's key (its record
+    // copied with `meta`), bound to their tenants as before.
+    let meta = |k: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.query_one("SELECT value FROM meta WHERE key = $1", &[&k])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    let record = tenantry::crypto::KeyRecord {
+        salt: tenantry::crypto::unhex(&meta("encryption_salt").await).unwrap(),
+        params: tenantry::crypto::KdfParams::parse(&meta("encryption_kdf").await).unwrap(),
+        check: meta("encryption_check").await,
+    };
+    let master = record
+        .open_with(KEY)
+        .unwrap()
+        .expect("ENCRYPTION_KEY opens the copied record");
+    for (tenant, secret) in &provider_keys {
+        let sealed: Vec<u8> = pg
+            .query_one(
+                "SELECT ciphertext FROM provider_keys WHERE tenant_id::text = $1 AND provider = 'openai'",
+                &[tenant],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let opened =
+            tenantry::crypto::open(&master, &sealed, tenant.parse().unwrap(), "openai").unwrap();
+        assert_eq!(opened.expose(), secret);
+    }
+
+    // A second copy into the same database is refused and changes nothing.
+    let again = copy(dir.path(), &url);
+    assert!(!again.status.success());
+    let err = output_text(&again);
+    assert!(
+        err.contains("not empty") && err.contains("tenants has 2 rows beyond the default tenant"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_same_rows(&config.db_path(), &pg).await;
+    assert_eq!(count(&pg, "usage_totals").await, 3);
+}
+
+#[tokio::test]
+async fn copy_refuses_a_database_with_a_row_of_its_own_and_leaves_it_alone() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = used_instance().await;
+    app.create_tenant("acme").await;
+    let (dir, _) = app.stop().await;
+    // Migrated, then one operator setting written: not what the migrations make.
+    let pg = pg_connect(&url).await;
+    let out = cli(dir.path())
+        .arg("migrate")
+        .env("TENANTRY_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    pg.batch_execute("INSERT INTO meta (key, value) VALUES ('foreign', 'row')")
+        .await
+        .unwrap();
+    let out = copy(dir.path(), &url);
+    assert!(!out.status.success());
+    let err = output_text(&out);
+    assert!(err.contains("not empty (meta has 1 row)"), "{err}");
+    assert_eq!(count(&pg, "meta").await, 1);
+    assert_eq!(count(&pg, "tenants").await, 1);
+    assert_eq!(count(&pg, "usage_totals").await, 0);
+}
+
+/// A value PostgreSQL cannot take fails the whole copy, naming table, column and row but not
+/// the value; the target is as it was, and the copy runs again once the value is fixed.
+#[tokio::test]
+async fn a_failed_copy_names_the_row_not_the_value_and_leaves_the_target_as_it_was() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = used_instance().await;
+    app.create_tenant("acme").await;
+    app.create_key("acme", "member").await;
+    let (dir, config) = app.stop().await;
+    let db = rusqlite::Connection::open(config.db_path()).unwrap();
+    db.execute(
+        "UPDATE events SET id = 'secret-looking-value' WHERE seq = (SELECT max(seq) FROM events)",
+        [],
+    )
+    .unwrap();
+    let seq: i64 = db
+        .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let out = copy(dir.path(), &url);
+    assert!(!out.status.success());
+    let err = output_text(&out);
+    assert!(!err.contains("secret-looking-value"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot copy table events: column id of the row with key ({seq}) is not a UUID"
+        )),
+        "{err}"
+    );
+    let pg = pg_connect(&url).await;
+    assert_eq!(
+        count(&pg, "tenants").await,
+        1,
+        "the failed copy left nothing"
+    );
+    assert_eq!(count(&pg, "settings_versions").await, 1);
+    assert_eq!(count(&pg, "api_keys").await, 0);
+
+    db.execute(
+        "UPDATE events SET id = '0190a8c8-0000-7000-8000-000000000001' WHERE seq = ?1",
+        [seq],
+    )
+    .unwrap();
+    let out = copy(dir.path(), &url);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_same_rows(&config.db_path(), &pg).await;
+}
+
+/// Identities continue after the copied rows: a row inserted without `seq` gets a larger one.
+#[tokio::test]
+async fn identities_continue_after_the_copied_rows() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = used_instance().await;
+    app.create_tenant("acme").await;
+    ok(
+        &app,
+        "POST",
+        "/api/tenant/acme/usage/events",
+        json!({"events": [{"model": "m", "input_tokens": 1, "output_tokens": 1},
+                          {"model": "m", "input_tokens": 2, "output_tokens": 2}]}),
+    )
+    .await;
+    let (dir, _) = app.stop().await;
+    let out = copy(dir.path(), &url);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let pg = pg_connect(&url).await;
+    let max: i64 = pg
+        .query_one("SELECT max(seq) FROM usage_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let seq: i64 = pg
+        .query_one(
+            "INSERT INTO usage_events (id, tenant_id, ts, model, input_tokens, output_tokens,
+                 estimated_nanos, billed_nanos, cost_source, execution_mode, markup, created_at)
+             SELECT gen_random_uuid(), tenant_id, 0, 'm', 0, 0, 0, 0, 'client', 'hosted', 0, 0
+             FROM usage_events LIMIT 1 RETURNING seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(seq > max, "new seq {seq} after copied max {max}");
+    let events_seq: i64 = pg
+        .query_one(
+            "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data, created_at)
+             SELECT gen_random_uuid(), tenant_id, 'c', 't', 'info', 'm', '{}', 0
+             FROM events LIMIT 1 RETURNING seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let events_max: i64 = pg
+        .query_one("SELECT max(seq) FROM events WHERE category <> 'c'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(events_seq > events_max);
+}
