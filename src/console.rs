@@ -14,6 +14,9 @@ pub const ENVIRONMENT_HELP: &str = "\
 Configuration comes from the environment (an unknown value stops the start with one line):
   TENANTRY_BIND              address to listen on (127.0.0.1:8080)
   TENANTRY_DATA_DIR          data directory, created 0700 (./data)
+  TENANTRY_DATABASE_URL      postgres://user:password@host:5432/db: the store is PostgreSQL
+                             (unset: tenantry.db in the data directory); being built, so
+                             today only migrate and verify run on it (copy --to fills it)
   TENANTRY_ADMIN_TOKEN       admin token, at least 16 characters; replaces the stored one
                              (unset: generated on first start and shown once)
   ENCRYPTION_KEY             secret that seals provider keys, at least 16 characters

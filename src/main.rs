@@ -123,6 +123,7 @@ fn main() -> ExitCode {
         Some(Command::Migrate) => migrate(config),
         // Reads the SQLite file whatever TENANTRY_DATABASE_URL says: the target is --to.
         Some(Command::Copy { to }) => copy(&config, &to),
+        Some(Command::Verify) if config.database_url.is_some() => verify(&config),
         Some(Command::Backup { .. } | Command::Restore { .. }) if config.database_url.is_some() => {
             Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
         }
@@ -253,7 +254,10 @@ fn rotate(config: Config) -> Result<(), String> {
 /// Prints one line per check on stdout; the exit status says whether all passed.
 fn verify(config: &Config) -> Result<(), String> {
     use std::io::Write;
-    let checks = tenantry::verify::run(config)?;
+    let checks = match &config.database_url {
+        Some(url) => tenantry::db::pg::block_on(tenantry::verify::pg::run(config, url.expose()))??,
+        None => tenantry::verify::run(config)?,
+    };
     let mut out = std::io::stdout().lock();
     for check in &checks {
         writeln!(out, "{}", check.line()).map_err(|e| format!("cannot write the report: {e}"))?;

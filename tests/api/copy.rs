@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Output;
 
-const KEY: &str = "copy-encryption-key-0123456789";
+pub const KEY: &str = "copy-encryption-key-0123456789";
 const PASSWORD: &str = "s3cret-copy-pw";
 
 /// The test cluster trusts local connections, so a password in the URL is ignored there; it
@@ -16,7 +16,7 @@ fn with_password(url: &str) -> String {
     url.replacen("://tenantry@", &format!("://tenantry:{PASSWORD}@"), 1)
 }
 
-fn copy(dir: &Path, url: &str) -> Output {
+pub fn copy(dir: &Path, url: &str) -> Output {
     let out = cli(dir)
         .args(["copy", "--to", &with_password(url)])
         .env("ENCRYPTION_KEY", KEY)
@@ -30,7 +30,7 @@ fn copy(dir: &Path, url: &str) -> Output {
     out
 }
 
-async fn used_instance() -> TestApp {
+pub async fn used_instance() -> TestApp {
     spawn_tuned(
         &[
             ("ENABLE_MULTI_TENANT", "true"),
@@ -53,7 +53,7 @@ async fn ok(app: &TestApp, method: &str, path: &str, body: Value) -> Value {
 /// Tenants with members, keys, provider keys, settings history, usage in both execution modes
 /// (metadata with quotes, newlines and unicode; event ids; a job's usage), jobs, a webhook
 /// endpoint with deliveries, events and a finalized statement. Returns the provider keys.
-async fn populate(app: &TestApp) -> Vec<(String, String)> {
+pub async fn populate(app: &TestApp) -> Vec<(String, String)> {
     app.clock.set("2026-09-10T12:00:00Z".parse().unwrap());
     // First, so the events below are delivered to it (and fail: nothing listens there).
     ok(

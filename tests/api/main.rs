@@ -45,4 +45,5 @@ mod traffic;
 mod upstream;
 mod usage;
 mod verify;
+mod verify_postgres;
 mod webhooks;
