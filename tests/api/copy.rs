@@ -2,8 +2,13 @@
 //! SQLite instance arrives in PostgreSQL row for row, secrets sealed byte for byte and still
 //! opening with the same ENCRYPTION_KEY; a non-empty target is refused and left alone; a failed
 //! copy names the row without its value and leaves the target as it was.
-use crate::helpers::{cli, output_text, pg_connect, pg_database, spawn_tuned, TestApp, ADMIN};
-use serde_json::{json, Value};
+mod instance;
+mod rows;
+
+use crate::helpers::{cli, output_text, pg_connect, pg_database};
+pub use instance::{ok, populate, used_instance};
+use rows::assert_same_rows;
+use serde_json::json;
 use std::path::Path;
 use std::process::Output;
 
@@ -28,224 +33,6 @@ pub fn copy(dir: &Path, url: &str) -> Output {
         output_text(&out)
     );
     out
-}
-
-pub async fn used_instance() -> TestApp {
-    spawn_tuned(
-        &[
-            ("ENABLE_MULTI_TENANT", "true"),
-            ("ENABLE_BILLING", "true"),
-            ("ENABLE_HOSTED_QUEUE", "true"),
-            ("ENCRYPTION_KEY", KEY),
-            ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
-        ],
-        |c| c.billing_finalize_every = std::time::Duration::from_millis(50),
-    )
-    .await
-}
-
-async fn ok(app: &TestApp, method: &str, path: &str, body: Value) -> Value {
-    let r = app.call(method, path, Some(ADMIN), Some(body)).await;
-    assert!((200..300).contains(&r.status), "{path}: {}", r.body);
-    r.body
-}
-
-/// Tenants with members, keys, provider keys, settings history, usage in both execution modes
-/// (metadata with quotes, newlines and unicode; event ids; a job's usage), jobs, a webhook
-/// endpoint with deliveries, events and a finalized statement. Returns the provider keys.
-pub async fn populate(app: &TestApp) -> Vec<(String, String)> {
-    app.clock.set("2026-09-10T12:00:00Z".parse().unwrap());
-    // First, so the events below are delivered to it (and fail: nothing listens there).
-    ok(
-        app,
-        "POST",
-        "/api/webhooks",
-        json!({"url": "http://127.0.0.1:9/hook", "description": "dead receiver"}),
-    )
-    .await;
-    let mut provider_keys = Vec::new();
-    for slug in ["acme", "globex", "default"] {
-        if slug != "default" {
-            app.create_tenant(slug).await;
-        }
-        app.put_member(slug, &format!("alice-{slug}"), "owner")
-            .await;
-        app.put_member(slug, "bob", "viewer").await;
-        app.create_key(slug, "member").await;
-        app.create_key(slug, "service").await;
-        let secret = format!("sk-{slug}-provider-0123456789abcdef");
-        ok(
-            app,
-            "PUT",
-            &format!("/api/tenant/{slug}/settings/provider-keys/openai"),
-            json!({"api_key": secret}),
-        )
-        .await;
-        let id = ok(app, "GET", &format!("/api/tenants/{slug}"), json!(null)).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        provider_keys.push((id, secret));
-        let job = ok(
-            app,
-            "POST",
-            &format!("/api/tenant/{slug}/jobs"),
-            json!({"jobs": [{"payload": {"n": 1}, "queue": "q1"},
-                            {"payload": {"n": 2, "s": "ünï \"q\"\n"}, "queue": "q2", "priority": 3,
-                             "idempotency_key": "once"}]}),
-        )
-        .await["jobs"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for (round, mode) in ["hosted", "byo_key"].iter().enumerate() {
-            ok(
-                app,
-                "PATCH",
-                &format!("/api/tenant/{slug}/settings"),
-                json!({"execution_mode": mode, "markup_percent": 10 + round}),
-            )
-            .await;
-            let events: Vec<Value> = (0..6)
-                .map(|i| {
-                    let model = ["gpt-4o", "claude-sonnet-4", "unknown-model-x"][i % 3];
-                    json!({"event_id": format!("{slug}-{mode}-{i}"),
-                           "model": model,
-                           "input_tokens": 100 + i, "output_tokens": 7 * i,
-                           "cache_read_tokens": i, "cache_write_tokens": i / 2,
-                           "reasoning_tokens": i % 2,
-                           "timestamp": format!("2026-09-0{}T10:00:00Z", 1 + i),
-                           "agent_name": "agent \"one\"", "user_id": format!("u{}", i % 2),
-                           "pipeline_stage": if i > 2 { Some("rank") } else { None },
-                           "job_id": if i == 0 { Some(job.clone()) } else { None },
-                           "metadata": {"quote": "it's \"x\"", "nl": "a\nb", "uni": "日本 ✓ é",
-                                        "nested": {"k": [1, 2.5, null]}}})
-                })
-                .collect();
-            ok(
-                app,
-                "POST",
-                &format!("/api/tenant/{slug}/usage/events"),
-                json!({"events": events}),
-            )
-            .await;
-        }
-    }
-    ok(
-        app,
-        "POST",
-        "/api/tenant/acme/usage/events",
-        json!({"events": [{"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 2.5}]}),
-    )
-    .await;
-    // Next month: September's statements are final and stored when read.
-    app.clock.set("2026-10-05T00:00:00Z".parse().unwrap());
-    for slug in ["acme", "globex"] {
-        ok(
-            app,
-            "GET",
-            &format!("/api/tenant/{slug}/billing/statements/2026-09"),
-            json!(null),
-        )
-        .await;
-    }
-    let globex = &provider_keys[1].0;
-    ok(
-        app,
-        "PATCH",
-        &format!("/api/tenants/{globex}"),
-        json!({"plan": "pro"}),
-    )
-    .await;
-    ok(
-        app,
-        "POST",
-        &format!("/api/tenants/{globex}/deactivate"),
-        json!({}),
-    )
-    .await;
-    provider_keys
-}
-
-/// A value as both stores' rows compare: UUIDs as their text.
-#[derive(Debug, PartialEq)]
-enum V {
-    Null,
-    Int(i64),
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-fn sqlite_rows(c: &rusqlite::Connection, table: &str, cols: &[String], key: &str) -> Vec<Vec<V>> {
-    use rusqlite::types::ValueRef;
-    let sql = format!("SELECT {} FROM {table} ORDER BY {key}", cols.join(", "));
-    let mut stmt = c.prepare(&sql).unwrap();
-    let mut rows = stmt.query([]).unwrap();
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().unwrap() {
-        out.push(
-            (0..cols.len())
-                .map(|i| match r.get_ref(i).unwrap() {
-                    ValueRef::Null => V::Null,
-                    ValueRef::Integer(v) => V::Int(v),
-                    ValueRef::Text(t) => V::Text(String::from_utf8(t.to_vec()).unwrap()),
-                    ValueRef::Blob(b) => V::Bytes(b.to_vec()),
-                    ValueRef::Real(f) => panic!("a real in {table}: {f}"),
-                })
-                .collect(),
-        );
-    }
-    out
-}
-
-async fn pg_rows(
-    c: &tokio_postgres::Client,
-    table: &str,
-    cols: &[String],
-    key: &str,
-) -> Vec<Vec<V>> {
-    use tokio_postgres::types::Type;
-    let sql = format!("SELECT {} FROM {table} ORDER BY {key}", cols.join(", "));
-    let rows = c.query(&sql, &[]).await.unwrap();
-    rows.iter()
-        .map(|r| {
-            (0..cols.len())
-                .map(|i| {
-                    let ty = r.columns()[i].type_().clone();
-                    if ty == Type::INT8 {
-                        r.get::<_, Option<i64>>(i).map_or(V::Null, V::Int)
-                    } else if ty == Type::UUID {
-                        r.get::<_, Option<uuid::Uuid>>(i)
-                            .map_or(V::Null, |u| V::Text(u.to_string()))
-                    } else if ty == Type::BYTEA {
-                        r.get::<_, Option<Vec<u8>>>(i).map_or(V::Null, V::Bytes)
-                    } else {
-                        r.get::<_, Option<String>>(i).map_or(V::Null, V::Text)
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Every table of the SQLite file equals PostgreSQL's, row by row in primary-key order;
-/// returns the tables and their row counts.
-async fn assert_same_rows(db: &Path, pg: &tokio_postgres::Client) -> Vec<(String, usize)> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let schema = tenantry::db::pg::schema::sqlite(&c).unwrap();
-    let mut counts = Vec::new();
-    for (table, t) in &schema {
-        let cols: Vec<String> = t.columns.iter().map(|c| format!("\"{}\"", c.0)).collect();
-        let key = t.primary_key.join(", ");
-        let want = sqlite_rows(&c, table, &cols, &key);
-        let have = pg_rows(pg, table, &cols, &key).await;
-        assert_eq!(want.len(), have.len(), "row count of {table}");
-        for (w, h) in want.iter().zip(&have) {
-            assert_eq!(w, h, "a row of {table}");
-        }
-        counts.push((table.clone(), want.len()));
-    }
-    counts
 }
 
 async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
@@ -514,4 +301,64 @@ async fn identities_continue_after_the_copied_rows() {
         .unwrap()
         .get(0);
     assert!(events_seq > events_max);
+}
+
+/// The checks compare what PostgreSQL stored, not what was sent: a trigger in the target that
+/// alters one amount on the way in makes the copy fail, naming table, tenant and sum, and
+/// nothing is committed.
+#[tokio::test]
+async fn a_sum_that_differs_after_the_copy_fails_it_and_nothing_is_committed() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = used_instance().await;
+    let acme = app.create_tenant("acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        &app,
+        "POST",
+        "/api/tenant/acme/usage/events",
+        json!({"events": [{"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": 1}]}),
+    )
+    .await;
+    let (dir, _) = app.stop().await;
+    let out = cli(dir.path())
+        .arg("migrate")
+        .env("TENANTRY_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let pg = pg_connect(&url).await;
+    pg.batch_execute(
+        "CREATE FUNCTION skim() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.billed_nanos := NEW.billed_nanos - 1; RETURN NEW; END $$;
+         CREATE TRIGGER skim BEFORE INSERT ON usage_events FOR EACH ROW EXECUTE FUNCTION skim();",
+    )
+    .await
+    .unwrap();
+    let out = copy(dir.path(), &url);
+    assert!(!out.status.success());
+    let err = output_text(&out);
+    assert!(
+        err.contains(&format!(
+            "nothing was copied: table usage_events, tenant {acme}: sum of billed_nanos 1000000000 in SQLite, 999999999 in PostgreSQL"
+        )),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no table lines for a copy that failed: {err}"
+    );
+    for table in [
+        "usage_events",
+        "usage_rollups",
+        "usage_totals",
+        "api_keys",
+        "events",
+    ] {
+        assert_eq!(count(&pg, table).await, 0, "{table}");
+    }
+    assert_eq!(count(&pg, "tenants").await, 1);
 }
