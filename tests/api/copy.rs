@@ -5,7 +5,7 @@
 mod instance;
 mod rows;
 
-use crate::helpers::{cli, output_text, pg_connect, pg_database};
+use crate::helpers::{cli, ingest_until_refused, output_text, pg_connect, pg_database, Process};
 pub use instance::{ok, populate, used_instance};
 use rows::assert_same_rows;
 use serde_json::json;
@@ -361,4 +361,60 @@ async fn a_sum_that_differs_after_the_copy_fails_it_and_nothing_is_committed() {
         assert_eq!(count(&pg, table).await, 0, "{table}");
     }
     assert_eq!(count(&pg, "tenants").await, 1);
+}
+
+/// Beside a server that keeps ingesting, the copy reads one snapshot: its counts and sums
+/// check out against that snapshot, the copied rollups equal the copied raw events (verify on
+/// PostgreSQL), and the events written after it stay behind in SQLite.
+#[tokio::test]
+async fn copy_beside_a_running_server_copies_one_consistent_snapshot() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "copy-admin-token-0123456789";
+    let mut server = Process::start(
+        dir.path(),
+        &[
+            ("TENANTRY_ADMIN_TOKEN", admin),
+            ("ENCRYPTION_KEY", KEY),
+            ("TENANTRY_LOG", "warn"),
+        ],
+    );
+    let (acked, tasks) = ingest_until_refused(&server.url, admin, 4, 20);
+    let started = std::time::Instant::now();
+    while acked.lock().unwrap().len() < 500 && started.elapsed().as_secs() < 30 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let path = dir.path().to_path_buf();
+    let target = url.clone();
+    let out = tokio::task::spawn_blocking(move || copy(&path, &target))
+        .await
+        .unwrap();
+    let during = acked.lock().unwrap().len();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.child.kill().unwrap();
+    server.wait();
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert!(out.status.success(), "{}", output_text(&out));
+    let pg = pg_connect(&url).await;
+    let copied = count(&pg, "usage_events").await;
+    let db = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
+    let stored: i64 = db
+        .query_row("SELECT count(*) FROM usage_events", [], |r| r.get(0))
+        .unwrap();
+    assert!(copied >= 500, "{copied} events copied");
+    assert!(
+        stored > copied,
+        "ingest went on during and after the copy: {stored} stored, {copied} copied, {during} acknowledged by the copy's end"
+    );
+    let verify = cli(dir.path())
+        .arg("verify")
+        .env("TENANTRY_DATABASE_URL", &url)
+        .env("ENCRYPTION_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", output_text(&verify));
 }
