@@ -194,6 +194,14 @@ async fn copy_refuses_a_database_with_a_row_of_its_own_and_leaves_it_alone() {
     assert!(!out.status.success());
     let err = output_text(&out);
     assert!(err.contains("not empty (meta has 1 row)"), "{err}");
+    // Not a PostgreSQL URL: the flag is named, the value is not repeated.
+    let out = cli(dir.path())
+        .args(["copy", "--to", &format!("mysql://u:{PASSWORD}@h/x")])
+        .output()
+        .unwrap();
+    let err = output_text(&out);
+    assert!(!out.status.success() && !err.contains(PASSWORD), "{err}");
+    assert!(err.contains("--to must be a URL like postgres://"), "{err}");
     assert_eq!(count(&pg, "meta").await, 1);
     assert_eq!(count(&pg, "tenants").await, 1);
     assert_eq!(count(&pg, "usage_totals").await, 0);
