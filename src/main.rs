@@ -1,4 +1,4 @@
-//! The `tenantry` command line: serve (the default) and migrate.
+//! The `tenantry` command line: serve (the default), migrate and the operator's commands.
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +48,14 @@ enum Command {
     /// Check the database (integrity, foreign keys, tenant ownership, rollups, provider keys),
     /// read-only, also while the server runs; one line per check, exit 0 only when all pass.
     Verify,
+    /// Copy this data dir's SQLite database into an empty PostgreSQL database, in one
+    /// transaction, then compare counts and per-tenant sums (stop the server first: later
+    /// writes are not copied); one line per table.
+    Copy {
+        /// The target, postgres://user:password@host:5432/database (never printed).
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to: String,
+    },
     /// Move one tenant between instances.
     Tenant {
         #[command(subcommand)]
@@ -113,6 +121,9 @@ fn main() -> ExitCode {
     };
     let result = Config::from_env().and_then(|config| match cli.command {
         Some(Command::Migrate) => migrate(config),
+        // Reads the SQLite file whatever TENANTRY_DATABASE_URL says: the target is --to.
+        Some(Command::Copy { to }) => copy(&config, &to),
+        Some(Command::Verify) if config.database_url.is_some() => verify(&config),
         Some(Command::Backup { .. } | Command::Restore { .. }) if config.database_url.is_some() => {
             Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
         }
@@ -244,7 +255,10 @@ fn rotate(config: Config) -> Result<(), String> {
 /// Prints one line per check on stdout; the exit status says whether all passed.
 fn verify(config: &Config) -> Result<(), String> {
     use std::io::Write;
-    let checks = tenantry::verify::run(config)?;
+    let checks = match &config.database_url {
+        Some(url) => tenantry::db::pg::block_on(tenantry::verify::pg::run(config, url.expose()))??,
+        None => tenantry::verify::run(config)?,
+    };
     let mut out = std::io::stdout().lock();
     for check in &checks {
         writeln!(out, "{}", check.line()).map_err(|e| format!("cannot write the report: {e}"))?;
@@ -253,6 +267,17 @@ fn verify(config: &Config) -> Result<(), String> {
         0 => Ok(()),
         n => Err(format!("verify: {n} of {} checks failed", checks.len())),
     }
+}
+
+/// Prints the copy's lines on stdout once it committed; a failure is one line on stderr.
+fn copy(config: &Config, to: &str) -> Result<(), String> {
+    use std::io::Write;
+    let lines = tenantry::db::pg::block_on(tenantry::db::pg::copy::run(config, to))??;
+    let mut out = std::io::stdout().lock();
+    for line in &lines {
+        writeln!(out, "{line}").map_err(|e| format!("cannot write the report: {e}"))?;
+    }
+    Ok(())
 }
 
 fn migrate(config: Config) -> Result<(), String> {

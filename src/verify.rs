@@ -8,6 +8,8 @@ use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod pg;
+
 pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000000";
 
 /// A line of the report names at most this many problems, then counts the rest.
@@ -17,12 +19,19 @@ const SHOWN: usize = 10;
 pub struct Check {
     pub name: &'static str,
     pub problems: Vec<String>,
+    /// Said instead of `ok` by a check that passed without running (PostgreSQL's `integrity`
+    /// without `amcheck`).
+    pub note: Option<String>,
 }
 
 impl Check {
     fn new(name: &'static str, found: Result<Vec<String>, String>) -> Check {
         let problems = found.unwrap_or_else(|e| vec![format!("cannot check: {e}")]);
-        Check { name, problems }
+        Check {
+            name,
+            problems,
+            note: None,
+        }
     }
 
     pub fn passed(&self) -> bool {
@@ -32,7 +41,7 @@ impl Check {
     /// `name: ok`, or `name: ` and the problems on one line.
     pub fn line(&self) -> String {
         if self.passed() {
-            return format!("{}: ok", self.name);
+            return format!("{}: {}", self.name, self.note.as_deref().unwrap_or("ok"));
         }
         let mut text = self.problems[..self.problems.len().min(SHOWN)].join("; ");
         if self.problems.len() > SHOWN {

@@ -372,6 +372,7 @@ fn help_lists_every_variable_the_code_reads_and_describes_every_argument() {
         &["rotate-encryption-key"],
         &["backup"],
         &["restore"],
+        &["copy"],
         &["tenant", "export"],
         &["tenant", "import"],
     ] {

@@ -1,7 +1,9 @@
 //! The PostgreSQL store (issue 19, being built; docs/SCALE_OUT.md): the connection pool, the
 //! embedded `migrations/postgres` applied under an advisory lock, and the schema as the catalog
-//! describes it. Chosen by `TENANTRY_DATABASE_URL`; today it serves `migrate`, `copy` and the
-//! schema checks, and `serve` refuses it until every area has its PostgreSQL store.
+//! describes it. Chosen by `TENANTRY_DATABASE_URL`; today it serves `migrate`, `copy`, `verify`
+//! and, under `TENANTRY_POSTGRES_PREVIEW`, the part of the API whose areas have a PostgreSQL
+//! store (see `Db::pg`).
+pub mod copy;
 pub mod meta;
 pub mod migrate;
 pub mod schema;
