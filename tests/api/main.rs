@@ -22,6 +22,7 @@ mod helpers;
 mod isolation;
 mod keys;
 mod limits;
+mod listen;
 mod logs;
 mod members;
 mod openapi;

@@ -2,6 +2,7 @@
 //! embedded `migrations/postgres` applied under an advisory lock, and the schema as the catalog
 //! describes it. Chosen by `TENANTRY_DATABASE_URL`; today it serves `migrate`, `copy` and the
 //! schema checks, and `serve` refuses it until every area has its PostgreSQL store.
+pub mod listen;
 pub mod migrate;
 pub mod schema;
 

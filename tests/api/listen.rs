@@ -1,0 +1,211 @@
+//! Cross-replica cache invalidation on PostgreSQL (docs/SCALE_OUT.md §4.1): the listener against
+//! a real cluster, its freshness, and what it does when its connection is killed.
+use crate::helpers::{pg_connect, pg_database};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tenantry::db::pg::listen::{notify, Handlers, Invalidation, Listener, APPLICATION_NAME};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Seen {
+    Change(Invalidation),
+    Reload,
+}
+
+type Log = Arc<Mutex<Vec<(Instant, Seen)>>>;
+
+/// A listener whose handlers log what they see, and a channel of the same, for waiting.
+fn listen(url: &str) -> (Listener, Log, UnboundedReceiver<(Instant, Seen)>) {
+    let log: Log = Arc::default();
+    let (tx, rx) = unbounded_channel();
+    let record = move |log: &Log, seen: Seen| {
+        let at = Instant::now();
+        log.lock().unwrap().push((at, seen.clone()));
+        let _ = tx.send((at, seen));
+    };
+    let (l1, l2, r2) = (log.clone(), log.clone(), record.clone());
+    let handlers = Handlers {
+        on_change: Arc::new(move |what| record(&l1, Seen::Change(what))),
+        reload_all: Arc::new(move || r2(&l2, Seen::Reload)),
+    };
+    let listener = Listener::start(url, handlers).unwrap();
+    (listener, log, rx)
+}
+
+/// Waits for the next change the handler sees (reloads skipped).
+async fn next_change(rx: &mut UnboundedReceiver<(Instant, Seen)>) -> (Instant, Invalidation) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            Ok(Some((at, Seen::Change(what)))) => return (at, what),
+            Ok(Some((_, Seen::Reload))) => continue,
+            other => panic!("no change within 1 s: {other:?}"),
+        }
+    }
+}
+
+async fn commit_notify(c: &mut tokio_postgres::Client, what: &Invalidation) -> Instant {
+    let tx = c.transaction().await.unwrap();
+    notify(&tx, what).await.unwrap();
+    let before_commit = Instant::now();
+    tx.commit().await.unwrap();
+    before_commit
+}
+
+async fn wait_fresh(l: &Listener, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if l.is_fresh(Instant::now()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_committed_notify_reaches_every_replicas_listener_within_a_second() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, _, mut rx_a) = listen(&url);
+    let (b, _, mut rx_b) = listen(&url);
+    assert!(wait_fresh(&a, Duration::from_secs(5)).await);
+    assert!(wait_fresh(&b, Duration::from_secs(5)).await);
+    let mut c = pg_connect(&url).await;
+    let mut delays = Vec::new();
+    for i in 0..200u128 {
+        let what = Invalidation::Tenant(Uuid::from_u128(i));
+        let sent = commit_notify(&mut c, &what).await;
+        for rx in [&mut rx_a, &mut rx_b] {
+            let (at, got) = next_change(rx).await;
+            assert_eq!(got, what);
+            delays.push(at.duration_since(sent));
+        }
+    }
+    delays.sort();
+    let p = |q: f64| delays[((delays.len() as f64 * q) as usize).min(delays.len() - 1)];
+    println!(
+        "notify to handler over {} deliveries: p50 {:?}, p99 {:?}, max {:?}",
+        delays.len(),
+        p(0.50),
+        p(0.99),
+        delays[delays.len() - 1]
+    );
+    assert!(delays[delays.len() - 1] < Duration::from_secs(1));
+    // Each replica ignores the other's pings: both stayed fresh and heard nothing else.
+    assert!(a.is_fresh(Instant::now()) && b.is_fresh(Instant::now()));
+    assert!(rx_a.try_recv().is_err() && rx_b.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_notify_in_a_rolled_back_transaction_never_arrives_and_unknown_kinds_are_ignored() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (l, log, mut rx) = listen(&url);
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await);
+    let mut c = pg_connect(&url).await;
+    let tx = c.transaction().await.unwrap();
+    notify(&tx, &Invalidation::Prices).await.unwrap();
+    tx.rollback().await.unwrap();
+    c.execute("SELECT pg_notify('tenantry_cache', 'colour:blue')", &[])
+        .await
+        .unwrap();
+    let key = Invalidation::Key(Uuid::new_v4());
+    commit_notify(&mut c, &key).await;
+    // Delivery follows commit order: anything before the key's notification came first.
+    assert_eq!(next_change(&mut rx).await.1, key);
+    assert_eq!(
+        log.lock().unwrap().iter().map(|s| &s.1).collect::<Vec<_>>(),
+        [&Seen::Reload, &Seen::Change(key)]
+    );
+}
+
+#[tokio::test]
+async fn freshness_holds_steady_without_traffic() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (l, log, _rx) = listen(&url);
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await);
+    let start = Instant::now();
+    let mut oldest = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(3) {
+        let now = Instant::now();
+        assert!(l.is_fresh(now), "stale after {:?}", start.elapsed());
+        oldest = oldest.max(now.duration_since(l.fresh_as_of().unwrap()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("oldest fresh_as_of seen over 3 s idle: {oldest:?}");
+    assert_eq!(l.sessions(), 1);
+    assert_eq!(log.lock().unwrap().len(), 1, "one reload, nothing else");
+}
+
+/// Allows or refuses new connections to `url`'s database (open ones stay), from the cluster's
+/// own database: a database cannot refuse connections to itself.
+async fn allow_connections(url: &str, allow: bool) {
+    let (_, db) = url.rsplit_once('/').unwrap();
+    let base = std::env::var("TENANTRY_TEST_DATABASE_URL").unwrap();
+    pg_connect(&base)
+        .await
+        .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {allow}"))
+        .await
+        .unwrap();
+}
+
+/// Kills the listener's backend and keeps it out until `allow_connections(url, true)`.
+async fn kill_listener(url: &str, c: &tokio_postgres::Client) {
+    allow_connections(url, false).await;
+    let killed = c
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+            &[&APPLICATION_NAME],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "one listener backend");
+}
+
+#[tokio::test]
+async fn a_killed_listener_goes_stale_then_reconnects_reloads_and_is_fresh_again() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (l, log, mut rx) = listen(&url);
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await);
+    let mut c = pg_connect(&url).await;
+    kill_listener(&url, &c).await;
+    let killed = Instant::now();
+    while l.is_fresh(Instant::now()) {
+        assert!(killed.elapsed() < Duration::from_secs(1), "still fresh");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stale_after = killed.elapsed();
+    // Changes committed while the listener is away are never delivered to it...
+    let missed = Invalidation::Tenant(Uuid::new_v4());
+    let missed_at = commit_notify(&mut c, &missed).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!l.is_fresh(Instant::now()), "fresh while disconnected");
+    assert_eq!(l.sessions(), 1);
+    allow_connections(&url, true).await;
+    let reopened = Instant::now();
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await, "fresh again");
+    println!(
+        "stale {stale_after:?} after the kill; fresh again {:?} after connections reopened",
+        reopened.elapsed()
+    );
+    assert_eq!(l.sessions(), 2);
+    // ...so they are covered by the reload after the reconnect, which started after they
+    // were committed and finished before the listener called itself fresh.
+    let log = log.lock().unwrap().clone();
+    let seen: Vec<_> = log.iter().map(|s| &s.1).collect();
+    assert_eq!(seen, [&Seen::Reload, &Seen::Reload], "{log:?}");
+    assert!(log[1].0 > missed_at);
+    assert!(log[1].0 <= Instant::now());
+    // And delivery works on the new connection.
+    let after = Invalidation::Settings(Uuid::new_v4());
+    commit_notify(&mut c, &after).await;
+    assert_eq!(next_change(&mut rx).await.1, after);
+}
