@@ -209,3 +209,56 @@ async fn a_killed_listener_goes_stale_then_reconnects_reloads_and_is_fresh_again
     commit_notify(&mut c, &after).await;
     assert_eq!(next_change(&mut rx).await.1, after);
 }
+
+/// Resumes a stopped backend whatever the test's outcome; once resumed, it finds its client
+/// gone and exits.
+struct Resume(i32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+#[tokio::test]
+async fn a_listener_whose_connection_goes_silent_replaces_it() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (l, log, _rx) = listen(&url);
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await);
+    let c = pg_connect(&url).await;
+    let pid: i32 = c
+        .query_one(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+            &[&APPLICATION_NAME],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // A stopped backend neither answers nor closes the socket: a silent network partition.
+    // SAFETY: as in Resume::drop.
+    if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+        eprintln!("skipped: cannot signal the cluster's backends from this user");
+        return;
+    }
+    let _resume = Resume(pid);
+    let stopped = Instant::now();
+    while l.is_fresh(Instant::now()) {
+        assert!(stopped.elapsed() < Duration::from_secs(1), "still fresh");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stale_after = stopped.elapsed();
+    while !(l.sessions() == 2 && l.is_fresh(Instant::now())) {
+        assert!(stopped.elapsed() < Duration::from_secs(5), "not replaced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "silent connection: stale after {stale_after:?}, fresh on a new one after {:?}",
+        stopped.elapsed()
+    );
+    let seen: Vec<_> = log.lock().unwrap().iter().map(|s| s.1.clone()).collect();
+    assert_eq!(seen, [Seen::Reload, Seen::Reload]);
+}
