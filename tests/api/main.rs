@@ -39,6 +39,7 @@ mod restart;
 mod retention;
 mod sdk;
 mod settings;
+mod shared_limits;
 mod sweep;
 mod tenants;
 mod traffic;
