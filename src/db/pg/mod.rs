@@ -4,6 +4,7 @@
 //! schema checks, and `serve` refuses it until every area has its PostgreSQL store.
 pub mod listen;
 pub mod migrate;
+pub mod notify;
 pub mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
