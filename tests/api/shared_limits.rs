@@ -324,3 +324,73 @@ async fn replicas_whose_clocks_differ_by_a_second_stay_within_the_bound() {
     );
     assert!(busiest <= 33, "{busiest}");
 }
+
+/// `cargo test --test api rate_limits_across_replicas_in_real_time -- --ignored --nocapture`:
+/// docs/BENCHMARKS.md's "Rate limits across replicas". Real time (`TENANTRY_BENCH_SECONDS`,
+/// default 65), the system clock, 4 clients a replica each asking every 2 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: over a minute of real time"]
+async fn rate_limits_across_replicas_in_real_time() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    Pg::open(&url, 1).await.unwrap();
+    let seconds: u64 = std::env::var("TENANTRY_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(65);
+    let rate = plan_rate(Plan::Basic);
+    for n in [1u32, 2, 3] {
+        let tenant = TenantId::new_random();
+        let start = std::time::Instant::now();
+        let deadline = start + std::time::Duration::from_secs(seconds);
+        let limiters: Vec<_> = (0..n)
+            .map(|_| {
+                let clock = Arc::new(tenantry::clock::SystemClock);
+                Arc::new(SharedLimiter::new(Pg::new(&url, 4).unwrap(), clock, n))
+            })
+            .collect();
+        let clients = limiters.iter().flat_map(|l| {
+            (0..4).map(move |_| {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    let (mut admitted, mut took) = (Vec::new(), Vec::new());
+                    while std::time::Instant::now() < deadline {
+                        let t0 = std::time::Instant::now();
+                        let d = l.check(tenant, rate).await;
+                        took.push(t0.elapsed());
+                        if matches!(d, Decision::Allowed { .. }) {
+                            admitted.push(start.elapsed().as_millis() as i64);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    }
+                    (admitted, took)
+                })
+            })
+        });
+        let (mut admitted, mut took) = (Vec::new(), Vec::new());
+        for r in join_all(clients.collect::<Vec<_>>()).await {
+            let (a, t) = r.unwrap();
+            admitted.extend(a);
+            took.extend(t);
+        }
+        admitted.sort();
+        took.sort();
+        let q = |p: f64| took[((took.len() as f64 * p) as usize).min(took.len() - 1)];
+        let trips: u64 = limiters.iter().map(|l| l.round_trips()).sum();
+        let busiest = busiest_minute(&admitted);
+        println!(
+            "{n} replica(s), {seconds} s: {} checks, admitted in the first minute {}, busiest 60 s \
+             window {busiest}, {:.1} round trips per tenant-minute; check p50 {:?} p99 {:?} \
+             max {:?}; fallbacks {}",
+            took.len(),
+            per_minute_counts(&admitted, 1)[0],
+            trips as f64 * 60.0 / seconds as f64,
+            q(0.5),
+            q(0.99),
+            took[took.len() - 1],
+            limiters.iter().map(|l| l.fallbacks()).sum::<u64>()
+        );
+        assert!(busiest <= 33, "{busiest}");
+    }
+}
