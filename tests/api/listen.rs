@@ -26,8 +26,14 @@ fn listen(url: &str) -> (Listener, Log, UnboundedReceiver<(Instant, Seen)>) {
     };
     let (l1, l2, r2) = (log.clone(), log.clone(), record.clone());
     let handlers = Handlers {
-        on_change: Arc::new(move |what| record(&l1, Seen::Change(what))),
-        reload_all: Arc::new(move || r2(&l2, Seen::Reload)),
+        on_change: Arc::new(move |what| {
+            record(&l1, Seen::Change(what));
+            Ok(())
+        }),
+        reload_all: Arc::new(move || {
+            r2(&l2, Seen::Reload);
+            Ok(())
+        }),
     };
     let listener = Listener::start(url, handlers).unwrap();
     (listener, log, rx)
@@ -261,4 +267,86 @@ async fn a_listener_whose_connection_goes_silent_replaces_it() {
     );
     let seen: Vec<_> = log.lock().unwrap().iter().map(|s| s.1.clone()).collect();
     assert_eq!(seen, [Seen::Reload, Seen::Reload]);
+}
+
+#[tokio::test]
+async fn a_failing_handler_makes_the_listener_start_over_with_a_reload() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let log: Log = Arc::default();
+    let poison = Invalidation::Tenant(Uuid::new_v4());
+    let (l1, l2, p) = (log.clone(), log.clone(), poison.clone());
+    let reloads = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let handlers = Handlers {
+        // Say the store could not be read for this one.
+        on_change: Arc::new(move |what| {
+            l1.lock()
+                .unwrap()
+                .push((Instant::now(), Seen::Change(what.clone())));
+            if what == p {
+                return Err("the store did not answer".into());
+            }
+            Ok(())
+        }),
+        // The first reload fails too.
+        reload_all: Arc::new(move || {
+            l2.lock().unwrap().push((Instant::now(), Seen::Reload));
+            match reloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Err("the store did not answer".into()),
+                _ => Ok(()),
+            }
+        }),
+    };
+    let l = Listener::start(&url, handlers).unwrap();
+    // It is never fresh on a failed reload: it starts over, and the second reload works.
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await);
+    assert_eq!(l.sessions(), 2);
+    let mut c = pg_connect(&url).await;
+    commit_notify(&mut c, &poison).await;
+    let failed = Instant::now();
+    let start = Instant::now();
+    while l.sessions() < 3 || !l.is_fresh(Instant::now()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "did not start over"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen: Vec<_> = log.lock().unwrap().iter().map(|s| s.1.clone()).collect();
+    assert_eq!(
+        seen,
+        [
+            Seen::Reload,
+            Seen::Reload,
+            Seen::Change(poison),
+            Seen::Reload
+        ]
+    );
+    assert!(
+        l.fresh_as_of().unwrap() > failed,
+        "fresh only from a ping after the failure"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_listener_stops_it_at_once_even_mid_connect() {
+    // A server that accepts and never answers: the listener hangs in the startup handshake.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("postgres://tenantry@{}/none", mute.local_addr().unwrap());
+    let never = Handlers {
+        on_change: Arc::new(|_| Ok(())),
+        reload_all: Arc::new(|| Ok(())),
+    };
+    let l = Listener::start(&url, never).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!l.is_fresh(Instant::now()));
+    assert_eq!(l.sessions(), 0);
+    let start = Instant::now();
+    drop(l);
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -16,8 +16,10 @@
 pub use super::notify::{notify, Invalidation, CHANNEL};
 use super::{describe, parse_url};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -37,8 +39,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// The `application_name` of the listener's connection, so operators can tell it apart.
 pub const APPLICATION_NAME: &str = "tenantry-listener";
 
-pub type OnChange = Arc<dyn Fn(Invalidation) + Send + Sync>;
-pub type OnReload = Arc<dyn Fn() + Send + Sync>;
+/// A handler's failure (say, the store could not be read) leaves a cache it cannot vouch for:
+/// the listener then drops its connection and starts over, with a `reload_all`, and is not fresh
+/// until that reload succeeds and a ping comes back. A panic counts as a failure.
+pub type OnChange = Arc<dyn Fn(Invalidation) -> Result<(), String> + Send + Sync>;
+pub type OnReload = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// What the replica does with what the listener hears.
 #[derive(Clone)]
@@ -59,7 +64,7 @@ struct Shared {
 
 enum Event {
     Stop,
-    /// The session with this number lost its connection.
+    /// The session with this number lost its connection, or a handler failed in it.
     Lost(u64, String),
 }
 
@@ -175,24 +180,16 @@ fn run(
                     );
                 }
             }
-            if wait_for_stop(&mut rx, backoff).await {
+            // Session numbers start at 1: only a stop ends this wait early.
+            if unless_ended(&mut rx, 0, tokio::time::sleep(backoff))
+                .await
+                .is_err()
+            {
                 return;
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     });
-}
-
-/// Waits `d`; true if asked to stop meanwhile.
-async fn wait_for_stop(rx: &mut UnboundedReceiver<Event>, d: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + d;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => return false,
-            Ok(None) | Ok(Some(Event::Stop)) => return true,
-            Ok(Some(Event::Lost(..))) => continue, // a finished session's late report
-        }
-    }
 }
 
 enum Ended {
@@ -226,67 +223,67 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn run(self, rx: &mut UnboundedReceiver<Event>) -> Ended {
-        let (client, conn) =
-            match tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls)).await {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => return Ended::NotConnected(describe(&e)),
-                Err(_) => return Ended::NotConnected("timed out".into()),
-            };
+        let n = self.number;
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls));
+        let connected = unless_ended(rx, n, connect).await;
+        let (client, conn) = match connected {
+            Err(ended) => return ended,
+            Ok(Ok(Ok(pair))) => pair,
+            Ok(Ok(Err(e))) => return Ended::NotConnected(describe(&e)),
+            Ok(Err(_)) => return Ended::NotConnected("timed out".into()),
+        };
         let pings = Arc::new(Mutex::new(Pings {
             sent: VecDeque::new(),
             last_back: Instant::now(),
         }));
         let (work, work_rx) = unbounded_channel();
-        let applier = tokio::spawn(apply(work_rx, self.handlers.clone(), self.shared.clone()));
+        let (handlers, shared, events) = (self.handlers, self.shared, self.events);
+        let applier = tokio::spawn(apply(
+            work_rx,
+            handlers.clone(),
+            shared.clone(),
+            events.clone(),
+            n,
+        ));
+        let own_ping = format!("ping:{}:", self.me);
         let driver = tokio::spawn(drive(
             conn,
-            format!("ping:{}:", self.me),
+            own_ping.clone(),
             pings.clone(),
             work.clone(),
-            self.events.clone(),
-            self.number,
+            events.clone(),
+            n,
         ));
-        let listened = tokio::time::timeout(
-            SILENT_FOR,
-            client.batch_execute(&format!("LISTEN {CHANNEL}")),
-        )
-        .await;
-        let pinger = match listened {
-            Ok(Ok(())) => {
+        let sql = format!("LISTEN {CHANNEL}");
+        let listen = tokio::time::timeout(SILENT_FOR, client.batch_execute(&sql));
+        let listened = unless_ended(rx, n, listen).await;
+        let mut pinger = None;
+        let ended = match listened {
+            Err(ended) => ended,
+            Ok(Ok(Err(e))) => Ended::NotConnected(describe(&e)),
+            Ok(Err(_)) => Ended::NotConnected("LISTEN timed out".into()),
+            Ok(Ok(Ok(()))) => {
                 // Everything committed before LISTEN is in the reload; everything after is
                 // delivered. Pings start after the reload is queued, so none returns before it.
                 let _ = work.send(Work::ReloadAll);
-                self.shared.sessions.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(ping(
+                shared.sessions.fetch_add(1, Ordering::SeqCst);
+                pinger = Some(tokio::spawn(ping(
                     client,
-                    format!("ping:{}:", self.me),
+                    own_ping,
                     pings,
-                    self.events.clone(),
-                    self.number,
-                ))
-            }
-            Ok(Err(e)) => {
-                driver.abort();
-                drop(work);
-                let _ = applier.await;
-                return Ended::NotConnected(describe(&e));
-            }
-            Err(_) => {
-                driver.abort();
-                drop(work);
-                let _ = applier.await;
-                return Ended::NotConnected("LISTEN timed out".into());
+                    events.clone(),
+                    n,
+                )));
+                match unless_ended(rx, n, std::future::pending::<()>()).await {
+                    Err(ended) => ended,
+                    Ok(()) => unreachable!("pending() never completes"),
+                }
             }
         };
         drop(work);
-        let ended = loop {
-            match rx.recv().await {
-                None | Some(Event::Stop) => break Ended::Stopped,
-                Some(Event::Lost(n, why)) if n == self.number => break Ended::Lost(why),
-                Some(Event::Lost(..)) => continue,
-            }
-        };
-        pinger.abort();
+        if let Some(p) = pinger {
+            p.abort();
+        }
         driver.abort();
         // The applier ends once the driver's queue handle is gone; waiting for it means no
         // handler of this session still runs when the next session's reload starts.
@@ -294,6 +291,32 @@ impl Session<'_> {
         let _ = applier.await;
         ended
     }
+}
+
+/// Runs `f` unless the listener is stopped, or session `n` is lost, first.
+async fn unless_ended<F: Future>(
+    rx: &mut UnboundedReceiver<Event>,
+    n: u64,
+    f: F,
+) -> Result<F::Output, Ended> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = f.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        loop {
+            return match rx.poll_recv(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None | Some(Event::Stop)) => Poll::Ready(Err(Ended::Stopped)),
+                Poll::Ready(Some(Event::Lost(session, why))) if session == n => {
+                    Poll::Ready(Err(Ended::Lost(why)))
+                }
+                // A finished session's late report.
+                Poll::Ready(Some(Event::Lost(..))) => continue,
+            };
+        }
+    })
+    .await
 }
 
 /// Drives the connection: notifications become work, our own pings become freshness.
@@ -347,8 +370,15 @@ async fn drive(
     }
 }
 
-/// Runs the handlers one at a time, in order, off the runtime's thread.
-async fn apply(mut work: UnboundedReceiver<Work>, handlers: Handlers, shared: Arc<Shared>) {
+/// Runs the handlers one at a time, in order, off the runtime's thread. Stops at the first
+/// failure, so no later ping makes the listener fresh, and has the session start over.
+async fn apply(
+    mut work: UnboundedReceiver<Work>,
+    handlers: Handlers,
+    shared: Arc<Shared>,
+    events: UnboundedSender<Event>,
+    session: u64,
+) {
     while let Some(w) = work.recv().await {
         let done = match w {
             Work::Change(what) => {
@@ -364,12 +394,19 @@ async fn apply(mut work: UnboundedReceiver<Work>, handlers: Handlers, shared: Ar
                 if f.is_none_or(|f| f < sent) {
                     *f = Some(sent);
                 }
-                Ok(())
+                Ok(Ok(()))
             }
         };
-        if let Err(e) = done {
-            tracing::error!("a cache invalidation handler failed: {e}");
-        }
+        let why = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(why)) => why,
+            Err(panicked) => panicked.to_string(),
+        };
+        let _ = events.send(Event::Lost(
+            session,
+            format!("a cache handler failed: {why}"),
+        ));
+        return;
     }
 }
 
