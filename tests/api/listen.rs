@@ -306,7 +306,9 @@ async fn a_failing_handler_makes_the_listener_start_over_with_a_reload() {
     commit_notify(&mut c, &poison).await;
     let failed = Instant::now();
     let start = Instant::now();
-    while l.sessions() < 3 || !l.is_fresh(Instant::now()) {
+    // Fresh again from a ping sent after the failure (the earlier pings still count for their
+    // 750 ms: every change committed before them was applied).
+    while l.sessions() < 3 || l.fresh_as_of().is_none_or(|f| f < failed) {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "did not start over"
@@ -322,10 +324,6 @@ async fn a_failing_handler_makes_the_listener_start_over_with_a_reload() {
             Seen::Change(poison),
             Seen::Reload
         ]
-    );
-    assert!(
-        l.fresh_as_of().unwrap() > failed,
-        "fresh only from a ping after the failure"
     );
 }
 

@@ -106,7 +106,8 @@ impl Listener {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the caches may be trusted at `now`.
+    /// Whether the caches may be trusted at `now`. Monotonic time, not the app's clock (which
+    /// tests move): freshness is about how long ago the listener last heard the database.
     pub fn is_fresh(&self, now: Instant) -> bool {
         self.fresh_as_of()
             .is_some_and(|f| now.saturating_duration_since(f) <= FRESH_FOR)
@@ -168,11 +169,17 @@ fn run(
                 shared: &shared,
                 events: &events,
             };
+            let fresh_before = *shared.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
             match s.run(&mut rx).await {
                 Ended::Stopped => return,
                 Ended::Lost(why) => {
                     tracing::warn!("cache listener lost its connection ({why}); reconnecting");
-                    backoff = BACKOFF_FIRST;
+                    // A session that got fresh worked: the next starts soon. One that failed
+                    // before (a reload that keeps failing) backs off like a failed connect.
+                    let fresh = *shared.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
+                    if fresh != fresh_before {
+                        backoff = BACKOFF_FIRST;
+                    }
                 }
                 Ended::NotConnected(why) => {
                     tracing::warn!(
