@@ -255,9 +255,9 @@ impl SharedLimiter {
                 retry_after_secs: retry_secs(l.denied_until - now),
             };
         }
-        // Tokens another request deposited meanwhile are still good; all now last a second.
-        let left = if now < l.expires { l.tokens } else { 0 };
-        l.tokens = left.saturating_add(u32::try_from(granted - 1).unwrap_or(u32::MAX));
+        // Only one request a tenant asks at a time, and only when no token was left: the
+        // grant is all there is, one spent now, the rest good for a second.
+        l.tokens = u32::try_from(granted - 1).unwrap_or(u32::MAX);
         l.expires = now + TOKENS_LAST;
         l.row_remaining = u32::try_from(((now + burst * t - after) / t).max(0)).unwrap_or(0);
         Decision::Allowed {
