@@ -348,3 +348,53 @@ async fn dropping_a_listener_stops_it_at_once_even_mid_connect() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_handler_that_reads_the_store_sees_the_change_it_was_told_of() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let mut c = pg_connect(&url).await;
+    c.batch_execute("CREATE TABLE things (id INT PRIMARY KEY, v INT NOT NULL); INSERT INTO things VALUES (1, 0)")
+        .await
+        .unwrap();
+    let (tx, mut rx) = unbounded_channel();
+    let read_url = url.clone();
+    let handlers = Handlers {
+        // As a cache would: on a notification, read the entity from the store. On its own
+        // runtime, since handlers may block.
+        on_change: Arc::new(move |_| {
+            let v: i32 = tenantry::db::pg::block_on(async {
+                let (client, conn) = tokio_postgres::connect(&read_url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                let row = client
+                    .query_one("SELECT v FROM things WHERE id = 1", &[])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(row.get(0))
+            })??;
+            let _ = tx.send(v);
+            Ok(())
+        }),
+        reload_all: Arc::new(|| Ok(())),
+    };
+    let l = Listener::start(&url, handlers).unwrap();
+    assert!(wait_fresh(&l, Duration::from_secs(5)).await);
+    for i in 1..=50 {
+        let t = c.transaction().await.unwrap();
+        t.execute("UPDATE things SET v = $1 WHERE id = 1", &[&i])
+            .await
+            .unwrap();
+        notify(&t, &Invalidation::Settings(Uuid::nil()))
+            .await
+            .unwrap();
+        t.commit().await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen, i, "the handler read an older value");
+    }
+}
