@@ -58,6 +58,10 @@ pub enum ApiError {
     /// A gateway body over `TENANTRY_GATEWAY_MAX_BODY` (the 1 MiB rule is for `/api/...`).
     #[error("request body is larger than {0} bytes (TENANTRY_GATEWAY_MAX_BODY)")]
     GatewayBodyTooLarge(usize),
+    /// An operation whose area has no PostgreSQL store yet, on a server previewing PostgreSQL
+    /// (`TENANTRY_POSTGRES_PREVIEW`; issue 19 is being built).
+    #[error("this operation does not run on PostgreSQL yet (TENANTRY_POSTGRES_PREVIEW serves only part of the API)")]
+    NotOnPostgres,
     /// The detail is logged, never sent: it may name internals.
     #[error("internal error")]
     Internal(String),
@@ -92,6 +96,7 @@ impl ApiError {
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::GatewayBodyTooLarge(_) => "payload_too_large",
+            ApiError::NotOnPostgres => "not_implemented",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -127,6 +132,7 @@ impl ApiError {
             ApiError::UpstreamUnavailable(s()),
             ApiError::UpstreamTimeout(s()),
             ApiError::GatewayBodyTooLarge(0),
+            ApiError::NotOnPostgres,
             ApiError::Internal(s()),
         ]
     }
@@ -139,6 +145,12 @@ impl ApiError {
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::internal(format!("sqlite: {e}"))
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApiError::internal(format!("postgres: {}", crate::db::pg::describe(&e)))
     }
 }
 

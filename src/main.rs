@@ -116,6 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Backup { .. } | Command::Restore { .. }) if config.database_url.is_some() => {
             Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
         }
+        None | Some(Command::Serve) if config.database_url.is_some() => serve(config),
         _ if config.database_url.is_some() => Err(
             "TENANTRY_DATABASE_URL: this command does not run on PostgreSQL yet (issue 19 is \
              being built); `tenantry migrate` does"

@@ -34,9 +34,11 @@ impl Application {
     pub fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Application, String> {
         // Held for as long as any part of the server runs; released by the OS on exit or crash.
         let lock = crate::db::lock::acquire(&config.data_dir, std::time::Duration::from_secs(5))?;
-        let db = Db::open(&config.db_path(), config.sync_full)?;
         let mut notices = Vec::new();
-        let (loaded, generated) = {
+        let (db, loaded, generated) = if let Some(url) = &config.database_url {
+            open_postgres(&config, url.expose(), lock)?
+        } else {
+            let db = Db::open(&config.db_path(), config.sync_full)?;
             let mut c = db.conn().map_err(|e| e.to_string())?;
             let (master_key, notice) = encryption::master_key(&config, &mut c)?;
             notices.extend(notice);
@@ -52,7 +54,7 @@ impl Application {
                 master_key,
                 lock,
             };
-            (loaded, generated)
+            (db, loaded, generated)
         };
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -62,44 +64,9 @@ impl Application {
             n => n,
         };
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
-        let c = &state.config;
-        if let Some(every) = c.backup_interval {
-            let (db, dir) = (c.db_path(), c.data_dir.join("backups"));
-            crate::db::backup::schedule(db, dir, every, c.backup_keep, state.liveness());
+        if state.db.pg().is_none() {
+            start_background(&state)?;
         }
-        crate::events::retention::start(
-            state.db.clone(),
-            state.clock.clone(),
-            c.events_retention_days,
-            c.events_sweep_every,
-            state.liveness(),
-        );
-        state
-            .billing
-            .start_finalizer(c.billing_finalize_every, state.liveness());
-        state.queue.start_reclaimer(state.liveness());
-        crate::usage::retention::start(
-            state.db.clone(),
-            state.clock.clone(),
-            c.usage_retention_days,
-            c.retention_sweep_every,
-            state.liveness(),
-        );
-        crate::tenancy::purge::start(
-            state.tenancy.clone(),
-            c.purge_inactive_days,
-            c.retention_sweep_every,
-            state.liveness(),
-        );
-        crate::webhooks::worker::Worker {
-            db: state.db.clone(),
-            clock: state.clock.clone(),
-            key: state.settings.master_key(),
-            outbox: state.webhooks.outbox(),
-            timeout: c.webhook_timeout,
-            allow_private: c.webhook_allow_private,
-        }
-        .start(state.liveness())?;
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;
         let server = HttpServer::new(move || {
@@ -163,4 +130,122 @@ impl Application {
         }
         result
     }
+}
+
+/// The SQLite server's background duties: backups, retention, finalizing statements, taking
+/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) none runs yet:
+/// with several replicas they need a leader (docs/SCALE_OUT.md §5.3).
+fn start_background(state: &AppState) -> Result<(), String> {
+    let c = &state.config;
+    if let Some(every) = c.backup_interval {
+        let (db, dir) = (c.db_path(), c.data_dir.join("backups"));
+        crate::db::backup::schedule(db, dir, every, c.backup_keep, state.liveness());
+    }
+    crate::events::retention::start(
+        state.db.clone(),
+        state.clock.clone(),
+        c.events_retention_days,
+        c.events_sweep_every,
+        state.liveness(),
+    );
+    state
+        .billing
+        .start_finalizer(c.billing_finalize_every, state.liveness());
+    state.queue.start_reclaimer(state.liveness());
+    crate::usage::retention::start(
+        state.db.clone(),
+        state.clock.clone(),
+        c.usage_retention_days,
+        c.retention_sweep_every,
+        state.liveness(),
+    );
+    crate::tenancy::purge::start(
+        state.tenancy.clone(),
+        c.purge_inactive_days,
+        c.retention_sweep_every,
+        state.liveness(),
+    );
+    crate::webhooks::worker::Worker {
+        db: state.db.clone(),
+        clock: state.clock.clone(),
+        key: state.settings.master_key(),
+        outbox: state.webhooks.outbox(),
+        timeout: c.webhook_timeout,
+        allow_private: c.webhook_allow_private,
+    }
+    .start(state.liveness())?;
+    Ok(())
+}
+
+/// Opens PostgreSQL: migrates (under the advisory lock), installs or checks the encryption key
+/// and the admin token in one transaction under the same lock (replicas starting together on
+/// an empty database agree on one salt and one token), and loads the caches. The work runs on
+/// a runtime of its own, on a thread of its own, since `build` may be called from inside one.
+fn open_postgres(
+    config: &Config,
+    url: &str,
+    lock: std::fs::File,
+) -> Result<(Db, Loaded, Option<String>), String> {
+    use crate::db::pg::{self, describe};
+    if !config.postgres_preview {
+        return Err(
+            "TENANTRY_DATABASE_URL: serving from PostgreSQL is being built (issue 19); \
+                    only `tenantry migrate` and `tenantry copy` use it, or set \
+                    TENANTRY_POSTGRES_PREVIEW=true to test the part that serves"
+                .into(),
+        );
+    }
+    if config.backup_interval.is_some() {
+        return Err(
+            "TENANTRY_BACKUP_INTERVAL is for the SQLite file; on PostgreSQL use pg_dump".into(),
+        );
+    }
+    for (on, name) in [
+        (config.flags.billing, "ENABLE_BILLING"),
+        (config.flags.hosted_queue, "ENABLE_HOSTED_QUEUE"),
+    ] {
+        if on {
+            return Err(format!("{name} does not run on PostgreSQL yet (issue 19)"));
+        }
+    }
+    let load = || {
+        pg::block_on(async {
+            let start = pg::Pg::open(url, 1).await?;
+            let mut c = start.client().await?;
+            let fail =
+                |e: tokio_postgres::Error| format!("cannot start on PostgreSQL: {}", describe(&e));
+            let tx = c.transaction().await.map_err(fail)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::migrate::LOCK])
+                .await
+                .map_err(fail)?;
+            let master_key = encryption::master_key_pg(config, &tx).await?;
+            let (admin, generated) = AdminToken::setup_pg(&tx, config.admin_token.as_ref())
+                .await
+                .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            let loaded = (
+                TenantCache::load_pg(&**c).await?,
+                KeyCache::load_pg(&**c).await?,
+                SettingsCache::load_pg(&**c).await?,
+                PricingTable::load_pg(&**c).await?,
+                admin,
+                master_key,
+            );
+            Ok::<_, String>((loaded, generated))
+        })?
+    };
+    let ((tenants, keys, settings, pricing, admin, master_key), generated) =
+        std::thread::scope(|s| s.spawn(load).join())
+            .map_err(|_| "start-up on PostgreSQL failed")??;
+    let db = Db::postgres(pg::Pg::new(url, 32)?);
+    let loaded = Loaded {
+        tenants,
+        keys,
+        settings,
+        pricing,
+        admin,
+        master_key,
+        lock,
+    };
+    Ok((db, loaded, generated))
 }

@@ -48,6 +48,42 @@ impl AdminToken {
         Ok((AdminToken { hash }, Some(token)))
     }
 
+    /// As `setup`, on PostgreSQL, inside the start-up transaction (which holds the advisory
+    /// lock: of replicas starting together on an empty database, one generates the token and
+    /// prints it; the others find its hash).
+    pub async fn setup_pg(
+        tx: &tokio_postgres::Transaction<'_>,
+        configured: Option<&Secret>,
+    ) -> Result<(AdminToken, Option<String>), tokio_postgres::Error> {
+        use crate::db::pg::meta;
+        if let Some(t) = configured {
+            let hash = sha256(t.expose());
+            meta::set(
+                tx,
+                super::store::ADMIN_TOKEN_KEY,
+                &crate::crypto::hex(&hash),
+            )
+            .await?;
+            return Ok((AdminToken { hash }, None));
+        }
+        let stored = meta::get(tx, super::store::ADMIN_TOKEN_KEY)
+            .await?
+            .and_then(|h| crate::crypto::unhex(&h))
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        if let Some(hash) = stored {
+            return Ok((AdminToken { hash }, None));
+        }
+        let token = random_token("ta_", 32);
+        let hash = sha256(&token);
+        meta::set(
+            tx,
+            super::store::ADMIN_TOKEN_KEY,
+            &crate::crypto::hex(&hash),
+        )
+        .await?;
+        Ok((AdminToken { hash }, Some(token)))
+    }
+
     /// The proof of admin, when `presented` is the admin token.
     pub fn verify(&self, presented: &str) -> Option<super::AdminProof> {
         let ok: bool = sha256(presented).ct_eq(&self.hash).into();

@@ -41,6 +41,46 @@ impl KeyCache {
         Ok(KeyCache(RwLock::new(map)))
     }
 
+    /// As `load`, from PostgreSQL; a row that does not read back as a key is left out (its key
+    /// refused), as on SQLite.
+    pub async fn load_pg(c: &impl tokio_postgres::GenericClient) -> Result<KeyCache, String> {
+        let rows = c
+            .query(
+                "SELECT k.key_hash, k.id, k.tenant_id, k.role, k.user_id, k.expires_at, m.role
+                 FROM api_keys k
+                 LEFT JOIN tenant_users m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id
+                 WHERE k.revoked_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| crate::db::pg::describe(&e))?;
+        let mut map = HashMap::new();
+        for r in rows {
+            let hash: Vec<u8> = r.get(0);
+            let role: String = r.get(3);
+            let member: Option<String> = r.get(6);
+            let (Ok(hash), Ok(role)) = (
+                <[u8; 32]>::try_from(hash.as_slice()),
+                Role::parse_key_role(&role),
+            ) else {
+                tracing::warn!(key_id = %r.get::<_, Uuid>(1), "an API key row is damaged; the key is refused");
+                continue;
+            };
+            map.insert(
+                hash,
+                CachedKey {
+                    id: r.get(1),
+                    tenant_id: TenantId::from_uuid(r.get(2)),
+                    role,
+                    user_id: r.get(4),
+                    expires_at: r.get(5),
+                    member_role: member.and_then(|m| Role::parse_member_role(&m).ok()),
+                },
+            );
+        }
+        Ok(KeyCache(RwLock::new(map)))
+    }
+
     /// The caller behind a `tk_` key, or 401 when it is unknown, revoked, expired, or its
     /// member is gone.
     pub fn authenticate(&self, token: &str, now: Micros) -> Result<Caller, ApiError> {

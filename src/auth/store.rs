@@ -143,13 +143,13 @@ pub fn live_keys(c: &Connection) -> rusqlite::Result<Vec<([u8; 32], CachedKey)>>
     Ok(live)
 }
 
-const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
+pub const ADMIN_TOKEN_KEY: &str = "admin_token_sha256";
 
 /// The admin token's SHA-256 as stored (hex), when one was stored.
 pub fn admin_token_hash(c: &Connection) -> rusqlite::Result<Option<String>> {
-    crate::db::meta::get(c, ADMIN_TOKEN_HASH)
+    crate::db::meta::get(c, ADMIN_TOKEN_KEY)
 }
 
 pub fn set_admin_token_hash(c: &Connection, hex: &str) -> rusqlite::Result<()> {
-    crate::db::meta::set(c, ADMIN_TOKEN_HASH, hex)
+    crate::db::meta::set(c, ADMIN_TOKEN_KEY, hex)
 }

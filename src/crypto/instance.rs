@@ -122,6 +122,54 @@ pub fn master_key(
     }
 }
 
+/// The master key on PostgreSQL, inside the caller's transaction (which holds the start-up
+/// advisory lock: replicas starting together on an empty database install one salt, not one
+/// each). `ENCRYPTION_KEY` is required there: a key file generated into each replica's data
+/// dir would differ from replica to replica.
+pub async fn master_key_pg(
+    config: &Config,
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<MasterKey, String> {
+    use crate::db::pg::{describe, meta};
+    let secret = config.encryption_key.as_ref().ok_or(
+        "on PostgreSQL ENCRYPTION_KEY must be set (the same on every replica): a generated key \
+         file would differ between replicas",
+    )?;
+    let read = |key: &'static str| async move {
+        meta::get(tx, key)
+            .await
+            .map_err(|e| format!("cannot read {key}: {}", describe(&e)))
+    };
+    let stored = match (read(SALT).await?, read(PARAMS).await?, read(CHECK).await?) {
+        (Some(salt), Some(p), Some(check)) => Some(KeyRecord {
+            salt: unhex(&salt).ok_or("the stored encryption salt is damaged")?,
+            params: KdfParams::parse(&p).map_err(|e| e.to_string())?,
+            check,
+        }),
+        _ => None,
+    };
+    match stored {
+        Some(record) => record.open_with(secret.expose())?.ok_or_else(|| {
+            "ENCRYPTION_KEY does not match the key this database was encrypted with".to_string()
+        }),
+        None => {
+            let salt = crypto::random_salt();
+            let key = MasterKey::derive(secret.expose(), &salt, &config.kdf)
+                .map_err(|e| e.to_string())?;
+            for (k, v) in [
+                (SALT, hex(&salt)),
+                (PARAMS, config.kdf.to_string()),
+                (CHECK, key.check_value()),
+            ] {
+                meta::set(tx, k, &v)
+                    .await
+                    .map_err(|e| format!("cannot write {k}: {}", describe(&e)))?;
+            }
+            Ok(key)
+        }
+    }
+}
+
 /// Derives a key from `secret` with a fresh salt and records salt, parameters and check value.
 fn install(c: &mut Connection, secret: &str, params: &KdfParams) -> Result<MasterKey, String> {
     let tx = c.transaction().map_err(|e| e.to_string())?;

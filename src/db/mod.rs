@@ -20,13 +20,31 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool,
-    path: std::path::PathBuf,
-    sync_full: bool,
+    backend: Backend,
     /// Serialises the writes that update an in-memory cache after their commit (tenants,
     /// members, keys, settings, provider keys), so each write and its cache update happen as
     /// one step: two concurrent writers cannot leave a cache stale. Shared by every clone.
     writes: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The same for the PostgreSQL paths, which hold it across awaits.
+    pg_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Which store this server keeps its state in.
+#[derive(Clone)]
+enum Backend {
+    Sqlite {
+        pool: Pool,
+        path: std::path::PathBuf,
+        sync_full: bool,
+    },
+    /// PostgreSQL (issue 19, being built): the areas that have a PostgreSQL store take
+    /// `Db::pg`; the SQLite entry points below refuse, so an area without one fails loudly
+    /// instead of touching a file that is not the database.
+    Postgres(Box<pg::Pg>),
+}
+
+fn sqlite_only() -> ApiError {
+    ApiError::NotOnPostgres
 }
 
 /// Pragmas every connection gets. WAL lets readers run beside the writer; `synchronous=NORMAL`
@@ -68,28 +86,66 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-        let db = Db {
+        {
+            let mut c = pool.get().map_err(|e| e.to_string())?;
+            migrate::apply(&mut c)?;
+        }
+        Ok(Db::with(Backend::Sqlite {
             pool,
             path: path.to_path_buf(),
             sync_full,
+        }))
+    }
+
+    fn with(backend: Backend) -> Db {
+        Db {
+            backend,
             writes: std::sync::Arc::default(),
-        };
-        {
-            let mut c = db.pool.get().map_err(|e| e.to_string())?;
-            migrate::apply(&mut c)?;
+            pg_writes: std::sync::Arc::default(),
         }
-        Ok(db)
+    }
+
+    /// A PostgreSQL database, already migrated (`pg::Pg::open`).
+    pub fn postgres(pg: pg::Pg) -> Db {
+        Db::with(Backend::Postgres(Box::new(pg)))
+    }
+
+    /// The PostgreSQL pool, when the store is PostgreSQL.
+    pub fn pg(&self) -> Option<&pg::Pg> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// As `write`'s lock, for PostgreSQL paths: held across their awaits until the cache is
+    /// updated after the commit.
+    pub async fn pg_write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.pg_writes.lock().await
+    }
+
+    fn pool(&self) -> Result<&Pool, ApiError> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => Ok(pool),
+            Backend::Postgres(_) => Err(sqlite_only()),
+        }
     }
 
     /// A connection of its own, outside the pool, for the usage writer thread.
     pub fn dedicated(&self) -> Result<Connection, String> {
-        let mut c = Connection::open(&self.path).map_err(|e| e.to_string())?;
-        init_connection(&mut c, self.sync_full).map_err(|e| e.to_string())?;
+        let Backend::Sqlite {
+            path, sync_full, ..
+        } = &self.backend
+        else {
+            return Err(sqlite_only().to_string());
+        };
+        let mut c = Connection::open(path).map_err(|e| e.to_string())?;
+        init_connection(&mut c, *sync_full).map_err(|e| e.to_string())?;
         Ok(c)
     }
 
     pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, ApiError> {
-        Ok(self.pool.get()?)
+        Ok(self.pool()?.get()?)
     }
 
     /// Runs blocking database work on the blocking thread pool.
@@ -98,7 +154,7 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let pool = self.pool()?.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
@@ -109,6 +165,14 @@ impl Db {
 
     /// Whether the database answers a query (readiness).
     pub async fn ping(&self) -> Result<(), ApiError> {
+        if let Some(pg) = self.pg() {
+            pg.client()
+                .await
+                .map_err(ApiError::internal)?
+                .query_one("SELECT 1", &[])
+                .await?;
+            return Ok(());
+        }
         self.run(|c| {
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
             Ok(())
@@ -135,7 +199,7 @@ impl Db {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.pool()?.get()?;
         let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn)
     }

@@ -215,6 +215,7 @@ impl NewEvent {
 }
 
 mod app;
+pub mod pg;
 pub mod retention;
 mod store;
 pub use app::{AppCategory, AppEvent};

@@ -85,7 +85,8 @@ impl Queue {
         settings: Arc<SettingsCache>,
     ) -> Result<Queue, String> {
         let mut s = Schedule::default();
-        {
+        // On PostgreSQL (a preview, with the queue off) there is nothing to schedule yet.
+        if db.pg().is_none() {
             let c = db.conn().map_err(|e| format!("{e:?}"))?;
             let err = |e: rusqlite::Error| format!("loading the job queue: {e}");
             for (tenant, queue, at) in store::waiting(&c).map_err(err)? {

@@ -27,6 +27,31 @@ impl SettingsCache {
         Ok(SettingsCache(RwLock::new(map)))
     }
 
+    /// As `load`, from PostgreSQL: each tenant's newest version.
+    pub async fn load_pg(c: &impl tokio_postgres::GenericClient) -> Result<SettingsCache, String> {
+        let rows = c
+            .query(
+                "SELECT DISTINCT ON (tenant_id) tenant_id, version, body, changed_at
+                 FROM settings_versions ORDER BY tenant_id, version DESC",
+                &[],
+            )
+            .await
+            .map_err(|e| crate::db::pg::describe(&e))?;
+        let mut map = HashMap::new();
+        for r in rows {
+            let tenant = TenantId::from_uuid(r.get(0));
+            let settings = super::store::parse_body(r.get(2))
+                .map_err(|_| format!("the settings of tenant {tenant} are damaged"))?;
+            let current = Current {
+                version: r.get(1),
+                settings,
+                changed_at: r.get(3),
+            };
+            map.insert(tenant, Arc::new(current));
+        }
+        Ok(SettingsCache(RwLock::new(map)))
+    }
+
     /// The tenant's current settings; defaults for a tenant without any (never the case once
     /// migrations ran, but a missing row must not break a request).
     pub fn get(&self, tenant: TenantId) -> Arc<Current> {

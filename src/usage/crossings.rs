@@ -10,19 +10,23 @@ use rusqlite::Connection;
 use serde_json::json;
 
 pub fn unknown_model_event(c: &Connection, job: &Job, model: &str) -> Result<(), ApiError> {
+    events::record(c, job.now, unknown_model(job, model))?;
+    Ok(())
+}
+
+/// The `pricing.unknown_model` event, once per tenant and model.
+pub fn unknown_model(job: &Job, model: &str) -> NewEvent {
     let message = format!(
         "no price for model `{}`: its events cost 0 until a price is set with PUT /api/pricing",
         crate::error::clip(model)
     );
-    let e = NewEvent::of(
+    NewEvent::of(
         Kind::PricingUnknownModel,
         job.tenant,
         message,
         json!({"model": model}),
     )
-    .once(format!("pricing.unknown_model:{model}"));
-    events::record(c, job.now, e)?;
-    Ok(())
+    .once(format!("pricing.unknown_model:{model}"))
 }
 
 /// One event per limit, window and mark: the `once_key` makes a second one a no-op, whatever
@@ -33,6 +37,16 @@ pub fn crossing_events(
     w: &Windows,
     status: &limits::Status,
 ) -> Result<(), ApiError> {
+    for e in crossings(job, w, status) {
+        events::record(c, job.now, e)?;
+    }
+    Ok(())
+}
+
+/// The events of every mark `status` has reached in `w`'s windows; recording one that was
+/// already recorded does nothing (its `once_key`).
+pub fn crossings(job: &Job, w: &Windows, status: &limits::Status) -> Vec<NewEvent> {
+    let mut out = Vec::new();
     for check in &status.checks {
         let window = match check.window {
             limits::Window::Day => rollup::day_label(w.day),
@@ -55,8 +69,8 @@ pub fn crossing_events(
                 check.event_data(&window),
             )
             .once(format!("{}:{}:{window}", kind.event_type(), check.limit));
-            events::record(c, job.now, e)?;
+            out.push(e);
         }
     }
-    Ok(())
+    out
 }

@@ -6,6 +6,8 @@ pub mod event;
 pub mod export;
 pub mod model;
 pub mod money;
+pub mod pg_store;
+pub mod pg_writer;
 pub mod price_import;
 pub mod priced;
 pub mod pricing;

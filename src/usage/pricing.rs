@@ -252,6 +252,33 @@ impl PricingTable {
         Ok(PricingTable(RwLock::new(Arc::new(map))))
     }
 
+    /// As `load`, from PostgreSQL.
+    pub async fn load_pg(c: &impl tokio_postgres::GenericClient) -> Result<PricingTable, String> {
+        let mut map: HashMap<String, Price> =
+            BUILTIN.iter().map(|(m, p)| (m.to_string(), *p)).collect();
+        let rows = c
+            .query(
+                "SELECT model, input_usd_per_million_nanos, output_usd_per_million_nanos,
+                        cache_read_usd_per_million_nanos, cache_write_usd_per_million_nanos
+                 FROM pricing_overrides",
+                &[],
+            )
+            .await
+            .map_err(|e| crate::db::pg::describe(&e))?;
+        for r in rows {
+            map.insert(
+                r.get(0),
+                Price {
+                    input_per_million: Nanousd::from_nanos(r.get(1)),
+                    output_per_million: Nanousd::from_nanos(r.get(2)),
+                    cache_read_per_million: r.get::<_, Option<i64>>(3).map(Nanousd::from_nanos),
+                    cache_write_per_million: r.get::<_, Option<i64>>(4).map(Nanousd::from_nanos),
+                },
+            );
+        }
+        Ok(PricingTable(RwLock::new(Arc::new(map))))
+    }
+
     pub fn snapshot(&self) -> Arc<HashMap<String, Price>> {
         self.0
             .read()

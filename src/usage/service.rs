@@ -49,7 +49,10 @@ impl Usage {
         closed: ClosedBefore,
     ) -> Result<Usage, String> {
         let counters = Arc::new(Counters::default());
-        let writer = Writer::start(db.dedicated()?, db.dedicated()?, counters.clone(), closed);
+        let writer = match db.pg() {
+            Some(pg) => super::pg_writer::start_with(pg.config().clone(), closed)?,
+            None => Writer::start(db.dedicated()?, db.dedicated()?, counters.clone(), closed),
+        };
         Ok(Usage {
             db,
             clock,

@@ -47,7 +47,7 @@ pub struct Job {
     pub reply: tokio::sync::oneshot::Sender<Result<Outcome, ApiError>>,
 }
 
-enum Message {
+pub(super) enum Message {
     Job(Job),
     /// Answered once every job sent before it is committed.
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -77,6 +77,31 @@ pub struct Writer {
     tx: mpsc::Sender<Message>,
 }
 
+/// Takes `first` and every message waiting after it, up to `MAX_EVENTS_PER_COMMIT` events:
+/// one group commit's jobs, and the flushes to answer after it.
+pub(super) fn gather(
+    first: Message,
+    rx: &mpsc::Receiver<Message>,
+    flushes: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut n = 0;
+    let mut next = Some(first);
+    while let Some(m) = next.take() {
+        match m {
+            Message::Job(j) => {
+                n += j.events.len();
+                jobs.push(j);
+            }
+            Message::Flush(done) => flushes.push(done),
+        }
+        if n < MAX_EVENTS_PER_COMMIT {
+            next = rx.try_recv().ok();
+        }
+    }
+    jobs
+}
+
 impl Writer {
     /// Starts the writer thread on its own connection, and the checkpointer on another: copying
     /// the WAL back into the database then happens beside the writer, not inside its commits.
@@ -96,21 +121,7 @@ impl Writer {
                 let mut flushes = Vec::new();
                 while let Ok(first) = rx.recv() {
                     // Every request waiting now goes into one commit.
-                    let mut jobs = Vec::new();
-                    let mut n = 0;
-                    let mut next = Some(first);
-                    while let Some(m) = next.take() {
-                        match m {
-                            Message::Job(j) => {
-                                n += j.events.len();
-                                jobs.push(j);
-                            }
-                            Message::Flush(done) => flushes.push(done),
-                        }
-                        if n < MAX_EVENTS_PER_COMMIT {
-                            next = rx.try_recv().ok();
-                        }
-                    }
+                    let jobs = gather(first, &rx, &mut flushes);
                     if !jobs.is_empty() {
                         commit_group(&mut conn, jobs, &counters, &closed);
                     }
@@ -122,6 +133,12 @@ impl Writer {
             })
             .expect("the writer thread starts");
         Writer { tx }
+    }
+
+    /// A writer whose messages `rx` receives: the PostgreSQL writer's thread.
+    pub(super) fn from_channel() -> (Writer, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel();
+        (Writer { tx }, rx)
     }
 
     /// Waits until every event submitted before this call is committed.
@@ -283,7 +300,7 @@ fn commit(
 }
 
 /// The refusal of a job with an event before `boundary`, in a period whose statement is final.
-fn in_closed_period(job: &Job, boundary: Micros) -> Option<ApiError> {
+pub(super) fn in_closed_period(job: &Job, boundary: Micros) -> Option<ApiError> {
     let (i, p) = job
         .events
         .iter()

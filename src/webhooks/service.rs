@@ -57,8 +57,14 @@ impl Webhooks {
         key: Arc<MasterKey>,
         allow_private: bool,
     ) -> Result<Webhooks, String> {
-        let c = db.conn().map_err(|e| e.to_string())?;
-        let outbox = outbox::register(&c).map_err(|e| format!("loading webhooks: {e}"))?;
+        // On PostgreSQL (a preview) webhooks have no store yet: nothing to deliver.
+        let outbox = match db.pg() {
+            Some(_) => Arc::default(),
+            None => {
+                let c = db.conn().map_err(|e| e.to_string())?;
+                outbox::register(&c).map_err(|e| format!("loading webhooks: {e}"))?
+            }
+        };
         Ok(Webhooks {
             db,
             clock,

@@ -45,5 +45,6 @@ mod tenants;
 mod traffic;
 mod upstream;
 mod usage;
+mod usage_pg;
 mod verify;
 mod webhooks;

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations/postgres");
 
 /// The advisory lock's key: "tenantry" in ASCII, so it does not collide with another app's.
-const LOCK: i64 = 0x7465_6e61_6e74_7279;
+pub const LOCK: i64 = 0x7465_6e61_6e74_7279;
 
 /// The migrations in order, as (version, name, sql).
 pub fn all() -> Vec<(i64, &'static str, &'static str)> {
@@ -59,8 +59,10 @@ pub async fn apply(c: &mut Client) -> Result<Vec<i64>, String> {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
             .await
             .map_err(fail)?;
+        // `IF NOT EXISTS` on an existing table is a NOTICE, which would reach the log.
         tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS schema_migrations (
                  version    BIGINT PRIMARY KEY,
                  name       TEXT NOT NULL,
                  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()

@@ -3,6 +3,7 @@
 //! describes it. Chosen by `TENANTRY_DATABASE_URL`; today it serves `migrate`, `copy` and the
 //! schema checks, and `serve` refuses it until every area has its PostgreSQL store.
 pub mod listen;
+pub mod meta;
 pub mod migrate;
 pub mod notify;
 pub mod schema;
@@ -15,6 +16,7 @@ use tokio_postgres::NoTls;
 #[derive(Clone)]
 pub struct Pg {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 pub type Client = deadpool_postgres::Object;
@@ -53,7 +55,7 @@ impl Pg {
     pub fn new(url: &str, size: usize) -> Result<Pg, String> {
         let config = parse_url(url)?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // A connection that failed is dropped by deadpool; one that only idled is
@@ -68,7 +70,12 @@ impl Pg {
             .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| format!("cannot make a PostgreSQL pool: {e}"))?;
-        Ok(Pg { pool })
+        Ok(Pg { pool, config })
+    }
+
+    /// The connection settings, for a connection of its own outside the pool (the usage writer).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     pub async fn client(&self) -> Result<Client, String> {
