@@ -204,12 +204,11 @@ async fn a_killed_listener_goes_stale_then_reconnects_reloads_and_is_fresh_again
     );
     assert_eq!(l.sessions(), 2);
     // ...so they are covered by the reload after the reconnect, which started after they
-    // were committed and finished before the listener called itself fresh.
+    // were committed (and the listener is fresh only from pings applied after the reload).
     let log = log.lock().unwrap().clone();
     let seen: Vec<_> = log.iter().map(|s| &s.1).collect();
     assert_eq!(seen, [&Seen::Reload, &Seen::Reload], "{log:?}");
     assert!(log[1].0 > missed_at);
-    assert!(log[1].0 <= Instant::now());
     // And delivery works on the new connection.
     let after = Invalidation::Settings(Uuid::new_v4());
     commit_notify(&mut c, &after).await;
