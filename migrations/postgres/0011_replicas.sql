@@ -24,3 +24,13 @@ CREATE TABLE writer_commits (
     batch_id     UUID PRIMARY KEY,
     committed_at BIGINT NOT NULL
 );
+
+-- Each tenant's shared request-rate bucket (docs/SCALE_OUT.md §4.3): `tat` is GCRA's theoretical
+-- arrival time in microseconds on the app's clock; replicas take local grants of a few tokens
+-- from it with one single-row statement (limits::shared). UNLOGGED: a crash resets every bucket
+-- to full, as a restart of the one SQLite process does, and the hot row writes no WAL. A missing
+-- row is a full bucket. No foreign key: a grant never waits on the tenant's row.
+CREATE UNLOGGED TABLE rate_buckets (
+    tenant_id UUID PRIMARY KEY,
+    tat       BIGINT NOT NULL
+);

@@ -2,6 +2,7 @@
 //! `warn_at_percent`, exceeded at 100%) over its UTC day and month. Pure: the caller supplies
 //! the window totals. Limits never refuse an event; crossings are recorded as events.
 pub mod rate;
+pub mod shared;
 
 use crate::settings::Settings;
 use crate::usage::money::Nanousd;

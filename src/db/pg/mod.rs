@@ -4,8 +4,10 @@
 //! and, under `TENANTRY_POSTGRES_PREVIEW`, the part of the API whose areas have a PostgreSQL
 //! store (see `Db::pg`).
 pub mod copy;
+pub mod listen;
 pub mod meta;
 pub mod migrate;
+pub mod notify;
 pub mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
