@@ -95,7 +95,19 @@ pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
 /// As `spawn_with`, with settings no variable reaches (a background thread's interval).
 pub async fn spawn_tuned(env: &[(&str, &str)], tune: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut c = config(&dir, env);
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    let url;
+    if on_postgres() && !env.iter().any(|(k, _)| *k == "TENANTRY_DATABASE_URL") {
+        url = pg_database()
+            .await
+            .expect("TENANTRY_TEST_STORE=postgres needs TENANTRY_TEST_DATABASE_URL");
+        env.push(("TENANTRY_DATABASE_URL", &url));
+        env.push(("TENANTRY_POSTGRES_PREVIEW", "true"));
+        if !env.iter().any(|(k, _)| *k == "ENCRYPTION_KEY") {
+            env.push(("ENCRYPTION_KEY", "test-store-encryption-key"));
+        }
+    }
+    let mut c = config(&dir, &env);
     tune(&mut c);
     // A low scrypt cost keeps each test server's start fast; production uses the default.
     c.kdf = tenantry::crypto::KdfParams::parse("scrypt:10:8:1").expect("valid params");
@@ -465,4 +477,11 @@ pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
         .expect("connect to the test database");
     tokio::spawn(conn);
     client
+}
+
+/// Whether this run serves the HTTP tests from PostgreSQL (`TENANTRY_TEST_STORE=postgres`, with
+/// `TENANTRY_TEST_DATABASE_URL`): every `spawn_*` then gets a fresh database on the cluster.
+/// `.ci/run` runs the test modules of the areas that have a PostgreSQL store this way too.
+pub fn on_postgres() -> bool {
+    std::env::var("TENANTRY_TEST_STORE").is_ok_and(|s| s == "postgres")
 }

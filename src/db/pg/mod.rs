@@ -108,3 +108,18 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String>
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     Ok(rt.block_on(f))
 }
+
+/// Whether `e` is a unique or primary-key violation (SQLSTATE 23505), SQLite's
+/// `sql::is_unique_violation` on PostgreSQL.
+pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// Maps a unique violation to 409 `conflict` with `what`, anything else to an internal error.
+pub fn conflict_on_unique(e: tokio_postgres::Error, what: &str) -> crate::error::ApiError {
+    if is_unique_violation(&e) {
+        crate::error::ApiError::Conflict(what.to_string())
+    } else {
+        e.into()
+    }
+}
