@@ -388,7 +388,7 @@ async fn reads(url: &str, events: u64, secs: u64) -> String {
     out.push(format!(
         "postgres stats by model, 30 days: {}",
         time_reads(secs, || async {
-            tenantry::usage::pg_store::groups(&**p, u, "model", today - 29, today + 1)
+            tenantry::usage::pg_reads::groups(&**p, u, "model", today - 29, today + 1)
                 .await
                 .expect("read");
         })
@@ -397,7 +397,7 @@ async fn reads(url: &str, events: u64, secs: u64) -> String {
     out.push(format!(
         "postgres stats by day, 30 days: {}",
         time_reads(secs, || async {
-            tenantry::usage::pg_store::groups(&**p, u, "", today - 29, today + 1)
+            tenantry::usage::pg_reads::groups(&**p, u, "", today - 29, today + 1)
                 .await
                 .expect("read");
         })

@@ -6,6 +6,7 @@ pub mod event;
 pub mod export;
 pub mod model;
 pub mod money;
+pub mod pg_reads;
 pub mod pg_store;
 pub mod pg_writer;
 pub mod price_import;

@@ -13,10 +13,11 @@ use uuid::Uuid;
 type PgResult<T> = Result<T, tokio_postgres::Error>;
 
 /// The columns every totals read returns, in `totals_at`'s order.
-const SUMS: &str = "events, input_tokens, output_tokens, estimated_nanos, billed_nanos, \
+pub(super) const SUMS: &str =
+    "events, input_tokens, output_tokens, estimated_nanos, billed_nanos, \
                     cache_read_tokens, cache_write_tokens, reasoning_tokens";
 
-fn totals_at(r: &Row, from: usize) -> Totals {
+pub(super) fn totals_at(r: &Row, from: usize) -> Totals {
     let get = |i: usize| r.get::<_, Option<i64>>(from + i).unwrap_or(0);
     Totals {
         events: get(0),
@@ -400,57 +401,4 @@ pub async fn committed(c: &impl GenericClient, batch: Uuid) -> PgResult<bool> {
     )
     .await?
     .is_some())
-}
-
-/// The total over days `[from, to)` (what the limits and the summary read).
-pub async fn total(c: &impl GenericClient, tenant: Uuid, from: i64, to: i64) -> PgResult<Totals> {
-    let sums = SUMS
-        .split(", ")
-        .map(|col| format!("sum({col})::bigint"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let row = c
-        .query_one(
-            &format!(
-                "SELECT {sums} FROM usage_rollups
-                 WHERE tenant_id = $1 AND dim = '' AND day >= $2 AND day < $3"
-            ),
-            &[&tenant, &from, &to],
-        )
-        .await?;
-    Ok(totals_at(&row, 0))
-}
-
-/// Per-key sums of one dimension over days `[from, to)`, as SQLite's `store::groups` orders
-/// them; `dim = ""` gives days (as text, as there).
-pub async fn groups(
-    c: &impl GenericClient,
-    tenant: Uuid,
-    dim: &str,
-    from: i64,
-    to: i64,
-) -> PgResult<Vec<(String, Totals)>> {
-    let sums = SUMS
-        .split(", ")
-        .map(|col| format!("sum({col})::bigint"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (key, order) = if dim.is_empty() {
-        ("day::text", "GROUP BY day ORDER BY day")
-    } else {
-        (
-            "key",
-            "GROUP BY key ORDER BY sum(estimated_nanos) DESC, key",
-        )
-    };
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {key}, {sums} FROM usage_rollups
-                 WHERE tenant_id = $1 AND dim = $2 AND day >= $3 AND day < $4 {order}"
-            ),
-            &[&tenant, &dim, &from, &to],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), totals_at(r, 1))).collect())
 }

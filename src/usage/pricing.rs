@@ -289,11 +289,17 @@ impl PricingTable {
     /// Stores an override; the caller holds the state's write lock, so the swap cannot race.
     pub fn set(&self, c: &Connection, model: &str, price: Price, at: i64) -> rusqlite::Result<()> {
         super::store::set_price_override(c, model, price, at)?;
+        self.put(model, price);
+        Ok(())
+    }
+
+    /// Takes a stored override into the table in memory (after its commit, or when another
+    /// replica says it changed).
+    pub fn put(&self, model: &str, price: Price) {
         let mut guard = self.0.write().expect("pricing lock is never poisoned");
         let mut next = (**guard).clone();
         next.insert(model.to_string(), price);
         *guard = Arc::new(next);
-        Ok(())
     }
 }
 

@@ -164,9 +164,9 @@ impl Usage {
             Some(pg) => {
                 let c = pg.client().await.map_err(ApiError::internal)?;
                 let id = ctx.id().as_uuid();
-                let totals = super::pg_store::total(&**c, id, days.from, days.to).await?;
+                let totals = super::pg_reads::total(&**c, id, days.from, days.to).await?;
                 let rows = match dim {
-                    Some(dim) => super::pg_store::groups(&**c, id, dim, days.from, days.to).await?,
+                    Some(dim) => super::pg_reads::groups(&**c, id, dim, days.from, days.to).await?,
                     None => Vec::new(),
                 };
                 (totals, rows)
@@ -199,10 +199,10 @@ impl Usage {
             let c = pg.client().await.map_err(ApiError::internal)?;
             let id = ctx.id().as_uuid();
             (
-                super::pg_store::total(&**c, id, today, today + 1).await?,
-                super::pg_store::total(&**c, id, first, next).await?,
-                super::pg_store::groups(&**c, id, "model", first, next).await?,
-                super::pg_store::groups(&**c, id, "agent_name", first, next).await?,
+                super::pg_reads::total(&**c, id, today, today + 1).await?,
+                super::pg_reads::total(&**c, id, first, next).await?,
+                super::pg_reads::groups(&**c, id, "model", first, next).await?,
+                super::pg_reads::groups(&**c, id, "agent_name", first, next).await?,
             )
         } else {
             self.db
@@ -239,7 +239,7 @@ impl Usage {
         let mut rows = match self.db.pg() {
             Some(pg) => {
                 let c = pg.client().await.map_err(ApiError::internal)?;
-                super::pg_store::groups(&**c, ctx.id().as_uuid(), "agent_name", i64::MIN, i64::MAX)
+                super::pg_reads::groups(&**c, ctx.id().as_uuid(), "agent_name", i64::MIN, i64::MAX)
                     .await?
             }
             None => {
@@ -262,6 +262,11 @@ impl Usage {
         self.usage_enabled()?;
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
+        if let Some(pg) = self.db.pg() {
+            let c = pg.client().await.map_err(ApiError::internal)?;
+            let rows = super::pg_reads::list_events(&**c, ctx.id().as_uuid(), &f, &page).await?;
+            return Ok(Page::from_rows(rows, page.limit, |r| r.0).map(|r| r.1));
+        }
         self.db
             .run(move |c| {
                 let rows = store::list_events(c, &tenant, &f, &page)?;

@@ -163,10 +163,17 @@ impl Usage {
     ) -> Result<Value, ApiError> {
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
-        let body: Option<String> = self
-            .db
-            .run(move |c| Ok(store::agent_preferences(c, &tenant, &agent)?))
-            .await?;
+        let body: Option<String> = match self.db.pg() {
+            Some(pg) => {
+                let c = pg.client().await.map_err(ApiError::internal)?;
+                super::pg_reads::agent_preferences(&**c, ctx.id().as_uuid(), &agent).await?
+            }
+            None => {
+                self.db
+                    .run(move |c| Ok(store::agent_preferences(c, &tenant, &agent)?))
+                    .await?
+            }
+        };
         Ok(body
             .and_then(|b| serde_json::from_str(&b).ok())
             .unwrap_or_else(|| json!({})))
@@ -191,6 +198,12 @@ impl Usage {
             ));
         }
         let (tenant, now) = (ctx.db_id(), self.now());
+        if let Some(pg) = self.db.pg() {
+            let c = pg.client().await.map_err(ApiError::internal)?;
+            super::pg_reads::set_agent_preferences(&**c, ctx.id().as_uuid(), &agent, &text, now)
+                .await?;
+            return Ok(prefs);
+        }
         self.db
             .run(move |c| {
                 Ok(store::set_agent_preferences(
@@ -217,6 +230,19 @@ impl Usage {
         price: Price,
     ) -> Result<(String, Price), ApiError> {
         let (pricing, serial, now) = (self.pricing.clone(), self.price_writes.clone(), self.now());
+        if let Some(pg) = self.db.pg() {
+            // One price write at a time, so the table in memory ends as the last one stored;
+            // other replicas hear of it through the notification committed with it.
+            let _one_at_a_time = self.db.pg_write_lock().await;
+            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let tx = c.transaction().await?;
+            super::pg_reads::set_price_override(&*tx, model.as_str(), price, now).await?;
+            crate::db::pg::notify::notify(&*tx, &crate::db::pg::notify::Invalidation::Prices)
+                .await?;
+            tx.commit().await?;
+            pricing.put(model.as_str(), price);
+            return Ok((model.into_string(), price));
+        }
         self.db
             .run(move |c| {
                 let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());

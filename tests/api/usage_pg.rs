@@ -255,13 +255,13 @@ async fn the_postgres_writer_stores_what_the_sqlite_writer_stores() {
             "model.byo_key",
         ] {
             let s = tenantry::usage::store::groups(&c, &t.to_string(), dim, 0, i64::MAX).unwrap();
-            let p = tenantry::usage::pg_store::groups(&pg, t.as_uuid(), dim, 0, i64::MAX)
+            let p = tenantry::usage::pg_reads::groups(&pg, t.as_uuid(), dim, 0, i64::MAX)
                 .await
                 .unwrap();
             assert_eq!(s, p, "{t} {dim}");
         }
         let s = tenantry::usage::store::total(&c, &t.to_string(), 0, i64::MAX).unwrap();
-        let p = tenantry::usage::pg_store::total(&pg, t.as_uuid(), 0, i64::MAX)
+        let p = tenantry::usage::pg_reads::total(&pg, t.as_uuid(), 0, i64::MAX)
             .await
             .unwrap();
         assert_eq!(s, p);

@@ -1,7 +1,6 @@
 //! What a write tells the other replicas' caches (docs/SCALE_OUT.md §4.1): a notification
 //! `<kind>:<id>` on one channel, queued in the writing transaction, delivered on commit in
 //! commit order to every replica's `listen::Listener`.
-use super::describe;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -57,11 +56,13 @@ impl Invalidation {
 
 /// Queues the notification in the caller's transaction (or, on a plain client, sends it at
 /// once): PostgreSQL delivers it when, and only if, that transaction commits.
-pub async fn notify<C: GenericClient>(c: &C, what: &Invalidation) -> Result<(), String> {
+pub async fn notify<C: GenericClient>(
+    c: &C,
+    what: &Invalidation,
+) -> Result<(), tokio_postgres::Error> {
     c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what.payload()])
         .await
         .map(|_| ())
-        .map_err(|e| format!("cannot notify the other replicas: {}", describe(&e)))
 }
 
 #[cfg(test)]
