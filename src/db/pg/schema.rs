@@ -24,7 +24,12 @@ pub struct Table {
 pub type Schema = BTreeMap<String, Table>;
 
 /// Tables that only PostgreSQL has: its migration bookkeeping and what replicas share (0011).
-pub const POSTGRES_ONLY: &[&str] = &["schema_migrations", "usage_totals", "writer_commits"];
+pub const POSTGRES_ONLY: &[&str] = &[
+    "schema_migrations",
+    "usage_totals",
+    "writer_commits",
+    "queue_tenants",
+];
 
 /// SQLite's schema, read from an open connection.
 pub fn sqlite(c: &rusqlite::Connection) -> rusqlite::Result<Schema> {

@@ -1,0 +1,304 @@
+//! Leasing across replicas (River's `JobGetAvailable` under a rotation among tenants) and the
+//! rescue of expired leases (River's `JobGetStuck` + `JobRescueMany`).
+use super::report::{finish_status, outcome, record_dead, LEASE_EXPIRED};
+use super::{apply_move, job, retrying, Fail, Move, TenantInfo, COLUMNS, USAGE, USAGE_JOIN};
+use crate::db::pg::Client;
+use crate::error::ApiError;
+use crate::queue::job::{Job, Status};
+use crate::tenancy::TenantId;
+use crate::time::Micros;
+use std::collections::BTreeMap;
+
+/// Expired leases taken back per transaction.
+pub const RESCUE_BATCH: i64 = 500;
+
+/// The eligible tenants in turn order: ready jobs may be due, room under `max_running`.
+const ELIGIBLE: &str = "SELECT tenant_id, weight, max_running, active, running, taken
+    FROM queue_tenants
+    WHERE active AND queued + retrying > 0 AND running < max_running AND next_run_at <= $1";
+
+/// A tenant's queues with waiting jobs, by a skip scan of `jobs_ready` (one seek per queue),
+/// or the queues a worker asked for.
+const ALL_QUEUES: &str = "WITH RECURSIVE qs(queue) AS (
+        (SELECT queue FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'retrying')
+         ORDER BY queue LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.queue FROM jobs j
+                WHERE j.tenant_id = $1 AND j.status IN ('queued', 'retrying')
+                  AND j.queue > qs.queue ORDER BY j.queue LIMIT 1)
+        FROM qs WHERE qs.queue IS NOT NULL)";
+const SOME_QUEUES: &str = "WITH qs(queue) AS (SELECT DISTINCT unnest($5::text[]))";
+
+/// Up to $3 of tenant $1's jobs due by $2, best first (priority descending, then `run_at`, then
+/// enqueue order), marked running with the tokens $4, in one statement. One seek of `jobs_ready`
+/// per queue and priority level: the tenant's backlog is never read. Rows another transaction
+/// holds are skipped, never waited for.
+fn take_sql(queues: &str) -> String {
+    format!(
+        "{queues},
+         candidates AS (
+             SELECT c.seq FROM qs CROSS JOIN generate_series(9, 0, -1) AS p(priority),
+             LATERAL (SELECT j.seq, j.priority, j.run_at FROM jobs j
+                      WHERE j.tenant_id = $1 AND j.queue = qs.queue AND j.priority = p.priority
+                        AND j.status IN ('queued', 'retrying') AND j.run_at <= $2
+                      ORDER BY j.run_at, j.seq LIMIT $3) c
+             WHERE qs.queue IS NOT NULL
+             ORDER BY c.priority DESC, c.run_at, c.seq LIMIT $3),
+         locked AS (
+             SELECT j.seq, j.priority, j.run_at, j.status AS was,
+                    coalesce(u.events, 0) AS u0, coalesce(u.input_tokens, 0) AS u1,
+                    coalesce(u.output_tokens, 0) AS u2, coalesce(u.cache_read_tokens, 0) AS u3,
+                    coalesce(u.cache_write_tokens, 0) AS u4,
+                    coalesce(u.reasoning_tokens, 0) AS u5,
+                    coalesce(u.estimated_nanos, 0) AS u6, coalesce(u.billed_nanos, 0) AS u7
+             FROM jobs j {USAGE_JOIN}
+             WHERE j.seq IN (SELECT seq FROM candidates) AND j.status IN ('queued', 'retrying')
+             FOR UPDATE OF j SKIP LOCKED),
+         numbered AS (
+             SELECT l.*, row_number() OVER (ORDER BY l.priority DESC, l.run_at, l.seq) AS n
+             FROM locked l)
+         UPDATE jobs j SET status = 'running', attempts = j.attempts + 1,
+                           lease_token = ($4::text[])[n.n],
+                           lease_expires_at = $2 + j.lease_seconds * 1000000, updated_at = $2
+         FROM numbered n WHERE j.seq = n.seq
+         RETURNING {COLUMNS}, n.u0, n.u1, n.u2, n.u3, n.u4, n.u5, n.u6, n.u7, j.lease_token,
+                   n.was"
+    )
+}
+
+/// The earliest `run_at` of tenant $1's waiting jobs: one seek per queue and priority level.
+fn next_run_at_sql() -> String {
+    format!(
+        "{ALL_QUEUES}
+         SELECT min(f.run_at) FROM qs CROSS JOIN generate_series(0, 9) AS p(priority),
+         LATERAL (SELECT j.run_at FROM jobs j
+                  WHERE j.tenant_id = $1 AND j.queue = qs.queue AND j.priority = p.priority
+                    AND j.status IN ('queued', 'retrying')
+                  ORDER BY j.run_at LIMIT 1) f
+         WHERE qs.queue IS NOT NULL"
+    )
+}
+
+fn token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Leases up to `max_jobs` due jobs in one transaction and answers each with its lease token:
+/// of `only`'s jobs (a service key), or fairly among every tenant (the admin token), in the
+/// rotation all replicas share: the tenant with the turn takes up to its plan's weight, then
+/// moves to the back, as `Schedule` does on SQLite. Never more than a tenant's `max_running`
+/// at once across replicas: `running` is read and changed under the tenant row's lock.
+/// `queues` limits the jobs to those queues. `tenants` is the caller's view of a tenant
+/// (`None`: unknown or deleted); a row that disagrees with it is corrected. Returns at once,
+/// possibly with no job: waiting for one (long polls) is the caller's.
+pub async fn lease(
+    c: &mut Client,
+    only: Option<TenantId>,
+    queues: Option<&[String]>,
+    max_jobs: usize,
+    now: Micros,
+    tenants: &(dyn Fn(TenantId) -> Option<TenantInfo> + Sync),
+) -> Result<Vec<(Job, String)>, ApiError> {
+    retrying!(lease_once(c, only, queues, max_jobs, now, tenants))
+}
+
+async fn lease_once(
+    c: &mut Client,
+    only: Option<TenantId>,
+    queues: Option<&[String]>,
+    max_jobs: usize,
+    now: Micros,
+    tenants: &(dyn Fn(TenantId) -> Option<TenantInfo> + Sync),
+) -> Result<Vec<(Job, String)>, Fail> {
+    let tx = c.transaction().await?;
+    // Skipping locked tenant rows keeps leasers from queueing behind each other; when every
+    // eligible row is locked, the first pick waits for one instead of answering "nothing" while
+    // jobs are due. Only the first: a transaction that already holds a tenant row never waits
+    // for another, so two leases cannot wait on each other.
+    let skip = tx
+        .prepare_cached(&format!(
+            "{ELIGIBLE} AND tenant_id <> ALL($2) ORDER BY turn, tenant_id
+             LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ))
+        .await?;
+    let wait = tx
+        .prepare_cached(&format!(
+            "{ELIGIBLE} ORDER BY turn, tenant_id LIMIT 1 FOR UPDATE"
+        ))
+        .await?;
+    let one = tx
+        .prepare_cached(&format!("{ELIGIBLE} AND tenant_id = $2 FOR UPDATE"))
+        .await?;
+    let take = tx
+        .prepare_cached(&take_sql(match queues {
+            Some(_) => SOME_QUEUES,
+            None => ALL_QUEUES,
+        }))
+        .await?;
+    let mut out: Vec<(Job, String)> = Vec::new();
+    // Tenants that gave nothing in this transaction (none due, inactive, at their limit).
+    let mut passed: Vec<uuid::Uuid> = Vec::new();
+    let mut first = true;
+    while out.len() < max_jobs {
+        let row = match only {
+            Some(t) if first => tx.query_opt(&one, &[&now, &t.as_uuid()]).await?,
+            Some(_) => None,
+            None => match tx.query_opt(&skip, &[&now, &passed]).await? {
+                None if first => tx.query_opt(&wait, &[&now]).await?,
+                r => r,
+            },
+        };
+        first = false;
+        let Some(row) = row else { break };
+        let t: uuid::Uuid = row.get(0);
+        let (weight, max_running, running, taken): (i64, i64, i64, i64) =
+            (row.get(1), row.get(2), row.get(4), row.get(5));
+        let stored = (weight, max_running, true);
+        let known = tenants(TenantId::from_uuid(t));
+        let now_known = known.map_or((weight, max_running, false), |i| {
+            (i.weight(), i.max_running, i.active)
+        });
+        let (weight, max_running, active) = now_known;
+        let room = if active {
+            (max_running - running).max(0)
+        } else {
+            0
+        };
+        let mut want = (max_jobs - out.len()).min(room as usize);
+        if only.is_none() {
+            want = want.min((weight - taken).max(1) as usize);
+        }
+        let mut jobs = Vec::new();
+        if want > 0 {
+            let tokens: Vec<String> = (0..want).map(|_| token()).collect();
+            let limit = want as i64;
+            let rows = match queues {
+                Some(q) => {
+                    tx.query(&take, &[&t, &now, &limit, &tokens, &q.to_vec()])
+                        .await?
+                }
+                None => tx.query(&take, &[&t, &now, &limit, &tokens]).await?,
+            };
+            for r in &rows {
+                let mut j = job(r)?;
+                let was: String = r.get(27);
+                j.status = Status::Running;
+                jobs.push((j, r.get::<_, String>(26), was));
+            }
+        }
+        let n = jobs.len();
+        let short = n < want;
+        // A queue that had fewer due jobs than asked: the tenant's earliest waiting job, so it
+        // is not picked again before then. Not with a queue filter: other queues may be due.
+        let next_run_at: Option<Micros> = if short && queues.is_none() {
+            let st = tx.prepare_cached(&next_run_at_sql()).await?;
+            tx.query_one(&st, &[&t]).await?.get(0)
+        } else {
+            None
+        };
+        let rotate = only.is_none() && n > 0 && (taken + n as i64 >= weight || short);
+        let taken = match (only, rotate) {
+            (Some(_), _) => taken,
+            (None, true) => 0,
+            (None, false) => taken + n as i64,
+        };
+        let from_queued = jobs.iter().filter(|j| j.2 == "queued").count() as i64;
+        if n > 0 || next_run_at.is_some() || now_known != stored {
+            let st = tx
+                .prepare_cached(
+                    "UPDATE queue_tenants SET queued = queued - $2, retrying = retrying - $3,
+                         running = running + $4, taken = $5,
+                         turn = CASE WHEN $6 THEN nextval('queue_turns') ELSE turn END,
+                         weight = $7, max_running = $8, active = $9,
+                         next_run_at = coalesce($10, next_run_at)
+                     WHERE tenant_id = $1",
+                )
+                .await?;
+            let counts = [from_queued, n as i64 - from_queued, n as i64];
+            tx.execute(
+                &st,
+                &[
+                    &t,
+                    &counts[0],
+                    &counts[1],
+                    &counts[2],
+                    &taken,
+                    &rotate,
+                    &weight,
+                    &max_running,
+                    &active,
+                    &next_run_at,
+                ],
+            )
+            .await?;
+        }
+        if n == 0 {
+            passed.push(t);
+        }
+        let mut jobs: Vec<(Job, String)> = jobs.into_iter().map(|(j, k, _)| (j, k)).collect();
+        jobs.sort_by(|a, b| {
+            (b.0.priority.cmp(&a.0.priority))
+                .then(a.0.run_at.cmp(&b.0.run_at))
+                .then(a.0.seq.cmp(&b.0.seq))
+        });
+        out.extend(jobs);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Takes back up to `batch` expired leases in one transaction: each counts as a failed attempt
+/// (`retrying` after the backoff, or `dead` with a `job.dead` event). Leases another replica is
+/// taking back at the same moment are skipped, so replicas may run this together; the tenants'
+/// rows are locked in `tenant_id` order. Returns how many it took back: a full batch means more
+/// may wait.
+pub async fn rescue(c: &mut Client, now: Micros, batch: i64) -> Result<usize, ApiError> {
+    retrying!(rescue_once(c, now, batch))
+}
+
+async fn rescue_once(c: &mut Client, now: Micros, batch: i64) -> Result<usize, Fail> {
+    let tx = c.transaction().await?;
+    let st = tx
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, {USAGE} FROM jobs j {USAGE_JOIN}
+             WHERE j.status = 'running' AND j.lease_expires_at <= $1
+             ORDER BY j.lease_expires_at LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+        ))
+        .await?;
+    let rows = tx.query(&st, &[&now, &batch]).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (mut seqs, mut statuses, mut run_ats) = (Vec::new(), Vec::new(), Vec::new());
+    let mut moves: BTreeMap<uuid::Uuid, Move> = BTreeMap::new();
+    for r in &rows {
+        let j = job(r)?;
+        let (to, at) = outcome(&j, true, now);
+        seqs.push(j.seq);
+        statuses.push(to.as_str());
+        run_ats.push(at);
+        let t = uuid::Uuid::parse_str(&j.tenant_id).map_err(ApiError::internal)?;
+        let m = moves.entry(t).or_default();
+        m.step(Some(Status::Running), Some(to));
+        match at {
+            Some(at) => m.waiting(at),
+            None => record_dead(&tx, &j, LEASE_EXPIRED, now).await?,
+        }
+    }
+    let st = tx
+        .prepare_cached(&format!(
+            "UPDATE jobs j SET {}
+             FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS v(seq, status, run_at)
+             WHERE j.seq = v.seq",
+            finish_status("v.status", "v.run_at", "$5", "NULL", "$1")
+        ))
+        .await?;
+    tx.execute(&st, &[&now, &seqs, &statuses, &run_ats, &LEASE_EXPIRED])
+        .await?;
+    for (t, m) in &moves {
+        apply_move(&tx, *t, m).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
