@@ -210,6 +210,7 @@ async fn sixteen_leasers_on_two_replicas_never_hold_one_job_at_once() {
         .await
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2000, 2000));
+    assert_eq!(deadlocks(&url, pools).await, 0, "the lock order holds");
 }
 
 #[tokio::test]
@@ -345,6 +346,30 @@ async fn max_running_jobs_holds_across_replicas_under_sixteen_leasers() {
         .unwrap();
     assert_eq!((counts.succeeded, counts.running), (120, 0));
     assert_eq!(running(&c, acme).await, 0);
+    assert_eq!(deadlocks(&url, pools).await, 0, "the lock order holds");
+}
+
+/// Deadlocks PostgreSQL broke in the database (each then retried by the store, so a test would
+/// not see them otherwise). The pools close first: a backend reports its counts as it ends.
+async fn deadlocks(url: &str, pools: Vec<Pg>) -> i64 {
+    drop(pools);
+    let c = pg_connect(url).await;
+    let mut n = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        n = c
+            .query_one(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            break;
+        }
+    }
+    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

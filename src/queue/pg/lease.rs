@@ -100,7 +100,22 @@ pub async fn lease(
     now: Micros,
     tenants: &(dyn Fn(TenantId) -> Option<TenantInfo> + Sync),
 ) -> Result<Vec<(Job, String)>, ApiError> {
-    retrying!(lease_once(c, only, queues, max_jobs, now, tenants))
+    let first = retrying!(lease_once(c, only, queues, max_jobs, now, tenants, None))?;
+    match first {
+        Ok(out) => Ok(out),
+        // Every eligible tenant's row was locked: wait for the first in turn, in a new
+        // transaction that holds nothing else.
+        Err(busy) => Ok(retrying!(lease_once(
+            c,
+            only,
+            queues,
+            max_jobs,
+            now,
+            tenants,
+            Some(busy)
+        ))?
+        .unwrap_or_default()),
+    }
 }
 
 async fn lease_once(
@@ -110,22 +125,26 @@ async fn lease_once(
     max_jobs: usize,
     now: Micros,
     tenants: &(dyn Fn(TenantId) -> Option<TenantInfo> + Sync),
-) -> Result<Vec<(Job, String)>, Fail> {
+    wait_for: Option<uuid::Uuid>,
+) -> Result<Result<Vec<(Job, String)>, uuid::Uuid>, Fail> {
     let tx = c.transaction().await?;
-    // Skipping locked tenant rows keeps leasers from queueing behind each other; when every
-    // eligible row is locked, the first pick waits for one instead of answering "nothing" while
-    // jobs are due. Only the first: a transaction that already holds a tenant row never waits
-    // for another, so two leases cannot wait on each other.
+    // Skipping locked tenant rows keeps leasers from queueing behind each other. When every
+    // eligible row is locked, the lease starts again waiting for the first in turn (`wait_for`)
+    // instead of answering "nothing" while jobs are due. A transaction waits only for its first
+    // row, so two leases never wait on each other: not even here, after a `SKIP LOCKED` pick
+    // that found nothing, since such a pick may still hold rows that it locked and then found
+    // no longer eligible (PostgreSQL keeps those locks); hence the new transaction.
     let skip = tx
         .prepare_cached(&format!(
             "{ELIGIBLE} AND tenant_id <> ALL($2) ORDER BY turn, tenant_id
              LIMIT 1 FOR UPDATE SKIP LOCKED"
         ))
         .await?;
-    let wait = tx
-        .prepare_cached(&format!(
-            "{ELIGIBLE} ORDER BY turn, tenant_id LIMIT 1 FOR UPDATE"
-        ))
+    // The wait is for one row named beforehand, never `ORDER BY .. LIMIT 1 FOR UPDATE`, which
+    // keeps the lock on a row that failed its recheck after the wait and goes on to wait for
+    // the next: two leases doing so in different orders deadlock.
+    let peek = tx
+        .prepare_cached(&format!("{ELIGIBLE} ORDER BY turn, tenant_id LIMIT 1"))
         .await?;
     let one = tx
         .prepare_cached(&format!("{ELIGIBLE} AND tenant_id = $2 FOR UPDATE"))
@@ -141,11 +160,20 @@ async fn lease_once(
     let mut passed: Vec<uuid::Uuid> = Vec::new();
     let mut first = true;
     while out.len() < max_jobs {
-        let row = match only {
-            Some(t) if first => tx.query_opt(&one, &[&now, &t.as_uuid()]).await?,
-            Some(_) => None,
-            None => match tx.query_opt(&skip, &[&now, &passed]).await? {
-                None if first => tx.query_opt(&wait, &[&now]).await?,
+        let row = match (only.map(TenantId::as_uuid).or(wait_for), first) {
+            (Some(t), true) => match tx.query_opt(&one, &[&now, &t]).await? {
+                // No longer eligible once its lock was ours: the others, without waiting.
+                None if only.is_none() => tx.query_opt(&skip, &[&now, &passed]).await?,
+                r => r,
+            },
+            _ if only.is_some() => None,
+            _ => match tx.query_opt(&skip, &[&now, &passed]).await? {
+                None if first && wait_for.is_none() => {
+                    return Ok(match tx.query_opt(&peek, &[&now]).await? {
+                        Some(r) => Err(r.get(0)),
+                        None => Ok(Vec::new()),
+                    });
+                }
                 r => r,
             },
         };
@@ -245,7 +273,7 @@ async fn lease_once(
         out.extend(jobs);
     }
     tx.commit().await?;
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// Takes back up to `batch` expired leases in one transaction: each counts as a failed attempt

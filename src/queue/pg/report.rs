@@ -113,17 +113,66 @@ async fn held(
         .await?
         .ok_or_else(not_found)?;
     if !row.get::<_, bool>(26) {
-        return Err(Fail::Api(ApiError::LeaseLost(
-            "this lease_token does not hold the job's lease (expired, finished, or another \
-             worker's)"
-                .into(),
-        )));
+        return Err(Fail::Api(lease_lost()));
     }
     Ok(job(&row)?)
 }
 
+/// Why a report found no live lease: 404 when there is no such job (of `only`, when set),
+/// else 409 `lease_lost`.
+async fn refused(c: &Client, only: Option<TenantId>, id: uuid::Uuid) -> ApiError {
+    let found = c
+        .query_opt(
+            "SELECT 1 FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)",
+            &[&id, &only.map(TenantId::as_uuid)],
+        )
+        .await;
+    match found {
+        Ok(Some(_)) => lease_lost(),
+        Ok(None) => not_found(),
+        Err(e) => Fail::Pg(e).api(),
+    }
+}
+
+fn lease_lost() -> ApiError {
+    ApiError::LeaseLost(
+        "this lease_token does not hold the job's lease (expired, finished, or another worker's)"
+            .into(),
+    )
+}
+
+/// The condition of a live lease held by token $3 at $4, of job $1 (of tenant $2, when set).
+const LIVE: &str = "j.id = $1 AND ($2::uuid IS NULL OR j.tenant_id = $2) AND j.status = 'running'
+    AND j.lease_token = $3 AND j.lease_expires_at > $4";
+
+/// Runs a one-statement report (parameters: id, only, token, now, then its own) and answers
+/// the job as it now stands, or why it was refused.
+async fn one_statement(
+    c: &mut Client,
+    sql: &str,
+    only: Option<TenantId>,
+    id: uuid::Uuid,
+    token: &str,
+    now: Micros,
+    more: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<Job, ApiError> {
+    let only_id = only.map(TenantId::as_uuid);
+    let row = retrying!(async {
+        let st = c.prepare_cached(sql).await?;
+        Ok::<_, Fail>(
+            c.query_opt(&st, &[&id, &only_id, &token, &now, more])
+                .await?,
+        )
+    })?;
+    match row {
+        Some(r) => job(&r),
+        None => Err(refused(c, only, id).await),
+    }
+}
+
 /// Extends a live lease to `lease_seconds` (checked 5..=3600 by the caller; `None`: the job's
-/// own) from now. Answers the job as it now stands.
+/// own) from now. One statement: the token is checked by the UPDATE's condition on the row's
+/// latest version. Answers the job as it now stands.
 pub async fn heartbeat(
     c: &mut Client,
     only: Option<TenantId>,
@@ -133,23 +182,19 @@ pub async fn heartbeat(
     now: Micros,
 ) -> Result<Job, ApiError> {
     let id = job_id(id)?;
-    retrying!(async {
-        let tx = c.transaction().await?;
-        let mut j = held(&tx, only, id, token, now).await?;
-        let expires = now + lease_seconds.unwrap_or(j.lease_seconds) * 1_000_000;
-        let st = tx
-            .prepare_cached("UPDATE jobs SET lease_expires_at = $2, updated_at = $3 WHERE seq = $1")
-            .await?;
-        tx.execute(&st, &[&j.seq, &expires, &now]).await?;
-        tx.commit().await?;
-        j.lease_expires_at = Some(expires);
-        j.updated_at = now;
-        Ok::<_, Fail>(j)
-    })
+    let sql = format!(
+        "WITH done AS (
+             UPDATE jobs j SET lease_expires_at = $4 + coalesce($5, j.lease_seconds) * 1000000,
+                               updated_at = $4
+             WHERE {LIVE} RETURNING j.*)
+         SELECT {COLUMNS}, {USAGE} FROM done j {USAGE_JOIN}"
+    );
+    one_statement(c, &sql, only, id, token, now, &lease_seconds).await
 }
 
 /// Ends a live lease as `succeeded`, with `result` (a JSON object's text, checked by the
-/// caller) when given.
+/// caller) when given. One statement, so one round trip: the job row, then its tenant's row
+/// (the order every report keeps).
 pub async fn complete(
     c: &mut Client,
     only: Option<TenantId>,
@@ -159,7 +204,17 @@ pub async fn complete(
     now: Micros,
 ) -> Result<Job, ApiError> {
     let id = job_id(id)?;
-    retrying!(end(c, only, id, token, End::Complete(result), now))
+    let sql = format!(
+        "WITH done AS (
+             UPDATE jobs j SET {}
+             WHERE {LIVE} RETURNING j.*),
+         counted AS (
+             UPDATE queue_tenants q SET running = q.running - 1, succeeded = q.succeeded + 1
+             FROM done WHERE q.tenant_id = done.tenant_id)
+         SELECT {COLUMNS}, {USAGE} FROM done j {USAGE_JOIN}",
+        finish_status("'succeeded'", "NULL::bigint", "NULL", "$5", "$4")
+    );
+    one_statement(c, &sql, only, id, token, now, &result).await
 }
 
 /// Ends a live lease as failed: `retrying` after the backoff while attempts remain and `retry`
@@ -175,12 +230,7 @@ pub async fn fail(
     now: Micros,
 ) -> Result<Job, ApiError> {
     let id = job_id(id)?;
-    retrying!(end(c, only, id, token, End::Fail(error, retry), now))
-}
-
-enum End<'a> {
-    Complete(Option<&'a str>),
-    Fail(&'a str, bool),
+    retrying!(end(c, only, id, token, error, retry, now))
 }
 
 async fn end(
@@ -188,28 +238,23 @@ async fn end(
     only: Option<TenantId>,
     id: uuid::Uuid,
     token: &str,
-    how: End<'_>,
+    error: &str,
+    retry: bool,
     now: Micros,
 ) -> Result<Job, Fail> {
     let tx = c.transaction().await?;
     let mut j = held(&tx, only, id, token, now).await?;
-    let (to, run_at, error, result) = match how {
-        End::Complete(result) => (Status::Succeeded, None, None, result),
-        End::Fail(error, retry) => {
-            let (to, at) = outcome(&j, retry, now);
-            (to, at, Some(error), None)
-        }
-    };
+    let (to, run_at) = outcome(&j, retry, now);
     let st = tx
         .prepare_cached(&format!(
             "UPDATE jobs j SET {} WHERE j.seq = $1",
-            finish_status("$2", "$3", "$4", "$5", "$6")
+            finish_status("$2", "$3", "$4", "NULL", "$5")
         ))
         .await?;
-    tx.execute(&st, &[&j.seq, &to.as_str(), &run_at, &error, &result, &now])
+    tx.execute(&st, &[&j.seq, &to.as_str(), &run_at, &error, &now])
         .await?;
     if to == Status::Dead {
-        record_dead(&tx, &j, error.unwrap_or_default(), now).await?;
+        record_dead(&tx, &j, error, now).await?;
     }
     let mut m = Move::default();
     m.step(Some(Status::Running), Some(to));
@@ -223,13 +268,6 @@ async fn end(
     j.status = to;
     j.lease_expires_at = None;
     j.updated_at = now;
-    if let Some(e) = error {
-        j.last_error = Some(e.to_string());
-    }
-    if let Some(r) = result {
-        j.result = Some(
-            serde_json::value::RawValue::from_string(r.to_string()).map_err(ApiError::internal)?,
-        );
-    }
+    j.last_error = Some(error.to_string());
     Ok(j)
 }
