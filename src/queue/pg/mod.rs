@@ -16,17 +16,20 @@
 //! (`NewJob::parse_body`, `Queue::report`'s bounds) before it reaches these functions.
 mod enqueue;
 mod lease;
+mod read;
 mod report;
+mod rescue;
 
 pub use enqueue::{cancel, enqueue, retry};
-pub use lease::{lease, rescue, RESCUE_BATCH};
+pub use lease::lease;
+pub use read::{counts, get, list, overview, set_tenant};
 pub use report::{complete, fail, heartbeat};
+pub use rescue::{rescue, RESCUE_BATCH};
 
 use super::job::{Job, Status};
-use super::Counts;
-use crate::db::pg::{describe, Client};
+use crate::db::pg::describe;
 use crate::error::ApiError;
-use crate::tenancy::{Plan, TenantId};
+use crate::tenancy::Plan;
 use crate::time::Micros;
 use crate::usage::money::Nanousd;
 use crate::usage::rollup::Totals;
@@ -175,145 +178,6 @@ fn job(r: &Row) -> Result<Job, ApiError> {
             billed: Nanousd::from_nanos(get(25)?),
         },
     })
-}
-
-/// A tenant's job, with its usage; 404 when the tenant has no such job.
-pub async fn get(c: &Client, tenant: TenantId, id: &str) -> Result<Job, ApiError> {
-    let id = job_id(id)?;
-    let st = c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS}, {USAGE} FROM jobs j {USAGE_JOIN}
-             WHERE j.id = $1 AND j.tenant_id = $2"
-        ))
-        .await
-        .map_err(pg)?;
-    match c.query_opt(&st, &[&id, &tenant.as_uuid()]).await {
-        Ok(Some(r)) => job(&r),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(pg(e)),
-    }
-}
-
-/// A tenant's jobs, newest first, by status, queue and kind, after the keyset `after` (a
-/// `seq`); at most `limit` rows (the caller asks one more than a page, as `Page::from_rows`
-/// expects). With a status the search runs on `jobs_by_tenant` (tenant, status, seq), without
-/// one on `jobs_by_tenant_seq`, as on SQLite.
-#[allow(clippy::too_many_arguments)]
-pub async fn list(
-    c: &Client,
-    tenant: TenantId,
-    status: Option<Status>,
-    queue: Option<&str>,
-    kind: Option<&str>,
-    after: Option<i64>,
-    limit: i64,
-) -> Result<Vec<Job>, ApiError> {
-    let status_is = match status {
-        Some(_) => "j.status = $2",
-        None => "$2::text IS NULL",
-    };
-    let st = c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS}, {USAGE} FROM jobs j {USAGE_JOIN}
-             WHERE j.tenant_id = $1 AND {status_is} AND ($3::text IS NULL OR j.queue = $3)
-               AND ($4::text IS NULL OR j.kind = $4) AND j.seq < $5
-             ORDER BY j.seq DESC LIMIT $6"
-        ))
-        .await
-        .map_err(pg)?;
-    let rows = c
-        .query(
-            &st,
-            &[
-                &tenant.as_uuid(),
-                &status.map(Status::as_str),
-                &queue,
-                &kind,
-                &after.unwrap_or(i64::MAX),
-                &limit,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    rows.iter().map(job).collect()
-}
-
-fn counts_of(r: &Row) -> Counts {
-    Counts {
-        queued: r.get(0),
-        running: r.get(1),
-        retrying: r.get(2),
-        succeeded: r.get(3),
-        dead: r.get(4),
-        cancelled: r.get(5),
-    }
-}
-
-const COUNTS: &str = "queued, running, retrying, succeeded, dead, cancelled";
-
-/// A tenant's counts by status: one primary-key read of its `queue_tenants` row, never of
-/// `jobs`. A tenant that never had a job has zeros.
-pub async fn counts(c: &Client, tenant: TenantId) -> Result<Counts, ApiError> {
-    let st = c
-        .prepare_cached(&format!(
-            "SELECT {COUNTS} FROM queue_tenants WHERE tenant_id = $1"
-        ))
-        .await
-        .map_err(pg)?;
-    let row = c.query_opt(&st, &[&tenant.as_uuid()]).await.map_err(pg)?;
-    Ok(row.as_ref().map(counts_of).unwrap_or(Counts {
-        queued: 0,
-        running: 0,
-        retrying: 0,
-        succeeded: 0,
-        dead: 0,
-        cancelled: 0,
-    }))
-}
-
-/// Every tenant's counts that are not all zero, by tenant id, for the operator.
-pub async fn overview(c: &Client) -> Result<Vec<(TenantId, Counts)>, ApiError> {
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {COUNTS}, tenant_id FROM queue_tenants
-                 WHERE queued + running + retrying + succeeded + dead + cancelled > 0
-                 ORDER BY tenant_id::text"
-            ),
-            &[],
-        )
-        .await
-        .map_err(pg)?;
-    Ok(rows
-        .iter()
-        .map(|r| (TenantId::from_uuid(r.get(6)), counts_of(r)))
-        .collect())
-}
-
-/// Tells the store what the service now knows of a tenant (its cache saw a change of plan,
-/// status or `max_running_jobs`): a tenant deactivated stops being leased, one reactivated
-/// with waiting jobs is leased again. A tenant without jobs has no row and needs none.
-pub async fn set_tenant(c: &Client, tenant: TenantId, info: &TenantInfo) -> Result<(), ApiError> {
-    let st = c
-        .prepare_cached(
-            "UPDATE queue_tenants SET weight = $2, max_running = $3, active = $4
-             WHERE tenant_id = $1
-               AND (weight, max_running, active) IS DISTINCT FROM ($2, $3, $4)",
-        )
-        .await
-        .map_err(pg)?;
-    c.execute(
-        &st,
-        &[
-            &tenant.as_uuid(),
-            &info.weight(),
-            &info.max_running,
-            &info.active,
-        ],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
 }
 
 /// How one transaction changes a tenant's counts, and the `run_at` of jobs it made waiting.
