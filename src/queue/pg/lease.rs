@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::queue::job::{Job, Status};
 use crate::tenancy::TenantId;
 use crate::time::Micros;
+use tokio_postgres::types::ToSql;
 
 /// The eligible tenants in turn order: ready jobs may be due, room under `max_running`.
 const ELIGIBLE: &str = "SELECT tenant_id, weight, max_running, active, running, taken
@@ -21,12 +22,15 @@ const ALL_QUEUES: &str = "WITH RECURSIVE qs(queue) AS (
                 WHERE j.tenant_id = $1 AND j.status IN ('queued', 'retrying')
                   AND j.queue > qs.queue ORDER BY j.queue LIMIT 1)
         FROM qs WHERE qs.queue IS NOT NULL)";
-const SOME_QUEUES: &str = "WITH qs(queue) AS (SELECT DISTINCT unnest($5::text[]))";
+const SOME_QUEUES: &str = "WITH qs(queue) AS (SELECT DISTINCT unnest($8::text[]))";
 
 /// Up to $3 of tenant $1's jobs due by $2, best first (priority descending, then `run_at`, then
-/// enqueue order), marked running with the tokens $4, in one statement. One seek of `jobs_ready`
-/// per queue and priority level: the tenant's backlog is never read. Rows another transaction
-/// holds are skipped, never waited for.
+/// enqueue order), marked running with the tokens $4, and the tenant's row updated, in one
+/// statement: its counts, its weight $6 and `max_running` $7 as the caller knows them, and its
+/// turn (when $5, a lease among all tenants): the turn passes once the tenant has taken its
+/// weight in it, or fewer jobs than asked. One seek of `jobs_ready` per queue and priority
+/// level: the tenant's backlog is never read. Rows another transaction holds are skipped,
+/// never waited for.
 fn take_sql(queues: &str) -> String {
     format!(
         "{queues},
@@ -50,13 +54,28 @@ fn take_sql(queues: &str) -> String {
              FOR UPDATE OF j SKIP LOCKED),
          numbered AS (
              SELECT l.*, row_number() OVER (ORDER BY l.priority DESC, l.run_at, l.seq) AS n
-             FROM locked l)
-         UPDATE jobs j SET status = 'running', attempts = j.attempts + 1,
-                           lease_token = ($4::text[])[n.n],
-                           lease_expires_at = $2 + j.lease_seconds * 1000000, updated_at = $2
-         FROM numbered n WHERE j.seq = n.seq
-         RETURNING {COLUMNS}, n.u0, n.u1, n.u2, n.u3, n.u4, n.u5, n.u6, n.u7, j.lease_token,
-                   n.was"
+             FROM locked l),
+         taken AS (
+             UPDATE jobs j SET status = 'running', attempts = j.attempts + 1,
+                               lease_token = ($4::text[])[n.n],
+                               lease_expires_at = $2 + j.lease_seconds * 1000000, updated_at = $2
+             FROM numbered n WHERE j.seq = n.seq
+             RETURNING {COLUMNS}, n.u0, n.u1, n.u2, n.u3, n.u4, n.u5, n.u6, n.u7, j.lease_token,
+                       n.was),
+         tally AS (
+             SELECT count(*) AS n, count(*) FILTER (WHERE was = 'queued') AS queued FROM taken),
+         counted AS (
+             UPDATE queue_tenants q
+             SET queued = q.queued - t.queued, retrying = q.retrying - (t.n - t.queued),
+                 running = q.running + t.n,
+                 taken = CASE WHEN NOT $5 THEN q.taken
+                              WHEN q.taken + t.n >= $6 OR t.n < $3 THEN 0
+                              ELSE q.taken + t.n END,
+                 turn = CASE WHEN $5 AND (q.taken + t.n >= $6 OR t.n < $3)
+                             THEN nextval('queue_turns') ELSE q.turn END,
+                 weight = $6, max_running = $7, active = true
+             FROM tally t WHERE q.tenant_id = $1 AND t.n > 0)
+         SELECT * FROM taken"
     )
 }
 
@@ -195,12 +214,19 @@ async fn lease_once(
         if want > 0 {
             let tokens: Vec<String> = (0..want).map(|_| token()).collect();
             let limit = want as i64;
+            let all = only.is_none();
             let rows = match queues {
                 Some(q) => {
-                    tx.query(&take, &[&t, &now, &limit, &tokens, &q.to_vec()])
-                        .await?
+                    let q = q.to_vec();
+                    let p: [&(dyn ToSql + Sync); 8] =
+                        [&t, &now, &limit, &tokens, &all, &weight, &max_running, &q];
+                    tx.query(&take, &p).await?
                 }
-                None => tx.query(&take, &[&t, &now, &limit, &tokens]).await?,
+                None => {
+                    let p: [&(dyn ToSql + Sync); 7] =
+                        [&t, &now, &limit, &tokens, &all, &weight, &max_running];
+                    tx.query(&take, &p).await?
+                }
             };
             for r in &rows {
                 let mut j = job(r)?;
@@ -219,41 +245,18 @@ async fn lease_once(
         } else {
             None
         };
-        let rotate = only.is_none() && n > 0 && (taken + n as i64 >= weight || short);
-        let taken = match (only, rotate) {
-            (Some(_), _) => taken,
-            (None, true) => 0,
-            (None, false) => taken + n as i64,
-        };
-        let from_queued = jobs.iter().filter(|j| j.2 == "queued").count() as i64;
-        if n > 0 || next_run_at.is_some() || now_known != stored {
+        // The rest of the row (the take's statement updated it when it took jobs): the caller's
+        // view of the tenant when it took none, the earliest waiting job when it ran short.
+        if next_run_at.is_some() || (n == 0 && now_known != stored) {
             let st = tx
                 .prepare_cached(
-                    "UPDATE queue_tenants SET queued = queued - $2, retrying = retrying - $3,
-                         running = running + $4, taken = $5,
-                         turn = CASE WHEN $6 THEN nextval('queue_turns') ELSE turn END,
-                         weight = $7, max_running = $8, active = $9,
-                         next_run_at = coalesce($10, next_run_at)
+                    "UPDATE queue_tenants SET weight = $2, max_running = $3, active = $4,
+                         next_run_at = coalesce($5, next_run_at)
                      WHERE tenant_id = $1",
                 )
                 .await?;
-            let counts = [from_queued, n as i64 - from_queued, n as i64];
-            tx.execute(
-                &st,
-                &[
-                    &t,
-                    &counts[0],
-                    &counts[1],
-                    &counts[2],
-                    &taken,
-                    &rotate,
-                    &weight,
-                    &max_running,
-                    &active,
-                    &next_run_at,
-                ],
-            )
-            .await?;
+            tx.execute(&st, &[&t, &weight, &max_running, &active, &next_run_at])
+                .await?;
         }
         if n == 0 {
             passed.push(t);
