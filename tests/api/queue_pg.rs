@@ -698,12 +698,13 @@ async fn counts_by_status_equal_the_jobs_after_a_mixed_workload_on_three_replica
     );
 }
 
-/// Store-level throughput, not HTTP: 16 workers on two pools lease and complete 20,000 jobs of
-/// eight tenants. Run with `--ignored --nocapture`; the figures go to docs/BENCHMARKS.md.
+/// Store-level throughput, not HTTP: workers on two pools lease and complete the jobs of eight
+/// tenants. Run with `--ignored --nocapture`; the figures go to docs/BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn store_level_lease_and_complete_throughput() {
-    for max_jobs in [1usize, 10] {
+    for (workers, max_jobs, total) in [(16usize, 1usize, 20_000i64), (16, 10, 20_000), (1, 1, 4000)]
+    {
         let Some((url, pools)) = replicas(2, 8).await else {
             return;
         };
@@ -711,24 +712,40 @@ async fn store_level_lease_and_complete_throughput() {
         for i in 0..8 {
             let (t, info) = tenant(&url, &format!("t{i}"), Plan::Enterprise, 50).await;
             infos.insert(t, info);
-            enqueue(&pools[i % 2], t, info, jobs(2500, now()), now()).await;
+            enqueue(
+                &pools[i % 2],
+                t,
+                info,
+                jobs(total as usize / 8, now()),
+                now(),
+            )
+            .await;
         }
         let infos: Infos = Arc::new(infos);
         let done = Arc::new(AtomicI64::new(0));
+        let latencies: Arc<Mutex<Vec<Duration>>> = Default::default();
         let started = Instant::now();
-        let mut workers = Vec::new();
-        for w in 0..16 {
-            let (pg, infos, done) = (pools[w % 2].clone(), infos.clone(), done.clone());
-            workers.push(tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (pg, infos, done, latencies) = (
+                pools[w % 2].clone(),
+                infos.clone(),
+                done.clone(),
+                latencies.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
                 let mut c = pg.client().await.unwrap();
+                let mut mine = Vec::new();
                 loop {
+                    let asked = Instant::now();
                     let got = q::lease(&mut c, None, None, max_jobs, now(), &|t| {
                         infos.get(&t).copied()
                     })
                     .await
                     .unwrap();
+                    mine.push(asked.elapsed());
                     if got.is_empty() {
-                        if done.load(Ordering::SeqCst) >= 20_000 {
+                        if done.load(Ordering::SeqCst) >= total {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -741,15 +758,22 @@ async fn store_level_lease_and_complete_throughput() {
                         done.fetch_add(1, Ordering::SeqCst);
                     }
                 }
+                latencies.lock().unwrap().extend(mine);
             }));
         }
-        for w in workers {
-            w.await.unwrap();
+        for t in tasks {
+            t.await.unwrap();
         }
         let secs = started.elapsed().as_secs_f64();
+        let mut l = std::mem::take(&mut *latencies.lock().unwrap());
+        l.sort();
+        let at = |p: f64| l[((l.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
         println!(
-            "max_jobs {max_jobs}: 20000 jobs leased and completed in {secs:.2} s = {:.0} jobs/s",
-            20_000.0 / secs
+            "{workers} workers, max_jobs {max_jobs}: {total} jobs leased and completed in \
+             {secs:.2} s = {:.0} jobs/s; lease p50 {:.2} ms, p99 {:.2} ms",
+            total as f64 / secs,
+            at(0.5),
+            at(0.99)
         );
     }
 }
