@@ -698,6 +698,162 @@ async fn counts_by_status_equal_the_jobs_after_a_mixed_workload_on_three_replica
     );
 }
 
+fn job_with(queue: &str, priority: i64, run_at: Option<i64>, at: i64) -> NewJob {
+    let mut j = jobs(1, at).remove(0);
+    j.queue = queue.into();
+    j.priority = priority;
+    j.run_at = run_at;
+    j
+}
+
+#[tokio::test]
+async fn priority_then_run_at_then_order_across_queues_and_delayed_jobs_wait() {
+    let Some((url, pools)) = replicas(2, 2).await else {
+        return;
+    };
+    let (acme, a) = tenant(&url, "acme", Plan::Enterprise, 50).await;
+    let infos: Infos = Arc::new([(acme, a)].into());
+    let t0 = now();
+    let batch = vec![
+        job_with("mail", 1, None, t0),
+        job_with("pdf", 9, Some(t0 - 5), t0),
+        job_with("mail", 5, None, t0),
+        job_with("pdf", 9, Some(t0 - 10), t0),
+        job_with("mail", 9, Some(t0 + 60_000_000), t0),
+        job_with("pdf", 5, None, t0),
+    ];
+    let mut c = pools[0].client().await.unwrap();
+    let made: Vec<String> = q::enqueue(&mut c, acme, &a, batch, t0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(j, _)| j.id)
+        .collect();
+    let mut c = pools[1].client().await.unwrap();
+    let only_pdf = ["pdf".to_string()];
+    let got = q::lease(&mut c, Some(acme), Some(&only_pdf), 10, t0, &|t| {
+        infos.get(&t).copied()
+    })
+    .await
+    .unwrap();
+    let ids: Vec<&str> = got.iter().map(|(j, _)| j.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [&made[3], &made[1], &made[5]],
+        "the pdf queue only, best first"
+    );
+    let got = lease(&pools[0], &infos, 10, t0).await;
+    let ids: Vec<&str> = got.iter().map(|(j, _)| j.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [&made[2], &made[0]],
+        "priority, then order; the delayed job waits"
+    );
+    let got = lease(&pools[1], &infos, 10, t0 + 60_000_000).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.id, made[4], "due at its run_at");
+}
+
+#[tokio::test]
+async fn the_callers_view_of_a_tenant_decides_whether_and_how_much_it_leases() {
+    let Some((url, pools)) = replicas(2, 2).await else {
+        return;
+    };
+    let (acme, a) = tenant(&url, "acme", Plan::Pro, 10).await;
+    let at = now();
+    enqueue(&pools[0], acme, a, jobs(6, at), at).await;
+    let view = |info: TenantInfo| -> Infos { Arc::new([(acme, info)].into()) };
+    let off = TenantInfo { active: false, ..a };
+    assert!(
+        lease(&pools[1], &view(off), 5, at).await.is_empty(),
+        "inactive"
+    );
+    assert!(
+        lease(&pools[1], &view(a), 5, at).await.is_empty(),
+        "the store remembers the deactivation until it is told otherwise"
+    );
+    q::set_tenant(&pools[0].client().await.unwrap(), acme, &a)
+        .await
+        .unwrap();
+    let one = TenantInfo {
+        max_running: 1,
+        ..a
+    };
+    let got = lease(&pools[1], &view(one), 5, at).await;
+    assert_eq!(got.len(), 1, "a lowered max_running_jobs applies at once");
+    assert!(lease(&pools[0], &view(one), 5, at).await.is_empty());
+    assert!(
+        lease(&pools[0], &view(a), 5, at).await.is_empty(),
+        "a tenant at the limit the store last heard of is not picked, so not corrected"
+    );
+    q::set_tenant(&pools[1].client().await.unwrap(), acme, &a)
+        .await
+        .unwrap();
+    let got = lease(&pools[0], &view(a), 5, at).await;
+    assert_eq!(
+        got.len(),
+        5,
+        "the limit raised again; alone in the rotation, it takes turn after turn"
+    );
+    let forgotten: Infos = Arc::new(HashMap::new());
+    assert!(
+        lease(&pools[0], &forgotten, 5, at).await.is_empty(),
+        "unknown: deleted"
+    );
+}
+
+#[tokio::test]
+async fn list_pages_by_keyset_and_cancel_and_retry_move_only_from_their_statuses() {
+    let Some((url, pools)) = replicas(2, 2).await else {
+        return;
+    };
+    let (acme, a) = tenant(&url, "acme", Plan::Pro, 10).await;
+    let (other, o) = tenant(&url, "other", Plan::Pro, 10).await;
+    let at = now();
+    enqueue(&pools[0], acme, a, jobs(5, at), at).await;
+    enqueue(&pools[0], other, o, jobs(2, at), at).await;
+    let c = pools[1].client().await.unwrap();
+    let page = q::list(&c, acme, None, None, None, None, 3).await.unwrap();
+    let next = q::list(&c, acme, None, None, None, Some(page[2].seq), 3)
+        .await
+        .unwrap();
+    assert_eq!((page.len(), next.len()), (3, 2));
+    assert!(
+        page[0].seq > page[2].seq && page[2].seq > next[0].seq,
+        "newest first"
+    );
+    let id = page[0].id.clone();
+    assert!(matches!(
+        q::get(&c, other, &id).await,
+        Err(ApiError::NotFound(_))
+    ));
+    assert!(matches!(
+        q::get(&c, acme, "nope").await,
+        Err(ApiError::NotFound(_))
+    ));
+    let mut c = pools[0].client().await.unwrap();
+    let r = q::retry(&mut c, acme, &id, at).await;
+    assert!(matches!(r, Err(ApiError::Conflict(_))), "{r:?}");
+    assert_eq!(
+        q::cancel(&mut c, acme, &id, at).await.unwrap().status,
+        Status::Cancelled
+    );
+    let r = q::cancel(&mut c, acme, &id, at).await;
+    assert!(matches!(r, Err(ApiError::Conflict(_))), "{r:?}");
+    let c1 = pools[1].client().await.unwrap();
+    let cancelled = q::list(&c1, acme, Some(Status::Cancelled), None, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    let back = q::retry(&mut c, acme, &id, at + 1).await.unwrap();
+    assert_eq!(
+        (back.status, back.attempts, back.run_at),
+        (Status::Queued, 0, at + 1)
+    );
+    let counts = q::counts(&c1, acme).await.unwrap();
+    assert_eq!((counts.queued, counts.cancelled), (5, 0));
+}
+
 /// Store-level throughput, not HTTP: workers on two pools lease and complete the jobs of eight
 /// tenants. Run with `--ignored --nocapture`; the figures go to docs/BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
