@@ -854,6 +854,68 @@ async fn list_pages_by_keyset_and_cancel_and_retry_move_only_from_their_statuses
     assert_eq!((counts.queued, counts.cancelled), (5, 0));
 }
 
+#[tokio::test]
+async fn rebuild_makes_the_tenant_rows_of_jobs_copied_in_by_sql_and_repairs_drift() {
+    let Some((url, pools)) = replicas(2, 2).await else {
+        return;
+    };
+    let (acme, a) = tenant(&url, "acme", Plan::Pro, 10).await;
+    let (gone, _) = tenant(&url, "gone", Plan::Basic, 2).await;
+    let at = now();
+    // Jobs as `tenantry copy` writes them: rows only, no `queue_tenants`.
+    let c = pg_connect(&url).await;
+    for (i, (t, status)) in [
+        (acme, "queued"),
+        (acme, "queued"),
+        (acme, "running"),
+        (acme, "succeeded"),
+        (acme, "dead"),
+        (gone, "retrying"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        c.execute(
+            "INSERT INTO jobs (id, tenant_id, queue, payload, priority, status, attempts,
+                               max_attempts, lease_seconds, run_at, lease_expires_at,
+                               lease_token, created_at, updated_at)
+             VALUES ($1, $2, 'default', '{}', 5, $3, 1, 25, 30, $4, $5, 'copied', $4, $4)",
+            &[
+                &uuid::Uuid::now_v7(),
+                &t.as_uuid(),
+                &status,
+                &(at + i as i64),
+                &(status == "running").then_some(at + 30_000_000),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    let infos: Infos = Arc::new([(acme, a)].into());
+    let mut c0 = pools[0].client().await.unwrap();
+    let n = q::rebuild(&mut c0, &|t| infos.get(&t).copied())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    counts_are_the_truth(&url, &pools[1], &[acme, gone]).await;
+    let got = lease(&pools[1], &infos, 10, at + 10).await;
+    assert_eq!(
+        got.len(),
+        2,
+        "acme's copied jobs lease; `gone` is unknown to the caller"
+    );
+    assert_eq!(q::rescue(&mut c0, at + 30_000_001, 500).await.unwrap(), 1);
+    counts_are_the_truth(&url, &pools[0], &[acme, gone]).await;
+    // Drift (a hand edit, a bug) is repaired.
+    c.execute("UPDATE queue_tenants SET succeeded = 99, running = -3", &[])
+        .await
+        .unwrap();
+    q::rebuild(&mut c0, &|t| infos.get(&t).copied())
+        .await
+        .unwrap();
+    counts_are_the_truth(&url, &pools[1], &[acme, gone]).await;
+}
+
 /// Store-level throughput, not HTTP: workers on two pools lease and complete the jobs of eight
 /// tenants. Run with `--ignored --nocapture`; the figures go to docs/BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

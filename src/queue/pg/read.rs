@@ -1,4 +1,5 @@
-//! Reads (a job, a page of jobs, counts by status) and the caller's news of a tenant.
+//! Reads (a job, a page of jobs, counts by status), the caller's news of a tenant, and the
+//! rebuild of the tenants' rows from the jobs.
 use super::{job, job_id, not_found, pg, TenantInfo, COLUMNS, USAGE, USAGE_JOIN};
 use crate::db::pg::Client;
 use crate::error::ApiError;
@@ -144,4 +145,85 @@ pub async fn set_tenant(c: &Client, tenant: TenantId, info: &TenantInfo) -> Resu
     .await
     .map_err(pg)?;
     Ok(())
+}
+
+/// Rebuilds every tenant's `queue_tenants` row from `jobs` (counts by status, earliest waiting
+/// job), for `tenantry copy` once it has copied jobs from SQLite (which keeps these in memory),
+/// or to repair. It reads every job once, so it is not for the hot path, and it holds off every
+/// write to `jobs` until it commits (`SHARE` lock), so replicas may keep running meanwhile. A
+/// tenant's place in the rotation is kept; a new row joins the back. `tenants` is the caller's
+/// view; a tenant it does not know is stored inactive. Returns how many rows it wrote.
+pub async fn rebuild(
+    c: &mut Client,
+    tenants: &(dyn Fn(TenantId) -> Option<TenantInfo> + Sync),
+) -> Result<usize, ApiError> {
+    let tx = c.transaction().await.map_err(pg)?;
+    tx.batch_execute("LOCK TABLE jobs IN SHARE MODE")
+        .await
+        .map_err(pg)?;
+    let rows = tx
+        .query(
+            "SELECT tenant_id,
+                    count(*) FILTER (WHERE status = 'queued'),
+                    count(*) FILTER (WHERE status = 'running'),
+                    count(*) FILTER (WHERE status = 'retrying'),
+                    count(*) FILTER (WHERE status = 'succeeded'),
+                    count(*) FILTER (WHERE status = 'dead'),
+                    count(*) FILTER (WHERE status = 'cancelled'),
+                    coalesce(min(run_at) FILTER (WHERE status IN ('queued', 'retrying')), 0)
+             FROM jobs GROUP BY tenant_id ORDER BY tenant_id",
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    let upsert = tx
+        .prepare(
+            "INSERT INTO queue_tenants AS q (tenant_id, weight, max_running, active, turn,
+                 next_run_at, queued, running, retrying, succeeded, dead, cancelled)
+             VALUES ($1, $2, $3, $4, nextval('queue_turns'), $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (tenant_id) DO UPDATE SET
+                 weight = EXCLUDED.weight, max_running = EXCLUDED.max_running,
+                 active = EXCLUDED.active, next_run_at = EXCLUDED.next_run_at,
+                 queued = EXCLUDED.queued, running = EXCLUDED.running,
+                 retrying = EXCLUDED.retrying, succeeded = EXCLUDED.succeeded,
+                 dead = EXCLUDED.dead, cancelled = EXCLUDED.cancelled",
+        )
+        .await
+        .map_err(pg)?;
+    for r in &rows {
+        let t: uuid::Uuid = r.get(0);
+        let info = tenants(TenantId::from_uuid(t));
+        let (weight, max_running, active) =
+            info.map_or((1, 0, false), |i| (i.weight(), i.max_running, i.active));
+        let n = |i: usize| r.get::<_, i64>(i);
+        tx.execute(
+            &upsert,
+            &[
+                &t,
+                &weight,
+                &max_running,
+                &active,
+                &n(7),
+                &n(1),
+                &n(2),
+                &n(3),
+                &n(4),
+                &n(5),
+                &n(6),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    // Tenants whose jobs are all gone keep no counts.
+    tx.execute(
+        "UPDATE queue_tenants q SET queued = 0, running = 0, retrying = 0, succeeded = 0,
+             dead = 0, cancelled = 0
+         WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.tenant_id = q.tenant_id)",
+        &[],
+    )
+    .await
+    .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(rows.len())
 }
