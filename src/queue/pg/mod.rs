@@ -5,15 +5,17 @@
 //! the jobs, so every replica leases from the same rotation and counts the same jobs.
 //!
 //! Lock order (§3.3), so no two transactions wait on each other in a cycle:
-//! - a lease waits (if at all) only for its first `queue_tenants` row, then takes jobs and any
-//!   further tenant rows with `SKIP LOCKED`, never waiting again;
+//! - a lease takes tenant rows and jobs with `SKIP LOCKED`; when every eligible tenant row is
+//!   locked it waits for one, as the first statement of a new transaction, and never again;
 //! - enqueue, cancel, retry and reports lock their job rows first and their one tenant row last;
 //! - the rescue of expired leases skips locked jobs, then locks tenant rows in `tenant_id` order.
 //!
 //! What the service knows from its caches (a tenant's plan, status and `max_running_jobs`) is
 //! passed in as a `TenantInfo`; the store keeps the last view it was told in the tenant's row
-//! and a lease corrects the row when the caller's view differs. Input is checked by the caller
-//! (`NewJob::parse_body`, `Queue::report`'s bounds) before it reaches these functions.
+//! and a lease corrects the row when the caller's view differs; a change that would make a
+//! tenant leasable again (reactivated, limit raised) reaches the row through `set_tenant`.
+//! Input is checked by the caller (`NewJob::parse_body`, `Queue::report`'s bounds) before it
+//! reaches these functions; `now` is the caller's clock, as on SQLite.
 mod enqueue;
 mod lease;
 mod read;
