@@ -34,3 +34,37 @@ CREATE UNLOGGED TABLE rate_buckets (
     tenant_id UUID PRIMARY KEY,
     tat       BIGINT NOT NULL
 );
+
+-- The hosted job queue across replicas (docs/SCALE_OUT.md §5.1, src/queue/pg). One SQLite
+-- process keeps the rotation among tenants and the counts by status in memory; replicas keep
+-- them here, one row per tenant that has had a job, changed in the same transaction as the jobs.
+--   turn, taken   the rotation: the eligible row with the lowest `turn` has the turn; it takes
+--                 up to `weight` jobs, then moves to the back (`turn` = nextval('queue_turns')).
+--                 A tenant whose waiting jobs went from none to some joins at the back.
+--   weight, max_running, active
+--                 what the service last told the store about the tenant (plan weight, its
+--                 `max_running_jobs`, whether it is active): leases compare and correct them.
+--   next_run_at   no waiting job is due before this (a lower bound, corrected by leases).
+--   queued .. cancelled
+--                 the tenant's jobs by status: counts without reading `jobs`, and `running`,
+--                 changed only under this row's lock, is what keeps `max_running` across replicas.
+CREATE SEQUENCE queue_turns;
+
+CREATE TABLE queue_tenants (
+    tenant_id   UUID PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    weight      BIGINT NOT NULL CHECK (weight >= 1),
+    max_running BIGINT NOT NULL CHECK (max_running >= 0),
+    active      BOOLEAN NOT NULL,
+    turn        BIGINT NOT NULL,
+    taken       BIGINT NOT NULL DEFAULT 0,
+    next_run_at BIGINT NOT NULL,
+    queued      BIGINT NOT NULL DEFAULT 0,
+    running     BIGINT NOT NULL DEFAULT 0,
+    retrying    BIGINT NOT NULL DEFAULT 0,
+    succeeded   BIGINT NOT NULL DEFAULT 0,
+    dead        BIGINT NOT NULL DEFAULT 0,
+    cancelled   BIGINT NOT NULL DEFAULT 0
+);
+-- A lease's first step: the eligible tenants in turn order, read from this index only.
+CREATE INDEX queue_tenants_by_turn ON queue_tenants (turn, tenant_id)
+    WHERE active AND queued + retrying > 0;

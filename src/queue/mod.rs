@@ -3,6 +3,7 @@
 //! end. Every change of a job is one transaction; the in-memory schedule follows each commit.
 pub mod job;
 pub mod lease;
+pub mod pg;
 pub mod report;
 pub mod schedule;
 pub mod store;

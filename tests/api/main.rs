@@ -36,6 +36,7 @@ mod proxies;
 mod purge;
 mod queue;
 mod queue_durability;
+mod queue_pg;
 mod resolution;
 mod restart;
 mod retention;

@@ -29,6 +29,7 @@ pub const POSTGRES_ONLY: &[&str] = &[
     "usage_totals",
     "writer_commits",
     "rate_buckets",
+    "queue_tenants",
 ];
 
 /// SQLite's schema, read from an open connection.
