@@ -242,7 +242,11 @@ async fn raw(url: &str, clients: u64, batch: u64, secs: u64) -> String {
                     markup: 0,
                 })
                 .collect();
-            tenantry::usage::pg_store::insert_events(&*tx, &rows, 0)
+            let insert = tx
+                .prepare_cached(tenantry::usage::pg_store::INSERT_EVENTS)
+                .await
+                .map_err(|e| e.to_string())?;
+            tenantry::usage::pg_store::insert_events(&*tx, &insert, &rows, 0)
                 .await
                 .map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())
@@ -336,6 +340,10 @@ async fn reads(url: &str, events: u64, secs: u64) -> String {
     let c = db.conn().expect("connection");
     let p = pg.client().await.expect("connection");
     let (t, u) = (tenant.to_string(), tenant.as_uuid());
+    let statement = p
+        .prepare_cached(&tenantry::usage::pg_store::day_and_month_sql())
+        .await
+        .expect("prepare");
     let mut out = vec![format!(
         "{events} events of one tenant over 30 days stored on both in {filled:.1} s"
     )];
@@ -379,7 +387,7 @@ async fn reads(url: &str, events: u64, secs: u64) -> String {
     out.push(format!(
         "postgres limits (day + month totals): {}",
         time_reads(secs, || async {
-            tenantry::usage::pg_store::day_and_month(&**p, &[u], today, (first, next))
+            tenantry::usage::pg_store::day_and_month(&**p, &statement, &[u], today, (first, next))
                 .await
                 .expect("read");
         })

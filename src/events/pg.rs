@@ -15,6 +15,31 @@ pub async fn record_many(
     c: &impl GenericClient,
     events: &[(Micros, NewEvent)],
 ) -> Result<u64, tokio_postgres::Error> {
+    record_many_with(c, RECORD_MANY, events).await
+}
+
+/// The statement `record_many` runs.
+pub const RECORD_MANY: &str =
+    "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
+                             created_at, once_key)
+         SELECT id, tenant_id, category, event_type, severity, message, data, created_at,
+                once_key
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::int8[])
+              WITH ORDINALITY AS u(id, tenant_id, category, event_type, severity, message,
+                                   data, once_key, created_at, n)
+         ORDER BY n
+         ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING";
+
+/// As `record_many`, with the statement prepared by the caller (or as text).
+pub async fn record_many_with<T>(
+    c: &impl GenericClient,
+    statement: &T,
+    events: &[(Micros, NewEvent)],
+) -> Result<u64, tokio_postgres::Error>
+where
+    T: ?Sized + tokio_postgres::ToStatement + Sync + Send,
+{
     if events.is_empty() {
         return Ok(0);
     }
@@ -39,16 +64,7 @@ pub async fn record_many(
         once.push(e.once_key.as_deref());
     }
     c.execute(
-        "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
-                             created_at, once_key)
-         SELECT id, tenant_id, category, event_type, severity, message, data, created_at,
-                once_key
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::int8[])
-              WITH ORDINALITY AS u(id, tenant_id, category, event_type, severity, message,
-                                   data, once_key, created_at, n)
-         ORDER BY n
-         ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING",
+        statement,
         &[
             &ids,
             &tenants,

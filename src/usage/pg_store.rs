@@ -7,7 +7,7 @@ use super::rollup::Totals;
 use super::store::FirstRecorded;
 use crate::time::Micros;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 type PgResult<T> = Result<T, tokio_postgres::Error>;
@@ -31,6 +31,125 @@ pub(super) fn totals_at(r: &Row, from: usize) -> Totals {
     }
 }
 
+/// The writer's statements, prepared once per connection: a statement sent as text is parsed
+/// and planned on every call, a round trip of its own before the one that runs it.
+pub struct Statements {
+    insert_totals: Statement,
+    lock_totals: Statement,
+    pub day_and_month: Statement,
+    pub insert_events: Statement,
+    first_recorded: Statement,
+    add_rollups: Statement,
+    add_totals: Statement,
+    record_commit: Statement,
+    /// `events::pg::RECORD_MANY`, for the unknown-model and limit-crossing events.
+    pub record_events: Statement,
+}
+
+impl Statements {
+    pub async fn prepare(c: &impl GenericClient) -> PgResult<Statements> {
+        let add = |to: &str, from: &str| {
+            SUMS.split(", ")
+                .map(|col| format!("{col} = {to}.{col} + {from}.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Ok(Statements {
+            insert_totals: c
+                .prepare(
+                    "INSERT INTO usage_totals (tenant_id)
+                     SELECT t FROM unnest($1::uuid[]) WITH ORDINALITY AS u(t, n) ORDER BY n
+                     ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .await?,
+            lock_totals: c
+                .prepare(&format!(
+                    "SELECT tenant_id, version, {SUMS} FROM usage_totals
+                     WHERE tenant_id = ANY($1) ORDER BY tenant_id FOR UPDATE"
+                ))
+                .await?,
+            day_and_month: c.prepare(&day_and_month_sql()).await?,
+            insert_events: c.prepare(INSERT_EVENTS).await?,
+            first_recorded: c.prepare(FIRST_RECORDED).await?,
+            add_rollups: c
+                .prepare(&format!(
+                    "INSERT INTO usage_rollups (tenant_id, dim, day, key, {SUMS})
+                     SELECT tenant_id, dim, day, key, {SUMS}
+                     FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::int8[],
+                                 $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+                                 $11::int8[], $12::int8[])
+                          WITH ORDINALITY AS u(tenant_id, dim, day, key, {SUMS}, n)
+                     ORDER BY n
+                     ON CONFLICT (tenant_id, dim, day, key) DO UPDATE SET {}",
+                    add("usage_rollups", "excluded")
+                ))
+                .await?,
+            add_totals: c
+                .prepare(&format!(
+                    "UPDATE usage_totals t SET version = t.version + 1, {}
+                     FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[],
+                                 $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+                          AS d(tenant_id, {SUMS})
+                     WHERE t.tenant_id = d.tenant_id",
+                    add("t", "d")
+                ))
+                .await?,
+            record_commit: c
+                .prepare("INSERT INTO writer_commits (batch_id, committed_at) VALUES ($1, $2)")
+                .await?,
+            record_events: c.prepare(crate::events::pg::RECORD_MANY).await?,
+        })
+    }
+}
+
+/// Each tenant's sums for day `$2` and for days `[$3, $4)`, from the rollups' total rows.
+pub fn day_and_month_sql() -> String {
+    let sums = |filter: &str| {
+        SUMS.split(", ")
+            .map(|col| format!("sum({col}) FILTER (WHERE {filter})::bigint"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT tenant_id, {}, {} FROM usage_rollups
+         WHERE tenant_id = ANY($1) AND dim = '' AND day >= $3 AND day < $4
+         GROUP BY tenant_id",
+        sums("day = $2"),
+        sums("true")
+    )
+}
+
+/// The statement `insert_events` runs (for callers without `Statements`).
+pub const INSERT_EVENTS: &str =
+    "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens,
+                 output_tokens, estimated_nanos, billed_nanos, input_price, output_price,
+                 cost_source, execution_mode, markup, pipeline_stage, agent_name, job_id,
+                 user_id, duration_ms, metadata, created_at, cache_read_tokens,
+                 cache_write_tokens, reasoning_tokens, cache_read_price, cache_write_price)
+             SELECT id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
+                 estimated_nanos, billed_nanos, input_price, output_price, cost_source,
+                 execution_mode, markup, pipeline_stage, agent_name, job_id, user_id,
+                 duration_ms, metadata, $26, cache_read_tokens, cache_write_tokens,
+                 reasoning_tokens, cache_read_price, cache_write_price
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
+                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+                         $11::int8[], $12::text[], $13::text[], $14::int8[], $15::text[],
+                         $16::text[], $17::text[], $18::text[], $19::int8[], $20::text[],
+                         $21::int8[], $22::int8[], $23::int8[], $24::int8[], $25::int8[])
+                  WITH ORDINALITY AS u(id, tenant_id, event_id, ts, model, input_tokens,
+                      output_tokens, estimated_nanos, billed_nanos, input_price, output_price,
+                      cost_source, execution_mode, markup, pipeline_stage, agent_name, job_id,
+                      user_id, duration_ms, metadata, cache_read_tokens, cache_write_tokens,
+                      reasoning_tokens, cache_read_price, cache_write_price, n)
+             ORDER BY n
+             ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
+             RETURNING id";
+
+const FIRST_RECORDED: &str =
+    "SELECT e.tenant_id, e.event_id, e.id, e.estimated_nanos, e.billed_nanos
+             FROM unnest($1::uuid[], $2::text[]) AS k(tenant_id, event_id)
+             JOIN usage_events e ON e.tenant_id = k.tenant_id AND e.event_id = k.event_id";
+
 /// A tenant's all-time totals row, locked for the rest of the transaction.
 pub struct Locked {
     pub version: i64,
@@ -42,24 +161,15 @@ pub struct Locked {
 /// these locks first: while held, nobody else adds usage for those tenants.
 pub async fn lock_totals(
     c: &impl GenericClient,
+    s: &Statements,
     tenants: &[Uuid],
 ) -> PgResult<HashMap<Uuid, Locked>> {
-    c.execute(
-        "INSERT INTO usage_totals (tenant_id)
-         SELECT t FROM unnest($1::uuid[]) WITH ORDINALITY AS u(t, n) ORDER BY n
-         ON CONFLICT (tenant_id) DO NOTHING",
-        &[&tenants],
-    )
-    .await?;
-    let rows = c
-        .query(
-            &format!(
-                "SELECT tenant_id, version, {SUMS} FROM usage_totals
-                 WHERE tenant_id = ANY($1) ORDER BY tenant_id FOR UPDATE"
-            ),
-            &[&tenants],
-        )
-        .await?;
+    // Sent together (one round trip): the insert runs first, then the locking read.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&tenants];
+    let (_, rows) = tokio::try_join!(
+        c.execute(&s.insert_totals, &params),
+        c.query(&s.lock_totals, &params)
+    )?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -76,30 +186,17 @@ pub async fn lock_totals(
 
 /// Each tenant's totals for `day` and for the month `[first, next)` holding it, from the
 /// rollups' total rows (at most 31 rows a tenant).
-pub async fn day_and_month(
+pub async fn day_and_month<T>(
     c: &impl GenericClient,
+    statement: &T,
     tenants: &[Uuid],
     day: i64,
     (first, next): (i64, i64),
-) -> PgResult<HashMap<Uuid, (Totals, Totals)>> {
-    let sum = |filter: &str| {
-        SUMS.split(", ")
-            .map(|col| format!("sum({col}) FILTER (WHERE {filter})::bigint"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let rows = c
-        .query(
-            &format!(
-                "SELECT tenant_id, {}, {} FROM usage_rollups
-                 WHERE tenant_id = ANY($1) AND dim = '' AND day >= $3 AND day < $4
-                 GROUP BY tenant_id",
-                sum("day = $2"),
-                sum("true")
-            ),
-            &[&tenants, &day, &first, &next],
-        )
-        .await?;
+) -> PgResult<HashMap<Uuid, (Totals, Totals)>>
+where
+    T: ?Sized + tokio_postgres::ToStatement + Sync + Send,
+{
+    let rows = c.query(statement, &[&tenants, &day, &first, &next]).await?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), (totals_at(r, 1), totals_at(r, 9))))
@@ -117,11 +214,15 @@ pub struct NewRow<'a> {
 
 /// Inserts `rows` in one statement, in order; an `event_id` the tenant already has (or that
 /// comes earlier in `rows`) is skipped. Returns the ids inserted: the others are duplicates.
-pub async fn insert_events(
+pub async fn insert_events<T>(
     c: &impl GenericClient,
+    statement: &T,
     rows: &[NewRow<'_>],
     now: Micros,
-) -> PgResult<HashSet<Uuid>> {
+) -> PgResult<HashSet<Uuid>>
+where
+    T: ?Sized + tokio_postgres::ToStatement + Sync + Send,
+{
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
@@ -183,29 +284,7 @@ pub async fn insert_events(
     let [stage, agent, job, user, metadata] = &labels;
     let inserted = c
         .query(
-            "INSERT INTO usage_events (id, tenant_id, event_id, ts, model, input_tokens,
-                 output_tokens, estimated_nanos, billed_nanos, input_price, output_price,
-                 cost_source, execution_mode, markup, pipeline_stage, agent_name, job_id,
-                 user_id, duration_ms, metadata, created_at, cache_read_tokens,
-                 cache_write_tokens, reasoning_tokens, cache_read_price, cache_write_price)
-             SELECT id, tenant_id, event_id, ts, model, input_tokens, output_tokens,
-                 estimated_nanos, billed_nanos, input_price, output_price, cost_source,
-                 execution_mode, markup, pipeline_stage, agent_name, job_id, user_id,
-                 duration_ms, metadata, $26, cache_read_tokens, cache_write_tokens,
-                 reasoning_tokens, cache_read_price, cache_write_price
-             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
-                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-                         $11::int8[], $12::text[], $13::text[], $14::int8[], $15::text[],
-                         $16::text[], $17::text[], $18::text[], $19::int8[], $20::text[],
-                         $21::int8[], $22::int8[], $23::int8[], $24::int8[], $25::int8[])
-                  WITH ORDINALITY AS u(id, tenant_id, event_id, ts, model, input_tokens,
-                      output_tokens, estimated_nanos, billed_nanos, input_price, output_price,
-                      cost_source, execution_mode, markup, pipeline_stage, agent_name, job_id,
-                      user_id, duration_ms, metadata, cache_read_tokens, cache_write_tokens,
-                      reasoning_tokens, cache_read_price, cache_write_price, n)
-             ORDER BY n
-             ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
-             RETURNING id",
+            statement,
             &[
                 &ids,
                 &tenants,
@@ -242,18 +321,12 @@ pub async fn insert_events(
 /// The events already recorded under these `(tenant, event_id)` pairs.
 pub async fn first_recorded(
     c: &impl GenericClient,
+    s: &Statements,
     keys: &[(Uuid, &str)],
 ) -> PgResult<HashMap<(Uuid, String), FirstRecorded>> {
     let tenants: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let event_ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
-    let rows = c
-        .query(
-            "SELECT e.tenant_id, e.event_id, e.id, e.estimated_nanos, e.billed_nanos
-             FROM unnest($1::uuid[], $2::text[]) AS k(tenant_id, event_id)
-             JOIN usage_events e ON e.tenant_id = k.tenant_id AND e.event_id = k.event_id",
-            &[&tenants, &event_ids],
-        )
-        .await?;
+    let rows = c.query(&s.first_recorded, &[&tenants, &event_ids]).await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -296,6 +369,7 @@ fn columns<'a>(totals: impl Iterator<Item = &'a Totals>) -> [Vec<i64>; 8] {
 /// keys are unique, which `DO UPDATE` needs).
 pub async fn add_to_rollups(
     c: &impl GenericClient,
+    s: &Statements,
     deltas: &BTreeMap<RollupKey, Totals>,
 ) -> PgResult<()> {
     if deltas.is_empty() {
@@ -307,22 +381,8 @@ pub async fn add_to_rollups(
     let keys: Vec<&str> = deltas.keys().map(|k| k.3.as_str()).collect();
     let [events, input, output, estimated, billed, cache_read, cache_write, reasoning] =
         columns(deltas.values());
-    let add = SUMS
-        .split(", ")
-        .map(|col| format!("{col} = usage_rollups.{col} + excluded.{col}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     c.execute(
-        &format!(
-            "INSERT INTO usage_rollups (tenant_id, dim, day, key, {SUMS})
-             SELECT tenant_id, dim, day, key, {SUMS}
-             FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::int8[],
-                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-                         $11::int8[], $12::int8[])
-                  WITH ORDINALITY AS u(tenant_id, dim, day, key, {SUMS}, n)
-             ORDER BY n
-             ON CONFLICT (tenant_id, dim, day, key) DO UPDATE SET {add}"
-        ),
+        &s.add_rollups,
         &[
             &tenants,
             &dims,
@@ -345,6 +405,7 @@ pub async fn add_to_rollups(
 /// Adds each tenant's delta to its (locked) totals row and moves its version on.
 pub async fn add_to_totals(
     c: &impl GenericClient,
+    s: &Statements,
     deltas: &BTreeMap<Uuid, Totals>,
 ) -> PgResult<()> {
     if deltas.is_empty() {
@@ -353,19 +414,8 @@ pub async fn add_to_totals(
     let tenants: Vec<Uuid> = deltas.keys().copied().collect();
     let [events, input, output, estimated, billed, cache_read, cache_write, reasoning] =
         columns(deltas.values());
-    let add = SUMS
-        .split(", ")
-        .map(|col| format!("{col} = t.{col} + d.{col}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     c.execute(
-        &format!(
-            "UPDATE usage_totals t SET version = t.version + 1, {add}
-             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[],
-                         $6::int8[], $7::int8[], $8::int8[], $9::int8[])
-                  AS d(tenant_id, {SUMS})
-             WHERE t.tenant_id = d.tenant_id"
-        ),
+        &s.add_totals,
         &[
             &tenants,
             &events,
@@ -384,12 +434,13 @@ pub async fn add_to_totals(
 
 /// Records the group `batch` in its own transaction: found after a COMMIT whose answer was lost
 /// with the connection, it says the group was stored (and must not be stored again).
-pub async fn record_commit(c: &impl GenericClient, batch: Uuid, now: Micros) -> PgResult<()> {
-    c.execute(
-        "INSERT INTO writer_commits (batch_id, committed_at) VALUES ($1, $2)",
-        &[&batch, &now],
-    )
-    .await?;
+pub async fn record_commit(
+    c: &impl GenericClient,
+    s: &Statements,
+    batch: Uuid,
+    now: Micros,
+) -> PgResult<()> {
+    c.execute(&s.record_commit, &[&batch, &now]).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 //! says no other writer touched the tenant since.
 use super::counters::Windows;
 use super::crossings;
-use super::pg_store::{self, Locked, NewRow, RollupKey};
+use super::pg_store::{self, Locked, NewRow, RollupKey, Statements};
 use super::priced::CostSource;
 use super::rollup::{day_of, month_span, Totals};
 use super::store::FirstRecorded;
@@ -29,24 +29,28 @@ type Cache = HashMap<TenantId, (i64, Windows)>;
 /// The writer's own connection (not pooled), opened again after it is lost.
 struct Conn {
     config: tokio_postgres::Config,
-    client: Option<Client>,
+    client: Option<(Client, Statements)>,
 }
 
 impl Conn {
-    async fn get(&mut self) -> Result<&mut Client, ApiError> {
-        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+    /// The connection and its prepared statements, connecting (and preparing) if need be.
+    async fn get(&mut self) -> Result<(&mut Client, &Statements), ApiError> {
+        if self.lost() {
+            self.client = None;
             let (client, connection) = self.config.connect(NoTls).await.map_err(|e| {
                 ApiError::internal(format!("postgres: cannot connect: {}", describe(&e)))
             })?;
             // Driven by the writer's runtime whenever it runs a commit.
             tokio::spawn(connection);
-            self.client = Some(client);
+            let statements = Statements::prepare(&client).await?;
+            self.client = Some((client, statements));
         }
-        Ok(self.client.as_mut().expect("connected above"))
+        let (client, statements) = self.client.as_mut().expect("connected above");
+        Ok((client, statements))
     }
 
     fn lost(&self) -> bool {
-        self.client.as_ref().is_none_or(|c| c.is_closed())
+        self.client.as_ref().is_none_or(|(c, _)| c.is_closed())
     }
 }
 
@@ -139,9 +143,9 @@ async fn commit(
     closed: &ClosedBefore,
 ) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
     let batch = Uuid::new_v4();
-    let client = conn.get().await?;
+    let (client, statements) = conn.get().await?;
     let tx = client.transaction().await?;
-    let staged = stage(&tx, jobs, cache, closed, batch).await?;
+    let staged = stage(&tx, statements, jobs, cache, closed, batch).await?;
     match tx.commit().await {
         Ok(()) => {
             cache.extend(staged.windows);
@@ -154,7 +158,7 @@ async fn commit(
             // The connection died with the COMMIT in flight: it may have committed. A fresh
             // connection finds the group's receipt, or not; retrying blindly could store events
             // without an `event_id` twice.
-            if conn.lost() && pg_store::committed(conn.get().await?, batch).await? {
+            if conn.lost() && pg_store::committed(&*conn.get().await?.0, batch).await? {
                 tracing::warn!(%batch, "usage commit's answer was lost; its receipt says it committed");
                 return Ok(staged.out);
             }
@@ -166,6 +170,7 @@ async fn commit(
 /// Everything of a group but its COMMIT: lock, insert, decide each job, add up.
 async fn stage(
     tx: &Transaction<'_>,
+    s: &Statements,
     jobs: &[Job],
     cache: &Cache,
     closed: &ClosedBefore,
@@ -174,9 +179,9 @@ async fn stage(
     let mut tenants: Vec<Uuid> = jobs.iter().map(|j| j.tenant.as_uuid()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let locked = pg_store::lock_totals(tx, &tenants).await?;
+    let locked = pg_store::lock_totals(tx, s, &tenants).await?;
     let closed_before = closed();
-    let mut windows = load_windows(tx, jobs, &locked, cache).await?;
+    let mut windows = load_windows(tx, s, jobs, &locked, cache).await?;
 
     // Which jobs go into the one group insert: those that cannot take a total past an i64 even
     // if every event were new. The others (never seen outside tests) run alone, in a savepoint.
@@ -202,8 +207,8 @@ async fn stage(
             }
         }
     }
-    let mut inserted = pg_store::insert_events(tx, &rows, jobs[0].now).await?;
-    let mut first = duplicates_of(tx, &rows, &inserted).await?;
+    let mut inserted = pg_store::insert_events(tx, &s.insert_events, &rows, jobs[0].now).await?;
+    let mut first = duplicates_of(tx, s, &rows, &inserted).await?;
 
     let mut out = Vec::with_capacity(jobs.len());
     let mut rollups: BTreeMap<RollupKey, Totals> = BTreeMap::new();
@@ -221,8 +226,8 @@ async fn stage(
         if risky[i] {
             tx.batch_execute("SAVEPOINT job").await?;
             let rows = new_rows(job, &ids[i]).collect::<Vec<_>>();
-            inserted.extend(pg_store::insert_events(tx, &rows, job.now).await?);
-            first.extend(duplicates_of(tx, &rows, &inserted).await?);
+            inserted.extend(pg_store::insert_events(tx, &s.insert_events, &rows, job.now).await?);
+            first.extend(duplicates_of(tx, s, &rows, &inserted).await?);
         }
         match decide(job, &ids[i], &inserted, &first, &mut w) {
             Ok((outcome, dups, new_events)) => {
@@ -246,12 +251,21 @@ async fn stage(
             Err(e) => return Err(e),
         }
     }
-    crate::events::pg::record_many(tx, &events).await?;
     rollups.retain(|_, t| t.events != 0);
-    pg_store::add_to_rollups(tx, &rollups).await?;
     deltas.retain(|_, t| t.events != 0);
-    pg_store::add_to_totals(tx, &deltas).await?;
-    pg_store::record_commit(tx, batch, jobs[0].now).await?;
+    // Independent statements of one transaction, sent together: one round trip for the four.
+    let record = async {
+        match events.is_empty() {
+            true => Ok(0),
+            false => crate::events::pg::record_many_with(tx, &s.record_events, &events).await,
+        }
+    };
+    tokio::try_join!(
+        record,
+        pg_store::add_to_rollups(tx, s, &rollups),
+        pg_store::add_to_totals(tx, s, &deltas),
+        pg_store::record_commit(tx, s, batch, jobs[0].now),
+    )?;
     // The versions this commit leaves: moved on for the tenants it added to.
     let mut kept = Cache::new();
     for ((tenant, _), w) in windows {
@@ -298,6 +312,7 @@ fn set_all_time(windows: &mut HashMap<(TenantId, i64), Windows>, tenant: TenantI
 /// still has the version it left, else from the rollups (one query per distinct day).
 async fn load_windows(
     tx: &Transaction<'_>,
+    s: &Statements,
     jobs: &[Job],
     locked: &HashMap<Uuid, Locked>,
     cache: &Cache,
@@ -338,7 +353,8 @@ async fn load_windows(
         }
     }
     for (day, tenants) in stale {
-        let sums = pg_store::day_and_month(tx, &tenants, day, month_span(day)).await?;
+        let sums =
+            pg_store::day_and_month(tx, &s.day_and_month, &tenants, day, month_span(day)).await?;
         for (tenant, (today, this_month)) in sums {
             if let Some(w) = out.get_mut(&(TenantId::from_uuid(tenant), day)) {
                 w.today = today;
@@ -371,6 +387,7 @@ fn new_rows<'a>(job: &'a Job, ids: &'a [Uuid]) -> impl Iterator<Item = NewRow<'a
 /// The first recorded events of the rows that were not inserted (their `event_id` was taken).
 async fn duplicates_of(
     tx: &Transaction<'_>,
+    s: &Statements,
     rows: &[NewRow<'_>],
     inserted: &HashSet<Uuid>,
 ) -> Result<HashMap<(Uuid, String), FirstRecorded>, ApiError> {
@@ -382,7 +399,7 @@ async fn duplicates_of(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(pg_store::first_recorded(tx, &keys).await?)
+    Ok(pg_store::first_recorded(tx, s, &keys).await?)
 }
 
 /// A job's outcome from what the insert did, its duplicates' indexes and the events it causes;

@@ -118,8 +118,12 @@ impl Usage {
             // Other replicas add usage too: the windows are read from the rollups (at most 31
             // rows), so an acknowledged event counts on every replica's next read.
             let c = pg.client().await.map_err(ApiError::internal)?;
+            let statement = c
+                .prepare_cached(&super::pg_store::day_and_month_sql())
+                .await?;
             let (today, this_month) = super::pg_store::day_and_month(
                 &**c,
+                &statement,
                 &[tenant.as_uuid()],
                 day,
                 rollup::month_span(day),
