@@ -20,7 +20,7 @@ use crate::limits;
 use crate::tenancy::TenantId;
 use crate::time::Micros;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
 /// A tenant's windows as of its totals row's version.
@@ -37,9 +37,13 @@ impl Conn {
     async fn get(&mut self) -> Result<(&mut Client, &Statements), ApiError> {
         if self.lost() {
             self.client = None;
-            let (client, connection) = self.config.connect(NoTls).await.map_err(|e| {
-                ApiError::internal(format!("postgres: cannot connect: {}", describe(&e)))
-            })?;
+            let (client, connection) =
+                self.config
+                    .connect(crate::db::pg::tls())
+                    .await
+                    .map_err(|e| {
+                        ApiError::internal(format!("postgres: cannot connect: {}", describe(&e)))
+                    })?;
             // Driven by the writer's runtime whenever it runs a commit.
             tokio::spawn(connection);
             let statements = Statements::prepare(&client).await?;

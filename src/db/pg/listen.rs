@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 /// How often the listener pings itself.
@@ -231,7 +231,7 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run(self, rx: &mut UnboundedReceiver<Event>) -> Ended {
         let n = self.number;
-        let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls));
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(super::tls()));
         let connected = unless_ended(rx, n, connect).await;
         let (client, conn) = match connected {
             Err(ended) => return ended,
@@ -328,7 +328,7 @@ async fn unless_ended<F: Future>(
 
 /// Drives the connection: notifications become work, our own pings become freshness.
 async fn drive(
-    mut conn: tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    mut conn: tokio_postgres::Connection<tokio_postgres::Socket, super::TlsStream>,
     own_ping: String,
     pings: Arc<Mutex<Pings>>,
     work: UnboundedSender<Work>,

@@ -12,7 +12,6 @@ pub mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
-use tokio_postgres::NoTls;
 
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
@@ -58,7 +57,7 @@ impl Pg {
         let config = parse_url(url)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls(),
             ManagerConfig {
                 // A connection that failed is dropped by deadpool; one that only idled is
                 // reused without a round trip.
@@ -122,4 +121,34 @@ pub fn conflict_on_unique(e: tokio_postgres::Error, what: &str) -> crate::error:
     } else {
         e.into()
     }
+}
+
+/// How tokio-postgres wraps a connection's socket under `tls()`.
+pub type TlsStream =
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+        tokio_postgres::Socket,
+    >>::Stream;
+
+/// The TLS every PostgreSQL connection may use: rustls (ring) with the system's root
+/// certificates, loaded once. Whether a connection uses it is the URL's `sslmode`
+/// (tokio-postgres: `prefer`, the default, tries TLS and falls back to plain when the server has
+/// none; `require` refuses plain; `disable` never tries).
+pub fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for cert in found.certs {
+            // A certificate the store cannot parse is skipped, as browsers do.
+            let _ = roots.add(cert);
+        }
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    });
+    tokio_postgres_rustls::MakeRustlsConnect::new(config.clone())
 }
