@@ -4,6 +4,10 @@
 //! the same moment (the tenant row lock, §4.2).
 use crate::helpers::{pg_connect, pg_database, spawn_tuned, TestApp, ADMIN};
 use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tenantry::db::pg::listen::{Handlers, Invalidation, Listener};
+use uuid::Uuid;
 
 async fn replica(url: &str) -> TestApp {
     spawn_tuned(
@@ -110,4 +114,110 @@ async fn concurrent_owner_removals_on_two_replicas_never_leave_zero_owners() {
             .get(0);
         assert_eq!(owners, 1, "round {round}");
     }
+}
+
+/// What each admin write of tenants, members and keys tells the other replicas, as a replica's
+/// listener hears it: the entity it changed, once its transaction committed.
+#[tokio::test]
+async fn each_admin_write_tells_the_other_replicas_what_it_changed() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = replica(&url).await;
+    let heard: Arc<Mutex<Vec<Invalidation>>> = Arc::default();
+    let h = heard.clone();
+    let handlers = Handlers {
+        on_change: Arc::new(move |what| {
+            h.lock().unwrap().push(what);
+            Ok(())
+        }),
+        reload_all: Arc::new(|| Ok(())),
+    };
+    let listener = Listener::start(&url, handlers).unwrap();
+    let start = Instant::now();
+    while !listener.is_fresh(Instant::now()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "listener never fresh"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t = app.create_tenant("acme").await;
+    let tenant = Uuid::parse_str(t["id"].as_str().unwrap()).unwrap();
+    app.put_member("acme", "alice", "owner").await;
+    app.put_member("acme", "bob", "member").await;
+    let r = app.delete("/api/tenant/acme/members/bob", ADMIN).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let k = app
+        .create_key_with("acme", json!({"name": "k", "role": "owner"}))
+        .await;
+    let key = Uuid::parse_str(k["id"].as_str().unwrap()).unwrap();
+    let r = app
+        .delete(&format!("/api/tenant/acme/keys/{key}"), ADMIN)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    // A refused write (the last owner) and a no-op deactivation tell nothing.
+    let r = app.delete("/api/tenant/acme/members/alice", ADMIN).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    for _ in 0..2 {
+        let r = app
+            .post(
+                &format!("/api/tenants/{tenant}/deactivate"),
+                ADMIN,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = app
+        .delete(&format!("/api/tenants/{tenant}?confirm=acme"), ADMIN)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let expected = vec![
+        Invalidation::Tenant(tenant),
+        Invalidation::Settings(tenant),
+        Invalidation::Member(tenant, "alice".into()),
+        Invalidation::Member(tenant, "bob".into()),
+        Invalidation::Member(tenant, "bob".into()),
+        Invalidation::Key(key),
+        Invalidation::Key(key),
+        // Deactivated once, then deleted.
+        Invalidation::Tenant(tenant),
+        Invalidation::Tenant(tenant),
+    ];
+    let start = Instant::now();
+    while heard.lock().unwrap().len() < expected.len() && start.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A moment more, in case anything unexpected is still on its way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*heard.lock().unwrap(), expected);
+}
+
+/// Tenants named alike, created on two replicas at the same moment without a slug: each gets a
+/// slug of its own, derived from the name (a derived slug another replica just took moves on
+/// to the next candidate instead of failing the create).
+#[tokio::test]
+async fn tenants_created_alike_on_two_replicas_at_once_get_distinct_derived_slugs() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    let body = json!({"name": "Acme Corp"});
+    let mut creates = Vec::new();
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        creates.push(app.post("/api/tenants", ADMIN, body.clone()));
+    }
+    let mut slugs = Vec::new();
+    for r in futures_util::future::join_all(creates).await {
+        assert_eq!(r.status, 201, "{}", r.body);
+        slugs.push(r.body["slug"].as_str().unwrap().to_string());
+    }
+    slugs.sort();
+    let mut expected: Vec<String> = std::iter::once("acme-corp".to_string())
+        .chain((2..=8).map(|n| format!("acme-corp-{n}")))
+        .collect();
+    expected.sort();
+    assert_eq!(slugs, expected);
 }
