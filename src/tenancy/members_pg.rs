@@ -23,6 +23,18 @@ pub(crate) async fn lock(c: &impl GenericClient, ctx: &TenantCtx) -> Result<(), 
     }
 }
 
+/// The tenant's owners, counted only when the member is one (only then can the count matter).
+async fn owners(
+    c: &impl GenericClient,
+    ctx: &TenantCtx,
+    current: Option<Role>,
+) -> Result<i64, ApiError> {
+    match current {
+        Some(Role::Owner) => Ok(store::owner_count(c, ctx.id()).await?),
+        _ => Ok(0),
+    }
+}
+
 /// Records `member.changed` and tells the other replicas, in the caller's transaction.
 async fn changed(
     c: &impl GenericClient,
@@ -65,14 +77,7 @@ impl Tenancy {
         let tx = c.transaction().await?;
         lock(&*tx, ctx).await?;
         let current = store::member_role(&*tx, ctx.id(), user.as_str()).await?;
-        if current == Some(Role::Owner)
-            && role != Role::Owner
-            && last_owner(
-                current,
-                Some(role),
-                store::owner_count(&*tx, ctx.id()).await?,
-            )
-        {
+        if last_owner(current, Some(role), owners(&*tx, ctx, current).await?) {
             return Err(ApiError::Conflict(LAST_OWNER.into()));
         }
         let now = self.now();
@@ -101,13 +106,7 @@ impl Tenancy {
         let current = store::member_role(&*tx, ctx.id(), user.as_str())
             .await?
             .ok_or_else(|| ApiError::NotFound("no such member".into()))?;
-        if current == Role::Owner
-            && last_owner(
-                Some(current),
-                None,
-                store::owner_count(&*tx, ctx.id()).await?,
-            )
-        {
+        if last_owner(Some(current), None, owners(&*tx, ctx, Some(current)).await?) {
             return Err(ApiError::Conflict(LAST_OWNER.into()));
         }
         store::delete_member(&*tx, ctx.id(), user.as_str()).await?;

@@ -1,6 +1,7 @@
 //! Tenants: the model, slugs, the in-memory tenant cache, tenant resolution (`TenantCtx`),
 //! membership, and the admin operations on tenants.
 pub mod cache;
+pub mod input;
 pub mod members;
 pub mod members_pg;
 pub mod purge;

@@ -1,7 +1,8 @@
 //! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
+pub use super::input::{NewTenant, TenantPatch};
 use super::store;
-use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
+use super::{Slug, Status, Tenant, DEFAULT_TENANT_ID};
 use super::{TenantCache, TenantId};
 use crate::auth::keys::Keys;
 use crate::auth::AdminProof;
@@ -15,7 +16,6 @@ use crate::events::{self, Kind, NewEvent};
 use crate::observe::Observe;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::store::write_version;
-use crate::settings::Settings;
 use crate::settings::TenantSettings;
 use crate::time::to_micros;
 use crate::time::Micros;
@@ -23,70 +23,6 @@ use crate::usage::service::Usage;
 use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
-
-pub struct NewTenant {
-    pub name: String,
-    pub slug: Option<Slug>,
-    pub plan: Plan,
-    /// Version 1 of its settings: the template's (or the defaults), then the given partial.
-    pub settings: Settings,
-}
-
-impl NewTenant {
-    pub fn parse(
-        name: &str,
-        slug: Option<&str>,
-        plan: Option<&str>,
-        template: Option<&str>,
-        settings: Option<&serde_json::Value>,
-    ) -> Result<Self, ApiError> {
-        let bad = ApiError::InvalidRequest;
-        let (base, template_plan) = match template {
-            None => (Settings::default(), Plan::Basic),
-            Some(t) => Settings::template(t)
-                .ok_or_else(|| bad("template must be trial, startup or enterprise".into()))?,
-        };
-        let settings = match settings {
-            Some(patch) => base.patched(patch)?,
-            None => base,
-        };
-        Ok(NewTenant {
-            name: parse_name(name, "name").map_err(bad)?,
-            slug: slug.map(Slug::parse).transpose().map_err(bad)?,
-            plan: plan
-                .map(Plan::parse)
-                .transpose()
-                .map_err(bad)?
-                .unwrap_or(template_plan),
-            settings,
-        })
-    }
-}
-
-#[derive(Default)]
-pub struct TenantPatch {
-    pub name: Option<String>,
-    pub slug: Option<Slug>,
-    pub plan: Option<Plan>,
-}
-
-impl TenantPatch {
-    pub fn parse(
-        name: Option<&str>,
-        slug: Option<&str>,
-        plan: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        let bad = ApiError::InvalidRequest;
-        Ok(TenantPatch {
-            name: name
-                .map(|n| parse_name(n, "name"))
-                .transpose()
-                .map_err(bad)?,
-            slug: slug.map(Slug::parse).transpose().map_err(bad)?,
-            plan: plan.map(Plan::parse).transpose().map_err(bad)?,
-        })
-    }
-}
 
 pub(super) const DUPLICATE_SLUG: &str = "a tenant with this slug already exists";
 
@@ -321,20 +257,6 @@ impl Tenancy {
         self.settings.forget(id);
         self.usage.forget_tenant(id);
         self.observe.forget_tenant(id);
-    }
-}
-
-impl TenantPatch {
-    pub(super) fn apply(self, t: &mut Tenant) {
-        if let Some(n) = self.name {
-            t.name = n;
-        }
-        if let Some(s) = self.slug {
-            t.slug = s;
-        }
-        if let Some(p) = self.plan {
-            t.plan = p;
-        }
     }
 }
 
