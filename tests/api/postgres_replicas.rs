@@ -79,6 +79,44 @@ async fn a_tenant_and_key_created_on_one_replica_are_served_by_the_other() {
     for app in [&a, &b] {
         assert_eq!(app.get("/api/members", &unknown).await.status, 401);
     }
+    // Revoked on one, a key the other replica only ever read through (never cached) is refused
+    // by it on the next request.
+    let k2 = a
+        .create_key_with("acme", json!({"name": "second", "role": "owner"}))
+        .await;
+    let second = k2["key"].as_str().unwrap();
+    assert_eq!(b.get("/api/members", second).await.status, 200);
+    let r = a
+        .delete(
+            &format!("/api/tenant/acme/keys/{}", k2["id"].as_str().unwrap()),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    b.get("/api/members", second)
+        .await
+        .assert_error(401, "unauthorized");
+    // A tenant the other replica served by reading the store (it caches nothing it reads
+    // through), deactivated on one, is refused by the other at once. (A tenant the other
+    // replica holds in its cache waits for the listener, SCALE_OUT §4.1: acme, which b's own
+    // writes above put in its cache.)
+    let beta = a.create_tenant("beta").await;
+    assert_eq!(b.get("/api/tenant/beta/members", ADMIN).await.status, 200);
+    let r = a
+        .post(
+            &format!("/api/tenants/{}/deactivate", beta["id"].as_str().unwrap()),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    b.get("/api/tenant/beta/members", ADMIN)
+        .await
+        .assert_error(403, "tenant_unavailable");
+    assert_eq!(
+        b.get("/api/tenants/beta", ADMIN).await.body["status"],
+        "inactive"
+    );
 }
 
 /// Two owners, each removed on a different replica at the same moment, round after round:
