@@ -87,6 +87,19 @@ impl KeyCache {
         let hash = super::admin::sha256(token);
         let map = self.0.read().expect("key cache lock is never poisoned");
         let k = map.get(&hash).ok_or(ApiError::Unauthorized)?;
+        Self::caller_of(k, now)
+    }
+
+    /// Whether the cache holds the key with this hash.
+    pub(crate) fn holds(&self, hash: &[u8; 32]) -> bool {
+        self.0
+            .read()
+            .expect("key cache lock is never poisoned")
+            .contains_key(hash)
+    }
+
+    /// The caller a key stands for at `now`, or 401 when it expired or its member is gone.
+    pub fn caller_of(k: &CachedKey, now: Micros) -> Result<Caller, ApiError> {
         if k.expires_at.is_some_and(|e| e <= now) {
             return Err(ApiError::Unauthorized);
         }

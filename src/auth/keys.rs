@@ -74,9 +74,9 @@ pub struct CreatedKey {
 /// cache that authenticates every `tk_` token.
 #[derive(Clone)]
 pub struct Keys {
-    db: Db,
+    pub(super) db: Db,
     clock: Arc<dyn Clock>,
-    cache: Arc<KeyCache>,
+    pub(super) cache: Arc<KeyCache>,
 }
 
 impl Keys {
@@ -88,7 +88,7 @@ impl Keys {
         }
     }
 
-    fn now(&self) -> Micros {
+    pub(super) fn now(&self) -> Micros {
         to_micros(self.clock.now())
     }
 
@@ -114,65 +114,23 @@ impl Keys {
                 "expires_at must be in the future".into(),
             ));
         }
+        if let Some(pg) = self.db.pg() {
+            return self.create_pg(pg, ctx, new).await;
+        }
         let (ctx, cache, now) = (ctx.clone(), self.cache.clone(), self.now());
         self.db
             .write(move |c| {
-                let member_role = match &new.user_id {
+                let member = match &new.user_id {
                     None => None,
-                    Some(u) => {
-                        let m = role_of(c, &ctx, u.as_str())?.ok_or_else(|| {
-                            ApiError::InvalidRequest(
-                                "user_id is not a member of this tenant".into(),
-                            )
-                        })?;
-                        if new.role.min(m) != new.role {
-                            return Err(ApiError::Forbidden(format!(
-                                "a key may not outrank its member ({} is {})",
-                                crate::error::clip(u.as_str()),
-                                m.as_str()
-                            )));
-                        }
-                        Some(m)
-                    }
+                    Some(u) => role_of(c, &ctx, u.as_str())?,
                 };
-                let (secret, hash, prefix) = generate();
-                let key = ApiKey {
-                    id: Uuid::new_v4(),
-                    name: new.name,
-                    role: new.role,
-                    user_id: new.user_id.map(|u| u.as_str().to_string()),
-                    prefix,
-                    created_at: now,
-                    expires_at: new.expires_at,
-                    revoked_at: None,
-                };
+                let member_role = key_member_role(&new, member)?;
+                let (key, secret, hash) = new_key(new, now);
                 let tx = c.transaction()?;
                 store::insert_key(&tx, ctx.id(), &key, &hash)?;
-                let actor = ctx.caller().describe();
-                let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
-                              "user_id": key.user_id, "prefix": key.prefix, "actor": actor});
-                let msg = format!(
-                    "{} key {} created by {actor}",
-                    key.role.as_str(),
-                    key.prefix
-                );
-                events::record(
-                    &tx,
-                    key.created_at,
-                    NewEvent::of(Kind::KeyCreated, ctx.id(), msg, data),
-                )?;
+                events::record(&tx, key.created_at, created_event(&ctx, &key))?;
                 tx.commit()?;
-                cache.insert(
-                    hash,
-                    CachedKey {
-                        id: key.id,
-                        tenant_id: ctx.id(),
-                        role: key.role,
-                        user_id: key.user_id.clone(),
-                        expires_at: key.expires_at,
-                        member_role,
-                    },
-                );
+                cache.insert(hash, cached(&ctx, &key, member_role));
                 Ok(CreatedKey { key, secret })
             })
             .await
@@ -184,6 +142,9 @@ impl Keys {
         page: PageRequest<(Micros, String)>,
     ) -> Result<Page<ApiKey>, ApiError> {
         ctx.require(Action::Manage)?;
+        if let Some(pg) = self.db.pg() {
+            return self.list_pg(pg, ctx, page).await;
+        }
         let ctx = ctx.clone();
         self.db
             .run(move |c| {
@@ -201,6 +162,9 @@ impl Keys {
         ctx.require(Action::Manage)?;
         let not_found = || ApiError::NotFound("no such key".into());
         let id = Uuid::parse_str(key_id).map_err(|_| not_found())?;
+        if let Some(pg) = self.db.pg() {
+            return self.revoke_pg(pg, ctx, id).await;
+        }
         let (ctx, cache, now) = (ctx.clone(), self.cache.clone(), self.now());
         self.db
             .write(move |c| {
@@ -209,14 +173,7 @@ impl Keys {
                     store::key_hash_and_prefix(&tx, ctx.id(), id)?.ok_or_else(not_found)?;
                 let revoked = store::revoke_key(&tx, ctx.id(), id, now)?;
                 if revoked == 1 {
-                    let actor = ctx.caller().describe();
-                    let data = json!({"key_id": id, "prefix": prefix, "actor": actor});
-                    let msg = format!("key {prefix} revoked by {actor}");
-                    events::record(
-                        &tx,
-                        now,
-                        NewEvent::of(Kind::KeyRevoked, ctx.id(), msg, data),
-                    )?;
+                    events::record(&tx, now, revoked_event(&ctx, id, &prefix))?;
                 }
                 tx.commit()?;
                 cache.remove(&hash);
@@ -224,4 +181,71 @@ impl Keys {
             })
             .await
     }
+}
+
+/// The member role a new key of `member`'s user is capped by: 400 when the user is no member,
+/// 403 when the key would outrank them; `None` for a key without a user.
+pub(super) fn key_member_role(
+    new: &NewKey,
+    member: Option<Role>,
+) -> Result<Option<Role>, ApiError> {
+    let Some(u) = &new.user_id else {
+        return Ok(None);
+    };
+    let m = member
+        .ok_or_else(|| ApiError::InvalidRequest("user_id is not a member of this tenant".into()))?;
+    if new.role.min(m) != new.role {
+        return Err(ApiError::Forbidden(format!(
+            "a key may not outrank its member ({} is {})",
+            crate::error::clip(u.as_str()),
+            m.as_str()
+        )));
+    }
+    Ok(Some(m))
+}
+
+/// A fresh key for `new`: the record, the secret (shown once) and the hash stored.
+pub(super) fn new_key(new: NewKey, now: Micros) -> (ApiKey, String, [u8; 32]) {
+    let (secret, hash, prefix) = generate();
+    let key = ApiKey {
+        id: Uuid::new_v4(),
+        name: new.name,
+        role: new.role,
+        user_id: new.user_id.map(|u| u.as_str().to_string()),
+        prefix,
+        created_at: now,
+        expires_at: new.expires_at,
+        revoked_at: None,
+    };
+    (key, secret, hash)
+}
+
+pub(super) fn cached(ctx: &TenantCtx, key: &ApiKey, member_role: Option<Role>) -> CachedKey {
+    CachedKey {
+        id: key.id,
+        tenant_id: ctx.id(),
+        role: key.role,
+        user_id: key.user_id.clone(),
+        expires_at: key.expires_at,
+        member_role,
+    }
+}
+
+pub(super) fn created_event(ctx: &TenantCtx, key: &ApiKey) -> NewEvent {
+    let actor = ctx.caller().describe();
+    let data = json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(),
+                  "user_id": key.user_id, "prefix": key.prefix, "actor": actor});
+    let msg = format!(
+        "{} key {} created by {actor}",
+        key.role.as_str(),
+        key.prefix
+    );
+    NewEvent::of(Kind::KeyCreated, ctx.id(), msg, data)
+}
+
+pub(super) fn revoked_event(ctx: &TenantCtx, id: Uuid, prefix: &str) -> NewEvent {
+    let actor = ctx.caller().describe();
+    let data = json!({"key_id": id, "prefix": prefix, "actor": actor});
+    let msg = format!("key {prefix} revoked by {actor}");
+    NewEvent::of(Kind::KeyRevoked, ctx.id(), msg, data)
 }

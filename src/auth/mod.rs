@@ -4,6 +4,7 @@ pub mod admin;
 pub mod guard;
 pub mod key_cache;
 pub mod keys;
+pub mod keys_pg;
 pub mod store;
 
 pub use admin::AdminToken;

@@ -43,6 +43,9 @@ pub async fn enforce(
         .find(|(m, _)| m == req.method())
         .map(|(_, a)| *a);
     if let Some(access) = access {
+        if access != Access::Public {
+            super::extract::read_through(req.request()).await;
+        }
         if let Err(e) = check(access, req.request()) {
             let res = match gateway {
                 true => super::gateway::error_response(req.path(), &e),

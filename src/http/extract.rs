@@ -1,19 +1,21 @@
 //! Extractors that turn a request into who is calling (`Caller`, `AdminCaller`) and which tenant
 //! it acts on (`TenantCtx`). Putting them first in a handler's arguments makes 401 and tenant
 //! errors come before body errors.
+use crate::auth::key_cache::{CachedKey, KeyCache, KEY_PREFIX};
 use crate::auth::{AdminProof, Caller};
 use crate::config::Feature;
 use crate::error::ApiError;
 use crate::limits::rate::{plan_rate, Decision};
 use crate::proxies::TrustedProxies;
 use crate::state::AppState;
-use crate::tenancy::resolve::{resolve, Naming};
-use crate::tenancy::TenantCtx;
+use crate::tenancy::resolve::{resolve, Naming, Tenants};
+use crate::tenancy::{Tenant, TenantCtx, TenantId};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use std::future::{ready, Ready};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The rate-limit decision of a tenant-scoped request, for its `X-RateLimit-*` headers.
 #[derive(Clone, Copy)]
@@ -58,6 +60,92 @@ pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> Option<IpAddr> 
     Some(proxies.client(peer, &forwarded))
 }
 
+/// What a PostgreSQL replica read from the store for this request because its caches did not
+/// hold it: a key or tenant another replica created a moment ago (docs/SCALE_OUT.md §4.1,
+/// "misses read through"). Used for this request only; the caches are the listener's to fill.
+#[derive(Clone, Default)]
+struct ReadThrough {
+    key: Option<CachedKey>,
+    tenants: Vec<Arc<Tenant>>,
+}
+
+/// The `tk_` key a request carries (`Authorization: Bearer`, or the gateway's `x-api-key`).
+fn tenant_key(req: &HttpRequest) -> Option<&str> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        });
+    let api_key = || req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+    bearer
+        .or_else(api_key)
+        .map(str::trim)
+        .filter(|t| t.starts_with(KEY_PREFIX))
+}
+
+/// On PostgreSQL, before access is checked: reads from the store the key and the tenants the
+/// request names that the caches do not hold. Nothing on SQLite, whose caches hold everything.
+pub(super) async fn read_through(req: &HttpRequest) {
+    let Ok(st) = state(req) else { return };
+    if st.db.pg().is_none() || req.extensions().get::<ReadThrough>().is_some() {
+        return;
+    }
+    let mut read = ReadThrough::default();
+    let mut key_tenant = None;
+    if let Some(token) = tenant_key(req) {
+        read.key = st.keys.read_through(token).await;
+        key_tenant = match (&read.key, st.keys.authenticate(token, st.now())) {
+            (Some(k), _) => Some(k.tenant_id),
+            (None, Ok(Caller::Key(k))) => Some(k.tenant_id),
+            _ => None,
+        };
+    }
+    let header = req
+        .headers()
+        .get("x-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TenantId::parse(v.trim()));
+    let cache = st.tenancy.cache();
+    for id in [header, key_tenant].into_iter().flatten() {
+        if cache.get(id).is_none() && !read.tenants.iter().any(|t| t.id == id) {
+            read.tenants
+                .extend(st.tenancy.read_through(Some(id), None).await.map(Arc::new));
+        }
+    }
+    if let Some(slug) = req.match_info().get("slug") {
+        if cache.get_by_slug(slug).is_none()
+            && !read.tenants.iter().any(|t| t.slug.as_str() == slug)
+        {
+            read.tenants.extend(
+                st.tenancy
+                    .read_through(None, Some(slug))
+                    .await
+                    .map(Arc::new),
+            );
+        }
+    }
+    req.extensions_mut().insert(read);
+}
+
+/// The caller behind `authorization`: from the caches, or from the key this request read
+/// through on PostgreSQL.
+pub(super) fn authenticate(
+    req: &HttpRequest,
+    st: &AppState,
+    authorization: Option<&str>,
+) -> Result<Caller, ApiError> {
+    match st.authenticate(authorization, client_ip(req, &st.config.trusted_proxies)) {
+        Err(ApiError::Unauthorized) => match req.extensions().get::<ReadThrough>() {
+            Some(ReadThrough { key: Some(k), .. }) => KeyCache::caller_of(k, st.now()),
+            _ => Err(ApiError::Unauthorized),
+        },
+        other => other,
+    }
+}
+
 /// The caller, authenticated once per request: `access::enforce` keeps it in the request's
 /// extensions, so the handler's extractor does not hash the token again.
 pub(super) fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
@@ -69,7 +157,7 @@ pub(super) fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let st = state(req)?;
-    let c = st.authenticate(auth, client_ip(req, &st.config.trusted_proxies))?;
+    let c = authenticate(req, st, auth)?;
     req.extensions_mut().insert(c.clone());
     Ok(c)
 }
@@ -90,7 +178,16 @@ pub(super) fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
         header,
         slug: req.match_info().get("slug"),
     };
-    let ctx = resolve(caller, naming, st.tenancy.cache(), &st.config.flags)?;
+    let read = req
+        .extensions()
+        .get::<ReadThrough>()
+        .map(|r| r.tenants.clone())
+        .unwrap_or_default();
+    let tenants = Tenants {
+        cache: st.tenancy.cache(),
+        read: &read,
+    };
+    let ctx = resolve(caller, naming, tenants, &st.config.flags)?;
     req.extensions_mut().insert(ResolvedTenant(ctx.id()));
     let decision = rate_decision(st, &ctx);
     req.extensions_mut().insert(RateInfo(decision));

@@ -132,8 +132,7 @@ pub fn check(req: &HttpRequest) -> Result<(), ApiError> {
     {
         if let Some(key) = req.headers().get("x-api-key") {
             let key = key.to_str().map_err(|_| ApiError::Unauthorized)?;
-            let ip = super::extract::client_ip(req, &st.config.trusted_proxies);
-            let caller = st.authenticate(Some(&format!("Bearer {key}")), ip)?;
+            let caller = super::extract::authenticate(req, st, Some(&format!("Bearer {key}")))?;
             req.extensions_mut().insert(caller);
         }
     }

@@ -132,7 +132,7 @@ async fn get(
     st: web::Data<AppState>,
     p: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = st.tenancy.find(&admin, &p.id)?;
+    let t = st.tenancy.find(&admin, &p.id).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(t.as_ref())))
 }
 

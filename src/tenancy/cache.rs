@@ -29,27 +29,8 @@ impl TenantCache {
     /// As `load`, from PostgreSQL.
     pub async fn load_pg(c: &impl tokio_postgres::GenericClient) -> Result<TenantCache, String> {
         let cache = TenantCache::default();
-        let rows = c
-            .query(
-                "SELECT id, name, slug, plan, status, created_at, updated_at, deactivated_at
-                 FROM tenants",
-                &[],
-            )
-            .await
-            .map_err(|e| crate::db::pg::describe(&e))?;
-        for r in rows {
-            let bad =
-                |what: &str| format!("tenant {}: a damaged {what}", r.get::<_, uuid::Uuid>(0));
-            cache.put(Tenant {
-                id: TenantId::from_uuid(r.get(0)),
-                name: r.get(1),
-                slug: super::Slug::parse(r.get(2)).map_err(|_| bad("slug"))?,
-                plan: super::Plan::parse(r.get(3)).map_err(|_| bad("plan"))?,
-                status: super::Status::parse(r.get(4)).map_err(|_| bad("status"))?,
-                created_at: r.get(5),
-                updated_at: r.get(6),
-                deactivated_at: r.get(7),
-            });
+        for t in super::store_pg::all_tenants(c).await? {
+            cache.put(t);
         }
         Ok(cache)
     }

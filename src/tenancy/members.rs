@@ -53,14 +53,12 @@ fn owners(c: &Connection, ctx: &TenantCtx) -> Result<i64, ApiError> {
 }
 
 /// `member.changed`: added, re-roled or removed (`role: null`).
-fn member_event(
-    c: &Connection,
+pub(super) fn member_changed(
     ctx: &TenantCtx,
-    at: Micros,
     user_id: &str,
     previous: Option<Role>,
     role: Option<Role>,
-) -> Result<(), ApiError> {
+) -> NewEvent {
     let actor = ctx.caller().describe();
     let data = json!({"user_id": user_id, "previous_role": previous.map(Role::as_str),
                       "role": role.map(Role::as_str), "actor": actor});
@@ -69,15 +67,29 @@ fn member_event(
         None => "was removed".into(),
     };
     let msg = format!("member {} {what}", crate::error::clip(user_id));
-    events::record(
-        c,
-        at,
-        NewEvent::of(Kind::MemberChanged, ctx.id(), msg, data),
-    )?;
+    NewEvent::of(Kind::MemberChanged, ctx.id(), msg, data)
+}
+
+fn member_event(
+    c: &Connection,
+    ctx: &TenantCtx,
+    at: Micros,
+    user_id: &str,
+    previous: Option<Role>,
+    role: Option<Role>,
+) -> Result<(), ApiError> {
+    events::record(c, at, member_changed(ctx, user_id, previous, role))?;
     Ok(())
 }
 
-const LAST_OWNER: &str = "this is the tenant's last owner; make another member owner first";
+/// Whether changing `user_id`'s role from `current` to `role` (`None`: removing them) would
+/// leave the tenant, which has `owners` owners, with none.
+pub(super) fn last_owner(current: Option<Role>, role: Option<Role>, owners: i64) -> bool {
+    current == Some(Role::Owner) && role != Some(Role::Owner) && owners <= 1
+}
+
+pub(super) const LAST_OWNER: &str =
+    "this is the tenant's last owner; make another member owner first";
 
 impl Tenancy {
     pub async fn members(
@@ -86,6 +98,9 @@ impl Tenancy {
         page: PageRequest<String>,
     ) -> Result<Page<Member>, ApiError> {
         ctx.require(Action::Read)?;
+        if let Some(pg) = self.db.pg() {
+            return self.members_pg(pg, ctx, page).await;
+        }
         let ctx = ctx.clone();
         self.db
             .run(move |c| {
@@ -103,6 +118,9 @@ impl Tenancy {
         role: Role,
     ) -> Result<Member, ApiError> {
         ctx.require(Action::Manage)?;
+        if let Some(pg) = self.db.pg() {
+            return self.put_member_pg(pg, ctx, user, role).await;
+        }
         let ctx = ctx.clone();
         let st = self.clone();
         self.db
@@ -128,6 +146,9 @@ impl Tenancy {
 
     pub async fn remove_member(&self, ctx: &TenantCtx, user: UserId) -> Result<(), ApiError> {
         ctx.require(Action::Manage)?;
+        if let Some(pg) = self.db.pg() {
+            return self.remove_member_pg(pg, ctx, user).await;
+        }
         let ctx = ctx.clone();
         let st = self.clone();
         self.db

@@ -1,12 +1,16 @@
 //! Tenants: the model, slugs, the in-memory tenant cache, tenant resolution (`TenantCtx`),
 //! membership, and the admin operations on tenants.
 pub mod cache;
+pub mod input;
 pub mod members;
+pub mod members_pg;
 pub mod purge;
 pub mod resolve;
 pub mod slug;
 pub mod store;
+pub mod store_pg;
 pub mod tenants;
+pub mod tenants_pg;
 pub mod transfer;
 
 pub use cache::TenantCache;

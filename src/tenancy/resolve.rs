@@ -60,10 +60,36 @@ pub struct Naming<'a> {
     pub slug: Option<&'a str>,
 }
 
+/// Where resolution looks tenants up: the cache, then the tenants this request read from the
+/// store because the cache did not hold them (on PostgreSQL, a tenant another replica created
+/// a moment ago: docs/SCALE_OUT.md §4.1, "misses read through").
+pub struct Tenants<'a> {
+    pub cache: &'a TenantCache,
+    pub read: &'a [Arc<Tenant>],
+}
+
+impl<'a> Tenants<'a> {
+    pub fn cached(cache: &'a TenantCache) -> Tenants<'a> {
+        Tenants { cache, read: &[] }
+    }
+
+    fn get(&self, id: TenantId) -> Option<Arc<Tenant>> {
+        self.cache
+            .get(id)
+            .or_else(|| self.read.iter().find(|t| t.id == id).cloned())
+    }
+
+    fn get_by_slug(&self, slug: &str) -> Option<Arc<Tenant>> {
+        self.cache
+            .get_by_slug(slug)
+            .or_else(|| self.read.iter().find(|t| t.slug.as_str() == slug).cloned())
+    }
+}
+
 pub fn resolve(
     caller: Caller,
     naming: Naming<'_>,
-    tenants: &TenantCache,
+    tenants: Tenants<'_>,
     flags: &Flags,
 ) -> Result<TenantCtx, ApiError> {
     let key_tenant = match &caller {
@@ -151,9 +177,14 @@ mod tests {
             multi_tenant: true,
             ..Flags::default()
         };
-        resolve(caller, Naming { header, slug }, &cache(), &flags)
-            .map(|c| c.id())
-            .map_err(|e| e.code())
+        resolve(
+            caller,
+            Naming { header, slug },
+            Tenants::cached(&cache()),
+            &flags,
+        )
+        .map(|c| c.id())
+        .map_err(|e| e.code())
     }
 
     #[test]
@@ -219,9 +250,14 @@ mod tests {
     fn single_tenant_mode_serves_only_the_default() {
         let c = cache();
         let one = |caller, header, slug| {
-            resolve(caller, Naming { header, slug }, &c, &Flags::default())
-                .map(|c| c.id())
-                .map_err(|e| e.code())
+            resolve(
+                caller,
+                Naming { header, slug },
+                Tenants::cached(&c),
+                &Flags::default(),
+            )
+            .map(|c| c.id())
+            .map_err(|e| e.code())
         };
         assert_eq!(
             one(Caller::Admin(AdminProof::for_tests()), None, None),

@@ -1,7 +1,8 @@
 //! The admin operations on tenants: create, list, read, rename, deactivate, reactivate and hard
 //! delete. Each write updates the tenant cache (and, on delete, the key cache) after it commits.
+pub use super::input::{NewTenant, TenantPatch};
 use super::store;
-use super::{parse_name, Plan, Slug, Status, Tenant, DEFAULT_TENANT_ID};
+use super::{Slug, Status, Tenant, DEFAULT_TENANT_ID};
 use super::{TenantCache, TenantId};
 use crate::auth::keys::Keys;
 use crate::auth::AdminProof;
@@ -15,7 +16,6 @@ use crate::events::{self, Kind, NewEvent};
 use crate::observe::Observe;
 use crate::pagination::{Page, PageRequest};
 use crate::settings::store::write_version;
-use crate::settings::Settings;
 use crate::settings::TenantSettings;
 use crate::time::to_micros;
 use crate::time::Micros;
@@ -24,71 +24,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
 
-pub struct NewTenant {
-    pub name: String,
-    pub slug: Option<Slug>,
-    pub plan: Plan,
-    /// Version 1 of its settings: the template's (or the defaults), then the given partial.
-    pub settings: Settings,
-}
-
-impl NewTenant {
-    pub fn parse(
-        name: &str,
-        slug: Option<&str>,
-        plan: Option<&str>,
-        template: Option<&str>,
-        settings: Option<&serde_json::Value>,
-    ) -> Result<Self, ApiError> {
-        let bad = ApiError::InvalidRequest;
-        let (base, template_plan) = match template {
-            None => (Settings::default(), Plan::Basic),
-            Some(t) => Settings::template(t)
-                .ok_or_else(|| bad("template must be trial, startup or enterprise".into()))?,
-        };
-        let settings = match settings {
-            Some(patch) => base.patched(patch)?,
-            None => base,
-        };
-        Ok(NewTenant {
-            name: parse_name(name, "name").map_err(bad)?,
-            slug: slug.map(Slug::parse).transpose().map_err(bad)?,
-            plan: plan
-                .map(Plan::parse)
-                .transpose()
-                .map_err(bad)?
-                .unwrap_or(template_plan),
-            settings,
-        })
-    }
-}
-
-#[derive(Default)]
-pub struct TenantPatch {
-    pub name: Option<String>,
-    pub slug: Option<Slug>,
-    pub plan: Option<Plan>,
-}
-
-impl TenantPatch {
-    pub fn parse(
-        name: Option<&str>,
-        slug: Option<&str>,
-        plan: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        let bad = ApiError::InvalidRequest;
-        Ok(TenantPatch {
-            name: name
-                .map(|n| parse_name(n, "name"))
-                .transpose()
-                .map_err(bad)?,
-            slug: slug.map(Slug::parse).transpose().map_err(bad)?,
-            plan: plan.map(Plan::parse).transpose().map_err(bad)?,
-        })
-    }
-}
-
-const DUPLICATE_SLUG: &str = "a tenant with this slug already exists";
+pub(super) const DUPLICATE_SLUG: &str = "a tenant with this slug already exists";
 
 /// The tenancy area: tenants (with the cache every request resolves through) and their
 /// members. Deleting a tenant tells the other areas to forget it.
@@ -96,11 +32,11 @@ const DUPLICATE_SLUG: &str = "a tenant with this slug already exists";
 pub struct Tenancy {
     pub(super) db: Db,
     clock: Arc<dyn Clock>,
-    flags: Flags,
+    pub(super) flags: Flags,
     pub(super) cache: Arc<TenantCache>,
     /// Told when a tenant's members change or the tenant is deleted.
     pub(super) keys: Keys,
-    settings: TenantSettings,
+    pub(super) settings: TenantSettings,
     usage: Usage,
     observe: Observe,
 }
@@ -152,8 +88,12 @@ impl Tenancy {
         &self.cache
     }
 
-    /// A tenant by id or slug, from memory; 404 when there is none.
-    pub fn find(&self, _: &AdminProof, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
+    /// A tenant by id or slug: from memory, or on PostgreSQL from the store (another replica
+    /// may have created or changed it a moment ago); 404 when there is none.
+    pub async fn find(&self, _: &AdminProof, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
+        if let Some(pg) = self.db.pg() {
+            return self.find_pg(pg, id_or_slug).await;
+        }
         let found = match TenantId::parse(id_or_slug) {
             Some(id) => self.cache.get(id),
             None => self.cache.get_by_slug(id_or_slug),
@@ -163,6 +103,9 @@ impl Tenancy {
 
     pub async fn create(&self, _: &AdminProof, new: NewTenant) -> Result<Tenant, ApiError> {
         self.flags.require(Feature::MultiTenant)?;
+        if let Some(pg) = self.db.pg() {
+            return self.create_pg(pg, new).await;
+        }
         let st = self.clone();
         self.db
             .write(move |c| {
@@ -193,6 +136,9 @@ impl Tenancy {
         status: Option<Status>,
         page: PageRequest<(Micros, String)>,
     ) -> Result<Page<Tenant>, ApiError> {
+        if let Some(pg) = self.db.pg() {
+            return self.list_pg(pg, status, page).await;
+        }
         self.db
             .run(move |c| {
                 let (after_t, after_id) = page.after.clone().unwrap_or((i64::MIN, String::new()));
@@ -210,22 +156,17 @@ impl Tenancy {
         id_or_slug: &str,
         patch: TenantPatch,
     ) -> Result<Tenant, ApiError> {
-        let id = self.find(admin, id_or_slug)?.id;
+        let id = self.find(admin, id_or_slug).await?.id;
+        if let Some(pg) = self.db.pg() {
+            return self.update_pg(pg, id, patch).await;
+        }
         let st = self.clone();
         self.db
             .write(move |c| {
                 let tx = c.transaction()?;
                 let mut t = store::tenant(&tx, id)?
                     .ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
-                if let Some(n) = patch.name {
-                    t.name = n;
-                }
-                if let Some(s) = patch.slug {
-                    t.slug = s;
-                }
-                if let Some(p) = patch.plan {
-                    t.plan = p;
-                }
+                patch.apply(&mut t);
                 store::update_tenant(&tx, &t, st.now())
                     .map_err(|e| conflict_on_unique(e, DUPLICATE_SLUG))?;
                 let t =
@@ -245,11 +186,14 @@ impl Tenancy {
         id_or_slug: &str,
         status: Status,
     ) -> Result<Tenant, ApiError> {
-        let id = self.find(admin, id_or_slug)?.id;
+        let id = self.find(admin, id_or_slug).await?.id;
         if id == DEFAULT_TENANT_ID && status == Status::Inactive {
             return Err(ApiError::Conflict(
                 "the default tenant cannot be deactivated".into(),
             ));
+        }
+        if let Some(pg) = self.db.pg() {
+            return self.set_status_pg(pg, id, status).await;
         }
         let st = self.clone();
         self.db
@@ -261,11 +205,7 @@ impl Tenancy {
                 let t = store::tenant(&tx, id)?
                     .ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
                 if changed == 1 {
-                    let kind = match status {
-                        Status::Inactive => Kind::TenantDeactivated,
-                        Status::Active => Kind::TenantReactivated,
-                    };
-                    lifecycle_event(&tx, now, kind, &t)?;
+                    lifecycle_event(&tx, now, status_kind(status), &t)?;
                 }
                 tx.commit()?;
                 st.cache.put(t.clone());
@@ -281,7 +221,7 @@ impl Tenancy {
         id_or_slug: &str,
         confirm: Option<&str>,
     ) -> Result<(), ApiError> {
-        let t = self.find(admin, id_or_slug)?;
+        let t = self.find(admin, id_or_slug).await?;
         if t.id == DEFAULT_TENANT_ID {
             return Err(ApiError::Conflict(
                 "the default tenant cannot be deleted".into(),
@@ -293,17 +233,15 @@ impl Tenancy {
             ));
         }
         let id = t.id;
+        if let Some(pg) = self.db.pg() {
+            return self.delete_pg(pg, id).await;
+        }
         let st = self.clone();
         self.db
             .write(move |c| {
                 let n = store::delete_inactive(c, id)?;
                 if n == 0 {
-                    return Err(match store::tenant(c, id)? {
-                        Some(_) => ApiError::Conflict(
-                            "only an inactive tenant can be deleted; deactivate it first".into(),
-                        ),
-                        None => ApiError::NotFound("no such tenant".into()),
-                    });
+                    return Err(not_deleted(store::tenant(c, id)?.is_some()));
                 }
                 st.forget(id);
                 Ok(())
@@ -322,8 +260,26 @@ impl Tenancy {
     }
 }
 
+/// The event a status change records.
+pub(super) fn status_kind(status: Status) -> Kind {
+    match status {
+        Status::Inactive => Kind::TenantDeactivated,
+        Status::Active => Kind::TenantReactivated,
+    }
+}
+
+/// Why a hard delete deleted nothing: the tenant is still active, or gone.
+pub(super) fn not_deleted(exists: bool) -> ApiError {
+    match exists {
+        true => {
+            ApiError::Conflict("only an inactive tenant can be deleted; deactivate it first".into())
+        }
+        false => ApiError::NotFound("no such tenant".into()),
+    }
+}
+
 /// Tenant lifecycle changes are made by the admin; the event carries the tenant as it now is.
-fn lifecycle_event(c: &Connection, at: Micros, kind: Kind, t: &Tenant) -> Result<(), ApiError> {
+pub(super) fn lifecycle(kind: Kind, t: &Tenant) -> NewEvent {
     let data = json!({"slug": t.slug.as_str(), "name": t.name, "plan": t.plan.as_str(),
                       "status": t.status.as_str(), "actor": "admin"});
     let msg = format!(
@@ -331,23 +287,30 @@ fn lifecycle_event(c: &Connection, at: Micros, kind: Kind, t: &Tenant) -> Result
         t.slug,
         kind.event_type().trim_start_matches("tenant.")
     );
-    events::record(c, at, NewEvent::of(kind, t.id, msg, data))?;
+    NewEvent::of(kind, t.id, msg, data)
+}
+
+fn lifecycle_event(c: &Connection, at: Micros, kind: Kind, t: &Tenant) -> Result<(), ApiError> {
+    events::record(c, at, lifecycle(kind, t))?;
     Ok(())
+}
+
+/// The slugs a name may get, in order: the derived one, then the same with `-2`, `-3`, ...
+pub(super) fn slug_candidates(base: Slug) -> Vec<Slug> {
+    let suffixed = (2..1000).map(|n| base.with_suffix(n)).collect::<Vec<_>>();
+    std::iter::once(base).chain(suffixed).collect()
+}
+
+pub(super) fn no_free_slug() -> ApiError {
+    ApiError::Conflict("no free slug could be derived from this name; give one".into())
 }
 
 /// The derived slug, or the same with `-2`, `-3`, ... when taken.
 fn free_slug(c: &Connection, base: Slug) -> Result<Slug, ApiError> {
-    let taken = |s: &Slug| -> Result<bool, ApiError> { Ok(store::slug_taken(c, s)?) };
-    if !taken(&base)? {
-        return Ok(base);
-    }
-    for n in 2..1000 {
-        let s = base.with_suffix(n);
-        if !taken(&s)? {
+    for s in slug_candidates(base) {
+        if !store::slug_taken(c, &s)? {
             return Ok(s);
         }
     }
-    Err(ApiError::Conflict(
-        "no free slug could be derived from this name; give one".into(),
-    ))
+    Err(no_free_slug())
 }

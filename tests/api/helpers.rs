@@ -479,6 +479,15 @@ pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A connection to the app's PostgreSQL database, when it serves from one: for tests that
+/// inspect the store (on SQLite they open the file).
+pub async fn app_pg(app: &TestApp) -> Option<tokio_postgres::Client> {
+    match &app.config.database_url {
+        Some(url) => Some(pg_connect(url.expose()).await),
+        None => None,
+    }
+}
+
 /// Whether this run serves the HTTP tests from PostgreSQL (`TENANTRY_TEST_STORE=postgres`, with
 /// `TENANTRY_TEST_DATABASE_URL`): every `spawn_*` then gets a fresh database on the cluster.
 /// `.ci/run` runs the test modules of the areas that have a PostgreSQL store this way too.

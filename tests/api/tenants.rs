@@ -295,15 +295,8 @@ async fn hard_delete_needs_an_inactive_tenant_and_the_slug_as_confirmation() {
         .await
         .assert_error(401, "unauthorized");
     // The owned rows are gone, not just hidden.
-    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
-    for table in ["tenant_users", "api_keys"] {
-        let n: i64 = db
-            .query_row(
-                &format!("SELECT count(*) FROM {table} WHERE tenant_id = ?1"),
-                [&id],
-                |r| r.get(0),
-            )
-            .unwrap();
+    for table in ["tenant_users", "api_keys", "settings_versions"] {
+        let n = count_rows_of(&app, table, &id).await;
         assert_eq!(n, 0, "{table} still holds rows of the deleted tenant");
     }
     // The slug is free again.
@@ -325,4 +318,17 @@ async fn the_default_tenant_can_be_neither_deactivated_nor_deleted() {
         (r.body["plan"].as_str(), r.body["status"].as_str()),
         (Some("enterprise"), Some("active"))
     );
+}
+
+/// The rows of `table` that belong to tenant `id`, read from the app's store.
+async fn count_rows_of(app: &crate::helpers::TestApp, table: &str, id: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id::text = $1");
+    if let Some(pg) = crate::helpers::app_pg(app).await {
+        return pg.query_one(&sql, &[&id]).await.unwrap().get(0);
+    }
+    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
+    db.query_row(&sql.replace("::text", "").replace("$1", "?1"), [id], |r| {
+        r.get(0)
+    })
+    .unwrap()
 }
