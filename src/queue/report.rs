@@ -204,6 +204,10 @@ impl Queue {
                 )));
             }
         }
+        if let Some(pg) = self.db.pg() {
+            let only = worker.tenant();
+            return self.report_pg(pg, only, &id, &token, report, result).await;
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let pending = Pending {
             only: worker.tenant(),
