@@ -89,7 +89,7 @@ impl Queue {
         settings: Arc<SettingsCache>,
     ) -> Result<Queue, String> {
         let mut s = Schedule::default();
-        // On PostgreSQL (a preview, with the queue off) there is nothing to schedule yet.
+        // On PostgreSQL the store's `queue_tenants` rows are the schedule (see `on_pg`).
         if db.pg().is_none() {
             let c = db.conn().map_err(|e| format!("{e:?}"))?;
             let err = |e: rusqlite::Error| format!("loading the job queue: {e}");
