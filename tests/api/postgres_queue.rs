@@ -252,3 +252,43 @@ async fn a_tenant_row_held_back_by_a_stale_view_is_corrected_from_the_caches() {
         "the enterprise plan's limit, two running"
     );
 }
+
+/// A long poll on one replica answers a job enqueued through another within a few of its
+/// 100 ms looks, not at its deadline: replicas do not wake each other, so the poll is what
+/// finds it.
+#[tokio::test]
+async fn a_long_poll_on_one_replica_answers_a_job_enqueued_on_another() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, b) = (queue(&url).await, queue(&url).await);
+    let at = chrono::Utc::now();
+    a.clock.set(at);
+    b.clock.set(at);
+    let a = Arc::new(a);
+    let poller = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let jobs = lease(&a, json!({"wait_seconds": 10})).await;
+            (jobs, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = b
+        .post(
+            "/api/tenant/default/jobs",
+            ADMIN,
+            json!({"payload": {"from": "b"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let enqueued = Instant::now();
+    let (jobs, answered) = poller.await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["payload"]["from"], "b");
+    let after = answered.duration_since(enqueued);
+    assert!(
+        after < Duration::from_secs(2),
+        "answered {after:?} after the enqueue"
+    );
+}
