@@ -58,6 +58,10 @@ impl Reporter {
         ready: Arc<tokio::sync::Notify>,
     ) -> Reporter {
         let (tx, rx) = mpsc::channel::<Pending>();
+        // On PostgreSQL each report is its own transaction (`on_pg`): no thread to start.
+        if db.pg().is_some() {
+            return Reporter { tx };
+        }
         let spawned = std::thread::Builder::new()
             .name("queue-reports".into())
             .spawn(move || {
