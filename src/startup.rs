@@ -64,8 +64,15 @@ impl Application {
             n => n,
         };
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
-        if state.db.pg().is_none() {
-            start_background(&state)?;
+        match (state.db.pg(), &state.config.database_url) {
+            (None, _) => start_background(&state)?,
+            // On PostgreSQL only the queue's rescue of expired leases runs, on every replica
+            // (safe together: `SKIP LOCKED`); the other duties wait for a leader (§5.3).
+            (Some(_), Some(url)) => {
+                let pool = crate::db::pg::Pg::new(url.expose(), 1)?;
+                state.queue.start_rescuer(pool, state.liveness());
+            }
+            (Some(_), None) => {}
         }
         let data = web::Data::new(state.clone());
         let bare = state.config.without_middleware;
@@ -133,8 +140,9 @@ impl Application {
 }
 
 /// The SQLite server's background duties: backups, retention, finalizing statements, taking
-/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) none runs yet:
-/// with several replicas they need a leader (docs/SCALE_OUT.md §5.3).
+/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) only the rescue
+/// of expired leases runs: the others, with several replicas, need a leader (docs/SCALE_OUT.md
+/// §5.3).
 fn start_background(state: &AppState) -> Result<(), String> {
     let c = &state.config;
     if let Some(every) = c.backup_interval {
@@ -200,13 +208,8 @@ fn open_postgres(
             "TENANTRY_BACKUP_INTERVAL is for the SQLite file; on PostgreSQL use pg_dump".into(),
         );
     }
-    for (on, name) in [
-        (config.flags.billing, "ENABLE_BILLING"),
-        (config.flags.hosted_queue, "ENABLE_HOSTED_QUEUE"),
-    ] {
-        if on {
-            return Err(format!("{name} does not run on PostgreSQL yet (issue 19)"));
-        }
+    if config.flags.billing {
+        return Err("ENABLE_BILLING does not run on PostgreSQL yet (issue 19)".into());
     }
     let load = || {
         pg::block_on(async {

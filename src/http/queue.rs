@@ -172,14 +172,14 @@ async fn retry(
 }
 
 async fn counts(ctx: TenantCtx, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(st.queue.counts(&ctx)?))
+    Ok(HttpResponse::Ok().json(st.queue.counts(&ctx).await?))
 }
 
 async fn overview(
     super::extract::AdminCaller(admin): super::extract::AdminCaller,
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = st.queue.overview(&admin)?;
+    let rows = st.queue.overview(&admin).await?;
     let tenants: Vec<Value> = rows
         .into_iter()
         .filter_map(|(id, counts)| {

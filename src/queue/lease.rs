@@ -92,6 +92,9 @@ impl Queue {
     ) -> Result<Vec<(Job, String)>, ApiError> {
         self.require()?;
         let only = worker.tenant();
+        if let Some(pg) = self.db.pg() {
+            return self.lease_pg(pg, only, &req).await;
+        }
         let deadline = tokio::time::Instant::now() + req.wait;
         let req = std::sync::Arc::new(req);
         loop {

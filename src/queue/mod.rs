@@ -3,6 +3,7 @@
 //! end. Every change of a job is one transaction; the in-memory schedule follows each commit.
 pub mod job;
 pub mod lease;
+mod on_pg;
 pub mod pg;
 pub mod report;
 pub mod schedule;
@@ -48,8 +49,10 @@ pub struct Queue {
     ready: Arc<tokio::sync::Notify>,
     tenants: Arc<TenantCache>,
     settings: Arc<SettingsCache>,
-    /// The thread that commits workers' reports together.
+    /// The thread that commits workers' reports together (SQLite).
     reports: report::Reporter,
+    /// What the PostgreSQL path remembers (see `on_pg`).
+    pg_state: Arc<on_pg::PgState>,
 }
 
 /// Counts of a tenant's jobs by status, from memory.
@@ -86,7 +89,7 @@ impl Queue {
         settings: Arc<SettingsCache>,
     ) -> Result<Queue, String> {
         let mut s = Schedule::default();
-        // On PostgreSQL (a preview, with the queue off) there is nothing to schedule yet.
+        // On PostgreSQL the store's `queue_tenants` rows are the schedule (see `on_pg`).
         if db.pg().is_none() {
             let c = db.conn().map_err(|e| format!("{e:?}"))?;
             let err = |e: rusqlite::Error| format!("loading the job queue: {e}");
@@ -117,6 +120,7 @@ impl Queue {
             tenants,
             settings,
             reports,
+            pg_state: Arc::default(),
         })
     }
 
@@ -143,6 +147,9 @@ impl Queue {
         ctx.require(Action::Ingest)?;
         let now = self.now();
         let (jobs, batch) = NewJob::parse_body(body, now)?;
+        if let Some(pg) = self.db.pg() {
+            return Ok((self.enqueue_pg(pg, ctx.id(), jobs, now).await?, batch));
+        }
         let (tenant, id) = (ctx.db_id(), ctx.id());
         let this = self.clone();
         // The schedule's lock before the database's writer, as leases take them: the other
@@ -188,6 +195,9 @@ impl Queue {
     pub async fn get(&self, ctx: &TenantCtx, id: String) -> Result<Job, ApiError> {
         self.require()?;
         ctx.require(Action::Read)?;
+        if let Some(pg) = self.db.pg() {
+            return self.get_pg(pg, ctx.id(), &id).await;
+        }
         let tenant = ctx.db_id();
         self.db
             .run(move |c| {
@@ -208,6 +218,9 @@ impl Queue {
     ) -> Result<Page<Job>, ApiError> {
         self.require()?;
         ctx.require(Action::Read)?;
+        if let Some(pg) = self.db.pg() {
+            return self.list_pg(pg, ctx.id(), status, queue, kind, page).await;
+        }
         let (tenant, limit) = (ctx.db_id(), page.limit);
         let rows = self
             .db
@@ -230,10 +243,13 @@ impl Queue {
         Ok(Page::from_rows(rows, limit, |j| j.seq))
     }
 
-    /// A tenant's counts by status, from memory.
-    pub fn counts(&self, ctx: &TenantCtx) -> Result<Counts, ApiError> {
+    /// A tenant's counts by status, from memory (on PostgreSQL, its `queue_tenants` row).
+    pub async fn counts(&self, ctx: &TenantCtx) -> Result<Counts, ApiError> {
         self.require()?;
         ctx.require(Action::Read)?;
+        if let Some(pg) = self.db.pg() {
+            return self.counts_pg(pg, ctx.id()).await;
+        }
         let s = self.schedule();
         Ok(Counts::of(
             &s.tenants
@@ -244,8 +260,11 @@ impl Queue {
     }
 
     /// Every tenant's counts, for the operator.
-    pub fn overview(&self, _: &AdminProof) -> Result<Vec<(TenantId, Counts)>, ApiError> {
+    pub async fn overview(&self, _: &AdminProof) -> Result<Vec<(TenantId, Counts)>, ApiError> {
         self.require()?;
+        if let Some(pg) = self.db.pg() {
+            return self.overview_pg(pg).await;
+        }
         let s = self.schedule();
         let mut out: Vec<(TenantId, Counts)> = s
             .tenants
@@ -283,6 +302,9 @@ impl Queue {
     ) -> Result<Job, ApiError> {
         self.require()?;
         ctx.require(Action::Ingest)?;
+        if let Some(pg) = self.db.pg() {
+            return self.transition_pg(pg, ctx.id(), &id, to, self.now()).await;
+        }
         let (tenant, tid, now, this) = (ctx.db_id(), ctx.id(), self.now(), self.clone());
         // The schedule's lock first, as in `enqueue`.
         let job = tokio::task::spawn_blocking(move || {

@@ -58,6 +58,10 @@ impl Reporter {
         ready: Arc<tokio::sync::Notify>,
     ) -> Reporter {
         let (tx, rx) = mpsc::channel::<Pending>();
+        // On PostgreSQL each report is its own transaction (`on_pg`): no thread to start.
+        if db.pg().is_some() {
+            return Reporter { tx };
+        }
         let spawned = std::thread::Builder::new()
             .name("queue-reports".into())
             .spawn(move || {
@@ -203,6 +207,10 @@ impl Queue {
                     "error must be 1 to {MAX_ERROR_CHARS} characters"
                 )));
             }
+        }
+        if let Some(pg) = self.db.pg() {
+            let only = worker.tenant();
+            return self.report_pg(pg, only, &id, &token, report, result).await;
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let pending = Pending {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 const KEY: &str = "postgres-test-encryption-key";
 
-async fn replica(url: &str) -> TestApp {
+pub async fn replica(url: &str) -> TestApp {
     spawn_tuned(
         &[
             ("TENANTRY_DATABASE_URL", url),

@@ -684,3 +684,148 @@ async fn with_the_queue_off_every_queue_path_is_403() {
         .await
         .assert_error(403, "feature_disabled");
 }
+
+/// A job's whole life with only the default tenant and the admin token, so it runs on both
+/// stores (PostgreSQL has no tenant or key creation yet): a long poll woken by an enqueue, an
+/// idempotency key, a heartbeat, an expired lease taken back at the next lease, the backoff,
+/// `dead`, retry, cancel, complete, and the counts, list and overview that follow each step.
+#[tokio::test]
+async fn the_default_tenants_job_lives_its_whole_life_through_the_admin_token() {
+    let app = Arc::new(queue_app().await);
+    let poller = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let jobs = lease(&app, ADMIN, json!({"wait_seconds": 10})).await;
+            (jobs, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = json!({"payload": {"n": 1}, "max_attempts": 2, "idempotency_key": "once"});
+    let made = enqueue(&app, "default", body.clone()).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let again = enqueue(&app, "default", body).await;
+    assert_eq!((again.status, &again.body["id"]), (200, &made.body["id"]));
+    let (jobs, waited) = poller.await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    let first = &jobs[0];
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (first["id"].as_str(), first["attempts"].as_i64()),
+        (Some(id.as_str()), Some(1))
+    );
+    let counts = |app: Arc<TestApp>| async move {
+        app.get("/api/tenant/default/queue/counts", ADMIN)
+            .await
+            .body
+    };
+    assert_eq!(counts(app.clone()).await["running"], 1);
+    let path = |what: &str| format!("/api/queue/jobs/{id}/{what}");
+
+    // A heartbeat extends the lease; once it expires the next lease takes it back.
+    app.clock.advance(chrono::Duration::seconds(20));
+    let token = first["lease_token"].clone();
+    let hb = app
+        .post(
+            &path("heartbeat"),
+            ADMIN,
+            json!({"lease_token": token, "lease_seconds": 60}),
+        )
+        .await;
+    assert_eq!(
+        (hb.status, hb.body["status"].as_str()),
+        (200, Some("running")),
+        "{}",
+        hb.body
+    );
+    app.clock.advance(chrono::Duration::seconds(40));
+    assert!(
+        lease(&app, ADMIN, json!({})).await.is_empty(),
+        "still leased"
+    );
+    app.clock.advance(chrono::Duration::seconds(21));
+    assert!(
+        lease(&app, ADMIN, json!({})).await.is_empty(),
+        "backing off"
+    );
+    let j = app
+        .get(&format!("/api/tenant/default/jobs/{id}"), ADMIN)
+        .await
+        .body;
+    assert_eq!(
+        (j["status"].as_str(), j["last_error"].as_str()),
+        (Some("retrying"), Some("the lease expired"))
+    );
+    app.post(&path("complete"), ADMIN, json!({"lease_token": token}))
+        .await
+        .assert_error(409, "lease_lost");
+    app.clock.advance(chrono::Duration::milliseconds(1101));
+    let second = lease(&app, ADMIN, json!({})).await.remove(0);
+    assert_eq!(second["attempts"], 2);
+    let r = app
+        .post(
+            &path("fail"),
+            ADMIN,
+            json!({"lease_token": second["lease_token"], "error": "no"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "dead", "{}", r.body);
+
+    // Retry and cancel, then a run to the end.
+    let tenant_path = |what: &str| format!("/api/tenant/default/jobs/{id}/{what}");
+    let r = app.post(&tenant_path("retry"), ADMIN, json!({})).await;
+    assert_eq!(
+        (r.status, r.body["attempts"].as_i64()),
+        (200, Some(0)),
+        "{}",
+        r.body
+    );
+    let r = app.post(&tenant_path("cancel"), ADMIN, json!({})).await;
+    assert_eq!(r.body["status"], "cancelled");
+    app.post(&tenant_path("cancel"), ADMIN, json!({}))
+        .await
+        .assert_error(409, "conflict");
+    assert!(lease(&app, ADMIN, json!({})).await.is_empty());
+    assert_eq!(
+        app.post(&tenant_path("retry"), ADMIN, json!({}))
+            .await
+            .status,
+        200
+    );
+    let third = lease(&app, ADMIN, json!({})).await.remove(0);
+    let done = complete(&app, ADMIN, &third).await;
+    assert_eq!(
+        (done.status, &done.body["result"]),
+        (200, &json!({"ok": true}))
+    );
+    app.post(
+        &path("heartbeat"),
+        ADMIN,
+        json!({"lease_token": third["lease_token"]}),
+    )
+    .await
+    .assert_error(409, "lease_lost");
+    let missing = format!("/api/queue/jobs/{}/complete", uuid::Uuid::new_v4());
+    app.post(&missing, ADMIN, json!({"lease_token": "x"}))
+        .await
+        .assert_error(404, "not_found");
+
+    let c = counts(app.clone()).await;
+    assert_eq!(
+        (
+            c["succeeded"].as_i64(),
+            c["running"].as_i64(),
+            c["queued"].as_i64()
+        ),
+        (Some(1), Some(0), Some(0))
+    );
+    let listed = app
+        .get("/api/tenant/default/jobs?status=succeeded", ADMIN)
+        .await
+        .body;
+    assert_eq!(listed["items"][0]["id"].as_str(), Some(id.as_str()));
+    let overview = app.get("/api/queue/tenants", ADMIN).await.body;
+    assert_eq!(overview["tenants"][0]["slug"], "default", "{overview}");
+    assert_eq!(overview["tenants"][0]["counts"]["succeeded"], 1);
+}

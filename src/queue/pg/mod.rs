@@ -24,7 +24,7 @@ mod rescue;
 
 pub use enqueue::{cancel, enqueue, retry};
 pub use lease::lease;
-pub use read::{counts, get, list, overview, rebuild, set_tenant};
+pub use read::{counts, get, held_back, list, overview, rebuild, set_tenant};
 pub use report::{complete, fail, heartbeat};
 pub use rescue::{rescue, RESCUE_BATCH};
 

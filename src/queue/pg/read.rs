@@ -147,6 +147,30 @@ pub async fn set_tenant(c: &Client, tenant: TenantId, info: &TenantInfo) -> Resu
     Ok(())
 }
 
+/// The tenants whose rows a lease skips although they have waiting jobs (inactive, or at their
+/// `max_running`), with the view of them each row keeps (weight, `max_running`, active): the
+/// service compares it with its caches and calls `set_tenant` where they differ, since no lease
+/// would correct such a row. One read of `queue_tenants`, never of `jobs`.
+pub async fn held_back(c: &Client) -> Result<Vec<(TenantId, (i64, i64, bool))>, ApiError> {
+    let st = c
+        .prepare_cached(
+            "SELECT tenant_id, weight, max_running, active FROM queue_tenants
+             WHERE queued + retrying > 0 AND (NOT active OR running >= max_running)",
+        )
+        .await
+        .map_err(pg)?;
+    let rows = c.query(&st, &[]).await.map_err(pg)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                TenantId::from_uuid(r.get(0)),
+                (r.get(1), r.get(2), r.get(3)),
+            )
+        })
+        .collect())
+}
+
 /// Rebuilds every tenant's `queue_tenants` row from `jobs` (counts by status, earliest waiting
 /// job), for `tenantry copy` once it has copied jobs from SQLite (which keeps these in memory),
 /// or to repair. It reads every job once, so it is not for the hot path, and it holds off every
