@@ -38,8 +38,8 @@ tenants() {
     local keys=() i
     for i in $(seq "$TENANTS"); do
         curl -sf -X POST http://127.0.0.1:$1/api/tenants -H "Authorization: Bearer $TOKEN" \
-            -H 'content-type: application/json' -d "{\"name\":\"t$i\",\"slug\":\"t$i\"}" >/dev/null
-        keys+=("$(curl -sf -X POST http://127.0.0.1:$1/api/tenant/t$i/keys -H "Authorization: Bearer $TOKEN" \
+            -H 'content-type: application/json' -d "{\"name\":\"bench$i\",\"slug\":\"bench-$i\"}" >/dev/null
+        keys+=("$(curl -sf -X POST http://127.0.0.1:$1/api/tenant/bench-$i/keys -H "Authorization: Bearer $TOKEN" \
             -H 'content-type: application/json' -d '{"name":"bench","role":"service"}' \
             | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')")
     done
