@@ -6,22 +6,23 @@
 //! deadlocks), and the bound, the limit windows and the crossings are computed on what every
 //! replica committed. The windows a replica keeps are reused only while the row's `version`
 //! says no other writer touched the tenant since.
+mod decide;
+mod windows;
+
 use super::counters::Windows;
-use super::crossings;
-use super::pg_store::{self, Locked, NewRow, RollupKey, Statements};
-use super::priced::CostSource;
-use super::rollup::{day_of, month_span, Totals};
-use super::store::FirstRecorded;
-use super::writer::{gather, in_closed_period, ClosedBefore, Job, Outcome, Recorded, Writer};
+use super::pg_store::{self, RollupKey, Statements};
+use super::rollup::{day_of, Totals};
+use super::writer::{gather, in_closed_period, ClosedBefore, Job, Outcome, Writer};
 use crate::db::pg::describe;
 use crate::error::ApiError;
 use crate::events::NewEvent;
-use crate::limits;
 use crate::tenancy::TenantId;
 use crate::time::Micros;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use decide::{add_rollups, decide, duplicates_of, event_ids, new_rows};
+use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
+use windows::{all_time, all_time_now, load_windows, set_all_time};
 
 /// A tenant's windows as of its totals row's version.
 type Cache = HashMap<TenantId, (i64, Windows)>;
@@ -283,212 +284,4 @@ async fn stage(
         }
     }
     Ok(Staged { out, windows: kept })
-}
-
-fn all_time(locked: &HashMap<Uuid, Locked>, tenant: TenantId) -> Totals {
-    locked
-        .get(&tenant.as_uuid())
-        .map(|l| l.all_time)
-        .unwrap_or_default()
-}
-
-/// The tenant's all-time totals so far in this group: every window of the tenant carries the
-/// same one (kept in step by `set_all_time`).
-fn all_time_now(
-    windows: &HashMap<(TenantId, i64), Windows>,
-    locked: &HashMap<Uuid, Locked>,
-    tenant: TenantId,
-) -> Totals {
-    windows
-        .iter()
-        .find(|((t, _), _)| *t == tenant)
-        .map(|(_, w)| w.all_time)
-        .unwrap_or_else(|| all_time(locked, tenant))
-}
-
-fn set_all_time(windows: &mut HashMap<(TenantId, i64), Windows>, tenant: TenantId, t: Totals) {
-    for ((_, _), w) in windows.iter_mut().filter(|((id, _), _)| *id == tenant) {
-        w.all_time = t;
-    }
-}
-
-/// Every (tenant, day) window the group needs: from this writer's cache when the tenant's row
-/// still has the version it left, else from the rollups (one query per distinct day).
-async fn load_windows(
-    tx: &Transaction<'_>,
-    s: &Statements,
-    jobs: &[Job],
-    locked: &HashMap<Uuid, Locked>,
-    cache: &Cache,
-) -> Result<HashMap<(TenantId, i64), Windows>, ApiError> {
-    let mut out = HashMap::new();
-    let mut stale: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
-    for job in jobs {
-        let day = day_of(job.now);
-        if out.contains_key(&(job.tenant, day)) {
-            continue;
-        }
-        let Some(l) = locked.get(&job.tenant.as_uuid()) else {
-            return Err(ApiError::internal("a tenant's usage totals row is missing"));
-        };
-        match cache.get(&job.tenant) {
-            Some((version, w)) if *version == l.version && w.day == day => {
-                out.insert(
-                    (job.tenant, day),
-                    Windows {
-                        all_time: l.all_time,
-                        ..*w
-                    },
-                );
-            }
-            _ => {
-                stale.entry(day).or_default().push(job.tenant.as_uuid());
-                let (month, _) = month_span(day);
-                out.insert(
-                    (job.tenant, day),
-                    Windows {
-                        day,
-                        month,
-                        all_time: l.all_time,
-                        ..Windows::default()
-                    },
-                );
-            }
-        }
-    }
-    for (day, tenants) in stale {
-        let sums =
-            pg_store::day_and_month(tx, &s.day_and_month, &tenants, day, month_span(day)).await?;
-        for (tenant, (today, this_month)) in sums {
-            if let Some(w) = out.get_mut(&(TenantId::from_uuid(tenant), day)) {
-                w.today = today;
-                w.this_month = this_month;
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn event_ids(job: &Job) -> Result<Vec<Uuid>, ApiError> {
-    job.events
-        .iter()
-        .map(|p| Uuid::parse_str(&p.id).map_err(ApiError::internal))
-        .collect()
-}
-
-fn new_rows<'a>(job: &'a Job, ids: &'a [Uuid]) -> impl Iterator<Item = NewRow<'a>> + 'a {
-    let mode = job.settings.settings.execution_mode.as_str();
-    let markup = job.settings.settings.markup_percent.units();
-    job.events.iter().zip(ids).map(move |(p, id)| NewRow {
-        tenant: job.tenant.as_uuid(),
-        id: *id,
-        priced: p,
-        mode,
-        markup,
-    })
-}
-
-/// The first recorded events of the rows that were not inserted (their `event_id` was taken).
-async fn duplicates_of(
-    tx: &Transaction<'_>,
-    s: &Statements,
-    rows: &[NewRow<'_>],
-    inserted: &HashSet<Uuid>,
-) -> Result<HashMap<(Uuid, String), FirstRecorded>, ApiError> {
-    let keys: Vec<(Uuid, &str)> = rows
-        .iter()
-        .filter(|r| !inserted.contains(&r.id))
-        .filter_map(|r| Some((r.tenant, r.priced.event.event_id.as_deref()?)))
-        .collect();
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(pg_store::first_recorded(tx, s, &keys).await?)
-}
-
-/// A job's outcome from what the insert did, its duplicates' indexes and the events it causes;
-/// adds its new events to `w` (refusing the job if all time cannot hold them).
-fn decide(
-    job: &Job,
-    ids: &[Uuid],
-    inserted: &HashSet<Uuid>,
-    first: &HashMap<(Uuid, String), FirstRecorded>,
-    w: &mut Windows,
-) -> Result<(Outcome, Vec<usize>, Vec<NewEvent>), ApiError> {
-    let mut out = Outcome {
-        accepted: 0,
-        duplicates: 0,
-        events: Vec::with_capacity(job.events.len()),
-        limits: limits::evaluate(
-            &job.settings.settings,
-            &Totals::default(),
-            &Totals::default(),
-        ),
-        added: Totals::default(),
-    };
-    let mut dups = Vec::new();
-    let mut events = Vec::new();
-    let tenant = job.tenant.as_uuid();
-    for (i, (p, id)) in job.events.iter().zip(ids).enumerate() {
-        let e = &p.event;
-        if !inserted.contains(id) {
-            let recorded = e
-                .event_id
-                .as_ref()
-                .and_then(|k| first.get(&(tenant, k.clone())))
-                .ok_or_else(|| ApiError::internal("an event was neither stored nor a duplicate"))?;
-            out.duplicates += 1;
-            dups.push(i);
-            out.events.push(Recorded {
-                id: recorded.id.clone(),
-                event_id: e.event_id.clone(),
-                estimated: recorded.estimated,
-                billed: recorded.billed,
-                duplicate: true,
-            });
-            continue;
-        }
-        out.accepted += 1;
-        let t = p.totals();
-        if !w.add(p.day, &t) {
-            return Err(ApiError::InvalidRequest(format!(
-                "events[{i}] would take the tenant's usage totals past what can be recorded \
-                 (about 9.2 billion USD or 9.2 × 10^18 tokens); nothing of this request was stored"
-            )));
-        }
-        out.added.add(&t);
-        if p.source == CostSource::UnknownModel {
-            events.push(crossings::unknown_model(job, e.model.as_str()));
-        }
-        out.events.push(Recorded {
-            id: p.id.clone(),
-            event_id: e.event_id.clone(),
-            estimated: p.estimated,
-            billed: p.billed,
-            duplicate: false,
-        });
-    }
-    out.limits = limits::evaluate(&job.settings.settings, &w.today, &w.this_month);
-    events.extend(crossings::crossings(job, w, &out.limits));
-    Ok((out, dups, events))
-}
-
-/// The job's rollup deltas, its duplicates taken out again (as the SQLite writer does).
-fn add_rollups(rollups: &mut BTreeMap<RollupKey, Totals>, job: &Job, dups: &[usize]) {
-    let tenant = job.tenant.as_uuid();
-    for ((day, dim), keys) in &job.rollups {
-        for (key, t) in keys {
-            rollups
-                .entry((tenant, dim, *day, key.clone()))
-                .or_default()
-                .add(t);
-        }
-    }
-    for p in dups.iter().map(|&i| &job.events[i]) {
-        for (day, dim, key) in p.rollup_rows() {
-            if let Some(t) = rollups.get_mut(&(tenant, dim, day, key.to_string())) {
-                t.sub(&p.totals());
-            }
-        }
-    }
 }
