@@ -76,6 +76,22 @@ impl SettingsCache {
             .insert(tenant, Arc::new(current));
     }
 
+    /// As `put`, unless the cache already holds a later version: on PostgreSQL a replica's own
+    /// write and the reload another replica's notification causes may land in either order.
+    pub(crate) fn put_newer(&self, tenant: TenantId, current: Current) {
+        let mut map = self
+            .0
+            .write()
+            .expect("settings cache lock is never poisoned");
+        if map
+            .get(&tenant)
+            .is_some_and(|c| c.version > current.version)
+        {
+            return;
+        }
+        map.insert(tenant, Arc::new(current));
+    }
+
     pub(crate) fn remove(&self, tenant: TenantId) {
         self.0
             .write()

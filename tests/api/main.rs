@@ -30,6 +30,7 @@ mod openapi;
 mod operations;
 mod postgres;
 mod postgres_serve;
+mod postgres_settings;
 mod protocol;
 mod provider_keys;
 mod proxies;
