@@ -59,6 +59,8 @@ pub struct AppState {
     /// OpenAI- and Anthropic-compatible calls, metered.
     pub gateway: Gateway,
     pub rate: Arc<RateLimits>,
+    /// On PostgreSQL: the listener that keeps the caches in step with the other replicas.
+    pub replicas: Option<Arc<crate::replicas::Replicas>>,
     /// Metrics and per-tenant request figures.
     pub observe: Observe,
     admin_guard: Arc<AdminGuard>,
@@ -103,6 +105,8 @@ impl AppState {
             settings.master_key(),
             config.webhook_allow_private,
         )?;
+        // A clone shares the map: the listener changes the cache the key area reads.
+        let key_cache = parts.keys.clone();
         let keys = Keys::new(db.clone(), clock.clone(), parts.keys);
         let tenancy = Tenancy::new(
             db.clone(),
@@ -130,7 +134,19 @@ impl AppState {
             events.clone(),
             clock.clone(),
         );
+        let replicas = match (db.pg(), &config.database_url) {
+            (Some(_), Some(url)) => Some(Arc::new(crate::replicas::Replicas::start(
+                url.expose(),
+                crate::replicas::Caches {
+                    tenants: tenancy.shared_cache(),
+                    keys: key_cache,
+                    settings: settings.cache(),
+                },
+            )?)),
+            _ => None,
+        };
         Ok(AppState {
+            replicas,
             gateway,
             queue,
             billing,

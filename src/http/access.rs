@@ -43,7 +43,11 @@ pub async fn enforce(
         .find(|(m, _)| m == req.method())
         .map(|(_, a)| *a);
     if let Some(access) = access {
-        if let Err(e) = check(access, req.request()) {
+        let refreshed = match access {
+            Access::Public => Ok(()),
+            _ => super::extract::refresh_if_stale(req.request()).await,
+        };
+        if let Err(e) = refreshed.and_then(|()| check(access, req.request())) {
             let res = match gateway {
                 true => super::gateway::error_response(req.path(), &e),
                 false => e.error_response(),

@@ -58,6 +58,32 @@ pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> Option<IpAddr> 
     Some(proxies.client(peer, &forwarded))
 }
 
+/// While this replica's caches are not trusted (PostgreSQL, its listener not fresh), re-reads
+/// the request's keys and tenants from the store, so access is never decided on a cache more
+/// than a second stale (docs/SCALE_OUT.md §4.1). Run before the access check.
+pub(super) async fn refresh_if_stale(req: &HttpRequest) -> Result<(), ApiError> {
+    let st = state(req)?;
+    let (Some(replicas), Some(pg)) = (&st.replicas, st.db.pg()) else {
+        return Ok(());
+    };
+    if replicas.trusted() {
+        return Ok(());
+    }
+    let text = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let bearer = text(header::AUTHORIZATION.as_str()).and_then(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .map(str::trim)
+    });
+    let tokens: Vec<&str> = bearer.into_iter().chain(text("x-api-key")).collect();
+    let ids: Vec<_> = text("x-tenant-id")
+        .and_then(|h| crate::tenancy::TenantId::parse(h.trim()))
+        .into_iter()
+        .collect();
+    let slugs: Vec<&str> = req.match_info().get("slug").into_iter().collect();
+    replicas.refresh(pg, &tokens, &ids, &slugs).await
+}
+
 /// The caller, authenticated once per request: `access::enforce` keeps it in the request's
 /// extensions, so the handler's extractor does not hash the token again.
 pub(super) fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {

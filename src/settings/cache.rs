@@ -92,6 +92,32 @@ impl SettingsCache {
         map.insert(tenant, Arc::new(current));
     }
 
+    /// Reloads the tenant's newest version from PostgreSQL (a notification); a tenant without
+    /// one (deleted) leaves the cache.
+    pub async fn reload_pg(
+        &self,
+        c: &impl tokio_postgres::GenericClient,
+        tenant: TenantId,
+    ) -> Result<(), crate::error::ApiError> {
+        match super::store_pg::latest_opt(c, tenant).await? {
+            Some(current) => self.put_newer(tenant, current),
+            None => self.remove(tenant),
+        }
+        Ok(())
+    }
+
+    /// Takes `fresh`'s settings in place of these (a reload on PostgreSQL).
+    pub(crate) fn replace(&self, fresh: SettingsCache) {
+        let map = fresh
+            .0
+            .into_inner()
+            .expect("settings cache lock is never poisoned");
+        *self
+            .0
+            .write()
+            .expect("settings cache lock is never poisoned") = map;
+    }
+
     pub(crate) fn remove(&self, tenant: TenantId) {
         self.0
             .write()

@@ -1,0 +1,152 @@
+//! Replicas on one PostgreSQL database keep their caches in step (docs/SCALE_OUT.md §4.1): a
+//! change committed on one is used by the others within the contract's second, through the
+//! cache listener, and a replica whose listener is not fresh reads access from the store.
+use crate::helpers::{pg_connect, pg_database, TestApp, ADMIN};
+use crate::postgres_serve::replica;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Polls `ok` on `app`'s answer to GET `path` for up to a second; how long it took.
+async fn within_a_second(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    ok: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() <= Duration::from_secs(1) {
+        let r = app.get(path, token).await;
+        if ok(r.status, &r.body) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// A live owner key of the default tenant, written straight into the database (key
+/// administration has its own PostgreSQL path), announced with `notify` when asked.
+async fn insert_key(c: &tokio_postgres::Client, announce: bool) -> (String, Uuid) {
+    let (token, id) = (format!("tk_{}", Uuid::new_v4().simple()), Uuid::new_v4());
+    let hash = tenantry::auth::admin::sha256(&token);
+    c.execute(
+        "INSERT INTO api_keys (id, tenant_id, name, role, key_hash, prefix, created_at)
+         VALUES ($1, '00000000-0000-0000-0000-000000000000', 'k', 'owner', $2, 'tk_', 0)",
+        &[&id, &&hash[..]],
+    )
+    .await
+    .unwrap();
+    if announce {
+        notify_key(c, id).await;
+    }
+    (token, id)
+}
+
+async fn notify_key(c: &tokio_postgres::Client, id: Uuid) {
+    c.execute(
+        "SELECT pg_notify('tenantry_cache', $1)",
+        &[&format!("key:{id}")],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn settings_changed_on_one_replica_are_used_by_the_other_within_a_second() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    let r = a
+        .call(
+            "PATCH",
+            "/api/settings",
+            Some(ADMIN),
+            Some(json!({"warn_at_percent": 55, "rate_limit_per_minute": 7})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = within_a_second(&b, "/api/settings", ADMIN, |_, s| {
+        s["version"] == 2 && s["warn_at_percent"] == 55
+    })
+    .await;
+    assert!(seen.is_some(), "replica b still serves version 1");
+    // And back: a rollback on b is a's current version.
+    let r = b
+        .post("/api/settings/rollback", ADMIN, json!({"version": 1}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = within_a_second(&a, "/api/settings", ADMIN, |_, s| {
+        s["version"] == 3 && s["warn_at_percent"] == 80
+    })
+    .await;
+    assert!(seen.is_some(), "replica a did not take b's rollback");
+}
+
+#[tokio::test]
+async fn a_key_revoked_and_announced_is_refused_by_every_replica_within_a_second() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    let c = pg_connect(&url).await;
+    let (key, id) = insert_key(&c, true).await;
+    for app in [&a, &b] {
+        let took = within_a_second(app, "/api/settings", &key, |s, _| s == 200).await;
+        assert!(took.is_some(), "a new key is not served");
+    }
+    c.execute("UPDATE api_keys SET revoked_at = 1 WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    notify_key(&c, id).await;
+    for app in [&a, &b] {
+        let took = within_a_second(app, "/api/settings", &key, |s, _| s == 401).await;
+        assert!(took.is_some(), "a revoked key is still served");
+    }
+}
+
+/// While the listener cannot get fresh (its reload waits on a lock), a key revoked without any
+/// notification is refused at once: access is read from the store, not the cache.
+#[tokio::test]
+async fn a_replica_whose_listener_is_not_fresh_reads_access_from_the_store() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = replica(&url).await;
+    let c = pg_connect(&url).await;
+    let (revoked, id) = insert_key(&c, true).await;
+    let (kept, _) = insert_key(&c, true).await;
+    for key in [&revoked, &kept] {
+        let took = within_a_second(&app, "/api/settings", key, |s, _| s == 200).await;
+        assert!(took.is_some());
+    }
+    let mut locker = pg_connect(&url).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE settings_versions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    c.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'tenantry-listener' AND datname = current_database()",
+        &[],
+    )
+    .await
+    .unwrap();
+    // Past the listener's freshness (750 ms): its new session's reload is stuck on the lock.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    c.execute("UPDATE api_keys SET revoked_at = 1 WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    app.get("/api/settings", &revoked)
+        .await
+        .assert_error(401, "unauthorized");
+    assert_eq!(app.get("/api/settings", &kept).await.status, 200);
+    assert_eq!(app.get("/api/settings", ADMIN).await.status, 200);
+    lock.rollback().await.unwrap();
+    let took = within_a_second(&app, "/api/settings", &kept, |s, _| s == 200).await;
+    assert!(took.is_some());
+    app.get("/api/settings", &revoked)
+        .await
+        .assert_error(401, "unauthorized");
+}
