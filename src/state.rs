@@ -59,6 +59,8 @@ pub struct AppState {
     /// OpenAI- and Anthropic-compatible calls, metered.
     pub gateway: Gateway,
     pub rate: Arc<RateLimits>,
+    /// On PostgreSQL: the request rate limits every replica shares (in place of `rate`).
+    pub shared_rate: Option<Arc<crate::limits::shared::SharedLimiter>>,
     /// On PostgreSQL: the listener that keeps the caches in step with the other replicas.
     pub replicas: Option<Arc<crate::replicas::Replicas>>,
     /// Metrics and per-tenant request figures.
@@ -145,7 +147,17 @@ impl AppState {
             )?)),
             _ => None,
         };
+        // N for the limiter's fallback (limit / N while the database is unreachable) is 1
+        // until replicas register themselves (docs/SCALE_OUT.md §4.3).
+        let shared_rate = db.pg().map(|pg| {
+            Arc::new(crate::limits::shared::SharedLimiter::new(
+                pg.clone(),
+                clock.clone(),
+                1,
+            ))
+        });
         Ok(AppState {
+            shared_rate,
             replicas,
             gateway,
             queue,

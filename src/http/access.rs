@@ -47,7 +47,11 @@ pub async fn enforce(
             Access::Public => Ok(()),
             _ => super::extract::refresh_if_stale(req.request()).await,
         };
-        if let Err(e) = refreshed.and_then(|()| check(access, req.request())) {
+        let checked = match refreshed.and_then(|()| check(access, req.request())) {
+            Ok(()) => super::extract::charge_shared_rate(req.request()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
             let res = match gateway {
                 true => super::gateway::error_response(req.path(), &e),
                 false => e.error_response(),

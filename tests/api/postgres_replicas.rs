@@ -150,3 +150,61 @@ async fn a_replica_whose_listener_is_not_fresh_reads_access_from_the_store() {
         .await
         .assert_error(401, "unauthorized");
 }
+
+/// A basic-plan tenant (10 a minute, burst 20) hammering two replicas gets at most rate +
+/// burst + 10% in any minute: the replicas take their tokens from one shared bucket. With a
+/// bucket each, the first second alone would admit 40.
+#[tokio::test]
+async fn a_basic_tenant_hammering_two_replicas_gets_at_most_the_contracts_bound() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let env = [
+        ("TENANTRY_DATABASE_URL", url.as_str()),
+        ("TENANTRY_POSTGRES_PREVIEW", "true"),
+        ("ENCRYPTION_KEY", crate::postgres_serve::KEY),
+        ("ENABLE_MULTI_TENANT", "true"),
+    ];
+    let a = crate::helpers::spawn_tuned(&env, |_| {}).await;
+    // The default tenant made basic, and a key of it, before the second replica loads them
+    // and while the first learns of them.
+    let c = pg_connect(&url).await;
+    c.batch_execute(
+        "UPDATE tenants SET plan = 'basic' WHERE id = '00000000-0000-0000-0000-000000000000';
+         SELECT pg_notify('tenantry_cache', 'tenant:00000000-0000-0000-0000-000000000000')",
+    )
+    .await
+    .unwrap();
+    let (key, _) = insert_key(&c, true).await;
+    let b = crate::helpers::spawn_tuned(&env, |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One app time for both replicas.
+    let start = chrono::Utc::now();
+    let mut admitted: Vec<i64> = Vec::new();
+    for second in 0..90 {
+        let at = start + chrono::Duration::seconds(second);
+        a.clock.set(at);
+        b.clock.set(at);
+        let sends = (0..6).map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            app.get("/api/settings/history", &key)
+        });
+        for r in futures_util::future::join_all(sends).await {
+            match r.status {
+                200 => {
+                    assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
+                    admitted.push(second);
+                }
+                429 => r.assert_error(429, "rate_limited"),
+                other => panic!("unexpected {other}: {}", r.body),
+            }
+        }
+    }
+    let busiest = (0..admitted.len())
+        .map(|i| admitted[i..].partition_point(|t| *t < admitted[i] + 60))
+        .max()
+        .unwrap_or(0);
+    // rate + burst = 30; the contract allows 10% over.
+    assert!(busiest <= 33, "{busiest} admitted in one minute");
+    assert!(busiest >= 20, "the burst is admitted: {busiest}");
+}
