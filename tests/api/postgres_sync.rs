@@ -106,6 +106,92 @@ async fn a_key_revoked_and_announced_is_refused_by_every_replica_within_a_second
     }
 }
 
+/// A tenant deactivated (by SQL here, announced as the tenancy area's writes announce it) is
+/// refused by every replica within a second, its key with it; reactivated, it is served again.
+#[tokio::test]
+async fn a_tenant_deactivated_and_announced_is_refused_by_every_replica_within_a_second() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let env = [
+        ("TENANTRY_DATABASE_URL", url.as_str()),
+        ("TENANTRY_POSTGRES_PREVIEW", "true"),
+        ("ENCRYPTION_KEY", crate::postgres_serve::KEY),
+        ("ENABLE_MULTI_TENANT", "true"),
+    ];
+    let (a, b) = (
+        crate::helpers::spawn_tuned(&env, |_| {}).await,
+        crate::helpers::spawn_tuned(&env, |_| {}).await,
+    );
+    let c = pg_connect(&url).await;
+    let (tenant, key_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let key = format!("tk_{}", Uuid::new_v4().simple());
+    let hash = tenantry::auth::admin::sha256(&key);
+    c.batch_execute(&format!(
+        "BEGIN;
+         INSERT INTO tenants (id, name, slug, plan, status, created_at, updated_at)
+         VALUES ('{tenant}', 'Acme', 'acme', 'pro', 'active', 0, 0);
+         INSERT INTO settings_versions (tenant_id, version, body, changed_by, changed_at)
+         VALUES ('{tenant}', 1, '{{}}', 'system', 0);
+         SELECT pg_notify('tenantry_cache', 'tenant:{tenant}');
+         COMMIT;"
+    ))
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO api_keys (id, tenant_id, name, role, key_hash, prefix, created_at)
+         VALUES ($1, $2, 'k', 'owner', $3, 'tk_', 0)",
+        &[&key_id, &tenant, &&hash[..]],
+    )
+    .await
+    .unwrap();
+    notify_key(&c, key_id).await;
+    for app in [&a, &b] {
+        let served = |s: u16, _: &serde_json::Value| s == 200;
+        assert!(
+            within_a_second(app, "/api/tenant/acme/settings", ADMIN, served)
+                .await
+                .is_some()
+        );
+        assert!(within_a_second(app, "/api/settings", &key, served)
+            .await
+            .is_some());
+    }
+    let status = |to: &'static str| {
+        let c = &c;
+        async move {
+            c.batch_execute(&format!(
+                "BEGIN;
+                 UPDATE tenants SET status = '{to}' WHERE id = '{tenant}';
+                 SELECT pg_notify('tenantry_cache', 'tenant:{tenant}');
+                 COMMIT;"
+            ))
+            .await
+            .unwrap();
+        }
+    };
+    status("inactive").await;
+    for app in [&a, &b] {
+        let refused = |s: u16, _: &serde_json::Value| s == 403;
+        assert!(
+            within_a_second(app, "/api/settings", &key, refused)
+                .await
+                .is_some(),
+            "a deactivated tenant is still served"
+        );
+        app.get("/api/tenant/acme/settings", ADMIN)
+            .await
+            .assert_error(403, "tenant_unavailable");
+    }
+    status("active").await;
+    for app in [&a, &b] {
+        let served = |s: u16, _: &serde_json::Value| s == 200;
+        assert!(within_a_second(app, "/api/settings", &key, served)
+            .await
+            .is_some());
+    }
+}
+
 /// While the listener cannot get fresh (its reload waits on a lock), a key revoked without any
 /// notification is refused at once: access is read from the store, not the cache.
 #[tokio::test]
