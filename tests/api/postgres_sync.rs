@@ -229,6 +229,8 @@ async fn a_replica_whose_listener_is_not_fresh_reads_access_from_the_store() {
         .assert_error(401, "unauthorized");
     assert_eq!(app.get("/api/settings", &kept).await.status, 200);
     assert_eq!(app.get("/api/settings", ADMIN).await.status, 200);
+    let by_slug = app.get("/api/tenant/default/settings", &kept).await;
+    assert_eq!(by_slug.status, 200, "{}", by_slug.body);
     lock.rollback().await.unwrap();
     let took = within_a_second(&app, "/api/settings", &kept, |s, _| s == 200).await;
     assert!(took.is_some());
