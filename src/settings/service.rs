@@ -57,6 +57,19 @@ impl TenantSettings {
         self.cache.get(tenant)
     }
 
+    /// The tenant's current settings for a read of them (`GET /api/settings`): from memory,
+    /// or on PostgreSQL from the store, so a version another replica acknowledged a moment ago
+    /// is already the one shown (docs/SCALE_OUT.md §4.1, "reads of managed resources").
+    pub async fn read_current(&self, ctx: &TenantCtx) -> Result<Arc<Current>, ApiError> {
+        let Some(pg) = self.db.pg() else {
+            return Ok(self.current(ctx.id()));
+        };
+        let c = pg.client().await.map_err(ApiError::internal)?;
+        let latest = store_pg::latest(&**c, ctx.id()).await?;
+        self.cache.put_newer(ctx.id(), latest.clone());
+        Ok(Arc::new(latest))
+    }
+
     /// The instance's master key, for the other secrets it seals (webhook secrets).
     pub fn master_key(&self) -> Arc<MasterKey> {
         self.master_key.clone()

@@ -84,6 +84,31 @@ async fn settings_changed_on_one_replica_are_used_by_the_other_within_a_second()
     assert!(seen.is_some(), "replica a did not take b's rollback");
 }
 
+/// An acknowledged settings write is what every replica's next read shows, without waiting
+/// for the listener.
+#[tokio::test]
+async fn a_settings_version_acknowledged_by_one_replica_is_the_others_next_read() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    for i in 0..20 {
+        let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let r = writer
+            .call(
+                "PATCH",
+                "/api/settings",
+                Some(ADMIN),
+                Some(json!({"custom": {"i": i}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let read = reader.get("/api/settings", ADMIN).await;
+        assert_eq!(read.body["version"], r.body["version"], "write {i}");
+        assert_eq!(read.body["custom"], json!({"i": i}));
+    }
+}
+
 #[tokio::test]
 async fn a_key_revoked_and_announced_is_refused_by_every_replica_within_a_second() {
     let Some(url) = pg_database().await else {
@@ -204,9 +229,10 @@ async fn a_replica_whose_listener_is_not_fresh_reads_access_from_the_store() {
     let (revoked, id) = insert_key(&c, true).await;
     let (kept, _) = insert_key(&c, true).await;
     for key in [&revoked, &kept] {
-        let took = within_a_second(&app, "/api/settings", key, |s, _| s == 200).await;
+        let took = within_a_second(&app, "/api/events", key, |s, _| s == 200).await;
         assert!(took.is_some());
     }
+    // Requests below read events, not settings: the settings table is locked.
     let mut locker = pg_connect(&url).await;
     let lock = locker.transaction().await.unwrap();
     lock.batch_execute("LOCK TABLE settings_versions IN ACCESS EXCLUSIVE MODE")
@@ -224,17 +250,17 @@ async fn a_replica_whose_listener_is_not_fresh_reads_access_from_the_store() {
     c.execute("UPDATE api_keys SET revoked_at = 1 WHERE id = $1", &[&id])
         .await
         .unwrap();
-    app.get("/api/settings", &revoked)
+    app.get("/api/events", &revoked)
         .await
         .assert_error(401, "unauthorized");
-    assert_eq!(app.get("/api/settings", &kept).await.status, 200);
-    assert_eq!(app.get("/api/settings", ADMIN).await.status, 200);
-    let by_slug = app.get("/api/tenant/default/settings", &kept).await;
+    assert_eq!(app.get("/api/events", &kept).await.status, 200);
+    assert_eq!(app.get("/api/events", ADMIN).await.status, 200);
+    let by_slug = app.get("/api/tenant/default/events", &kept).await;
     assert_eq!(by_slug.status, 200, "{}", by_slug.body);
     lock.rollback().await.unwrap();
-    let took = within_a_second(&app, "/api/settings", &kept, |s, _| s == 200).await;
+    let took = within_a_second(&app, "/api/events", &kept, |s, _| s == 200).await;
     assert!(took.is_some());
-    app.get("/api/settings", &revoked)
+    app.get("/api/events", &revoked)
         .await
         .assert_error(401, "unauthorized");
 }
