@@ -18,6 +18,7 @@ pub mod observe;
 pub mod pagination;
 pub mod proxies;
 pub mod queue;
+pub mod replicas;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -59,6 +59,10 @@ pub struct AppState {
     /// OpenAI- and Anthropic-compatible calls, metered.
     pub gateway: Gateway,
     pub rate: Arc<RateLimits>,
+    /// On PostgreSQL: the request rate limits every replica shares (in place of `rate`).
+    pub shared_rate: Option<Arc<crate::limits::shared::SharedLimiter>>,
+    /// On PostgreSQL: the listener that keeps the caches in step with the other replicas.
+    pub replicas: Option<Arc<crate::replicas::Replicas>>,
     /// Metrics and per-tenant request figures.
     pub observe: Observe,
     admin_guard: Arc<AdminGuard>,
@@ -103,6 +107,8 @@ impl AppState {
             settings.master_key(),
             config.webhook_allow_private,
         )?;
+        // A clone shares the map: the listener changes the cache the key area reads.
+        let key_cache = parts.keys.clone();
         let keys = Keys::new(db.clone(), clock.clone(), parts.keys);
         let tenancy = Tenancy::new(
             db.clone(),
@@ -130,7 +136,29 @@ impl AppState {
             events.clone(),
             clock.clone(),
         );
+        let replicas = match (db.pg(), &config.database_url) {
+            (Some(_), Some(url)) => Some(Arc::new(crate::replicas::Replicas::start(
+                url.expose(),
+                crate::replicas::Caches {
+                    tenants: tenancy.shared_cache(),
+                    keys: key_cache,
+                    settings: settings.cache(),
+                },
+            )?)),
+            _ => None,
+        };
+        // N for the limiter's fallback (limit / N while the database is unreachable) is 1
+        // until replicas register themselves (docs/SCALE_OUT.md §4.3).
+        let shared_rate = db.pg().map(|pg| {
+            Arc::new(crate::limits::shared::SharedLimiter::new(
+                pg.clone(),
+                clock.clone(),
+                1,
+            ))
+        });
         Ok(AppState {
+            shared_rate,
+            replicas,
             gateway,
             queue,
             billing,

@@ -7,7 +7,7 @@ use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::Connection;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 pub const KEY_PREFIX: &str = "tk_";
@@ -32,53 +32,114 @@ pub struct CachedKey {
     pub member_role: Option<Role>,
 }
 
-#[derive(Default)]
-pub struct KeyCache(RwLock<HashMap<[u8; 32], CachedKey>>);
+/// Clones share one map: the key area changes it after its writes, and on PostgreSQL the
+/// replica's listener (`crate::replicas`) after the other replicas' writes.
+#[derive(Clone, Default)]
+pub struct KeyCache(Arc<RwLock<HashMap<[u8; 32], CachedKey>>>);
+
+/// A key as PostgreSQL's caches read it, with its member's role; `revoked_at` last.
+const KEY_ROWS: &str =
+    "SELECT k.key_hash, k.id, k.tenant_id, k.role, k.user_id, k.expires_at, m.role, k.revoked_at
+     FROM api_keys k
+     LEFT JOIN tenant_users m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id";
+
+/// A `KEY_ROWS` row as a cached key; `None` (and a warning) for a damaged one.
+fn key_row(r: &tokio_postgres::Row) -> Option<([u8; 32], CachedKey)> {
+    let hash: Vec<u8> = r.get(0);
+    let role: String = r.get(3);
+    let member: Option<String> = r.get(6);
+    let (Ok(hash), Ok(role)) = (
+        <[u8; 32]>::try_from(hash.as_slice()),
+        Role::parse_key_role(&role),
+    ) else {
+        tracing::warn!(key_id = %r.get::<_, Uuid>(1), "an API key row is damaged; the key is refused");
+        return None;
+    };
+    let key = CachedKey {
+        id: r.get(1),
+        tenant_id: TenantId::from_uuid(r.get(2)),
+        role,
+        user_id: r.get(4),
+        expires_at: r.get(5),
+        member_role: member.and_then(|m| Role::parse_member_role(&m).ok()),
+    };
+    Some((hash, key))
+}
 
 impl KeyCache {
     pub fn load(c: &Connection) -> rusqlite::Result<KeyCache> {
         let map: HashMap<_, _> = super::store::live_keys(c)?.into_iter().collect();
-        Ok(KeyCache(RwLock::new(map)))
+        Ok(KeyCache(Arc::new(RwLock::new(map))))
     }
 
     /// As `load`, from PostgreSQL; a row that does not read back as a key is left out (its key
     /// refused), as on SQLite.
     pub async fn load_pg(c: &impl tokio_postgres::GenericClient) -> Result<KeyCache, String> {
         let rows = c
-            .query(
-                "SELECT k.key_hash, k.id, k.tenant_id, k.role, k.user_id, k.expires_at, m.role
-                 FROM api_keys k
-                 LEFT JOIN tenant_users m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id
-                 WHERE k.revoked_at IS NULL",
-                &[],
-            )
+            .query(&format!("{KEY_ROWS} WHERE k.revoked_at IS NULL"), &[])
             .await
             .map_err(|e| crate::db::pg::describe(&e))?;
-        let mut map = HashMap::new();
-        for r in rows {
-            let hash: Vec<u8> = r.get(0);
-            let role: String = r.get(3);
-            let member: Option<String> = r.get(6);
-            let (Ok(hash), Ok(role)) = (
-                <[u8; 32]>::try_from(hash.as_slice()),
-                Role::parse_key_role(&role),
-            ) else {
-                tracing::warn!(key_id = %r.get::<_, Uuid>(1), "an API key row is damaged; the key is refused");
-                continue;
-            };
-            map.insert(
-                hash,
-                CachedKey {
-                    id: r.get(1),
-                    tenant_id: TenantId::from_uuid(r.get(2)),
-                    role,
-                    user_id: r.get(4),
-                    expires_at: r.get(5),
-                    member_role: member.and_then(|m| Role::parse_member_role(&m).ok()),
-                },
-            );
-        }
-        Ok(KeyCache(RwLock::new(map)))
+        let map: HashMap<_, _> = rows.iter().filter_map(key_row).collect();
+        Ok(KeyCache(Arc::new(RwLock::new(map))))
+    }
+
+    /// Reloads the key `id` from PostgreSQL (a notification): cached while live, gone once
+    /// revoked or deleted.
+    pub async fn reload_pg(
+        &self,
+        c: &impl tokio_postgres::GenericClient,
+        id: Uuid,
+    ) -> Result<(), tokio_postgres::Error> {
+        let rows = c
+            .query(&format!("{KEY_ROWS} WHERE k.id = $1"), &[&id])
+            .await?;
+        self.take_rows(&rows, |k| k.id == id);
+        Ok(())
+    }
+
+    /// Reloads the key with this hash from PostgreSQL, for a request while this replica cannot
+    /// trust its cache; the tenant of the key, when it is live.
+    pub async fn refresh_hash_pg(
+        &self,
+        c: &impl tokio_postgres::GenericClient,
+        hash: [u8; 32],
+    ) -> Result<Option<TenantId>, tokio_postgres::Error> {
+        let rows = c
+            .query(&format!("{KEY_ROWS} WHERE k.key_hash = $1"), &[&&hash[..]])
+            .await?;
+        self.write().remove(&hash);
+        Ok(self
+            .take_rows(&rows, |_| false)
+            .into_iter()
+            .next()
+            .map(|k| k.tenant_id))
+    }
+
+    /// Drops the cached keys `stale` picks and caches the live ones among `rows`.
+    fn take_rows(
+        &self,
+        rows: &[tokio_postgres::Row],
+        stale: impl Fn(&CachedKey) -> bool,
+    ) -> Vec<CachedKey> {
+        let live: Vec<_> = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<Micros>>(7).is_none())
+            .filter_map(key_row)
+            .collect();
+        let mut map = self.write();
+        map.retain(|_, k| !stale(k));
+        live.into_iter()
+            .map(|(hash, k)| {
+                map.insert(hash, k.clone());
+                k
+            })
+            .collect()
+    }
+
+    /// Takes `fresh`'s keys in place of these (a reload on PostgreSQL).
+    pub(crate) fn replace(&self, fresh: KeyCache) {
+        let map = std::mem::take(&mut *fresh.write());
+        *self.write() = map;
     }
 
     /// The caller behind a `tk_` key, or 401 when it is unknown, revoked, expired, or its

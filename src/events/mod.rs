@@ -244,6 +244,21 @@ pub struct EventFilter {
     pub to: Option<Micros>,
 }
 
+/// Records one event in a transaction of its own, on either store (on PostgreSQL without its
+/// webhook deliveries yet: see `pg`).
+pub async fn record_alone(db: &Db, now: Micros, event: NewEvent) -> Result<(), ApiError> {
+    if let Some(pg) = db.pg() {
+        let c = pg.client().await.map_err(ApiError::internal)?;
+        pg::record_many(&**c, &[(now, event)]).await?;
+        return Ok(());
+    }
+    db.write(move |c| {
+        store::record(c, now, event)?;
+        Ok(())
+    })
+    .await
+}
+
 /// The events area: lists a tenant's events. Events are written by the other areas inside
 /// their own transactions, with `record`.
 #[derive(Clone)]
@@ -258,12 +273,7 @@ impl Events {
 
     /// Records one event in a transaction of its own, for an area with nothing else to write.
     pub async fn record(&self, now: Micros, event: NewEvent) -> Result<(), ApiError> {
-        self.db
-            .write(move |c| {
-                store::record(c, now, event)?;
-                Ok(())
-            })
-            .await
+        record_alone(&self.db, now, event).await
     }
 
     /// Records an application's event for the caller's tenant (member or service) and returns
@@ -271,6 +281,15 @@ impl Events {
     pub async fn post(&self, ctx: &TenantCtx, now: Micros, body: Value) -> Result<Event, ApiError> {
         ctx.require(crate::auth::Action::Ingest)?;
         let event = AppEvent::from_body(body)?.parse(ctx.id())?;
+        if let Some(pg) = self.db.pg() {
+            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let tx = c.transaction().await?;
+            let id = event.id;
+            pg::record_many(&*tx, &[(now, event)]).await?;
+            let stored = pg::get(&*tx, ctx.id(), id).await?;
+            tx.commit().await?;
+            return stored.ok_or_else(|| ApiError::internal("a recorded event is missing"));
+        }
         let (tenant, id) = (ctx.db_id(), event.id.to_string());
         self.db
             .write(move |c| {
@@ -291,6 +310,11 @@ impl Events {
         page: PageRequest<(Micros, i64)>,
     ) -> Result<Page<Event>, ApiError> {
         ctx.require(crate::auth::Action::Read)?;
+        if let Some(pg) = self.db.pg() {
+            let c = pg.client().await.map_err(ApiError::internal)?;
+            let rows = pg::list(&**c, ctx.id(), &filter, &page).await?;
+            return Ok(Page::from_rows(rows, page.limit, |e| e.key));
+        }
         let ctx = ctx.clone();
         self.db
             .run(move |c| {

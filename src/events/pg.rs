@@ -1,12 +1,16 @@
-//! The events table on PostgreSQL (issue 19, being built). Today: the multi-row insert the
-//! usage writer records its unknown-model and limit-crossing events with.
+//! The events table on PostgreSQL (issue 19, being built): the multi-row insert every area
+//! records its events with (the usage writer many at a time), and the list and get reads.
 //!
 //! Not yet here: the webhook outbox. On SQLite `store::record` writes each event's deliveries
 //! in the same transaction; on PostgreSQL that waits for the webhooks area's store, so events
 //! recorded here have no deliveries yet.
-use super::NewEvent;
+use super::{Event, EventFilter, NewEvent, Severity};
+use crate::pagination::PageRequest;
+use crate::tenancy::TenantId;
 use crate::time::Micros;
-use tokio_postgres::GenericClient;
+use serde_json::Value;
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
 
 /// Writes `events` (each with its time) in one statement inside the caller's transaction; an
 /// event whose `once_key` the tenant already used (by any replica, or earlier in `events`) is
@@ -78,4 +82,71 @@ where
         ],
     )
     .await
+}
+
+/// As `store::list`: one page of a tenant's events, newest first, by `(created_at, seq)`.
+pub async fn list(
+    c: &impl GenericClient,
+    tenant: TenantId,
+    filter: &EventFilter,
+    page: &PageRequest<(Micros, i64)>,
+) -> Result<Vec<Event>, tokio_postgres::Error> {
+    let (before_t, before_seq) = page.after.unwrap_or((i64::MAX, i64::MAX));
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM events
+                 WHERE tenant_id = $1 AND (created_at, seq) < ($2, $3)
+                   AND ($4::text IS NULL OR category = $4)
+                   AND ($5::text IS NULL OR severity = $5)
+                   AND ($6::int8 IS NULL OR created_at >= $6)
+                   AND ($7::int8 IS NULL OR created_at < $7)
+                 ORDER BY created_at DESC, seq DESC LIMIT $8"
+            ),
+            &[
+                &tenant.as_uuid(),
+                &before_t,
+                &before_seq,
+                &filter.category,
+                &filter.severity.map(Severity::as_str),
+                &filter.from,
+                &filter.to,
+                &page.fetch(),
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(event_row).collect())
+}
+
+/// One of a tenant's events, as the list renders it.
+pub async fn get(
+    c: &impl GenericClient,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<Event>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
+            &[&tenant.as_uuid(), &id],
+        )
+        .await?;
+    Ok(row.as_ref().map(event_row))
+}
+
+const COLUMNS: &str =
+    "id, tenant_id, category, event_type, severity, message, data, created_at, seq";
+
+fn event_row(r: &Row) -> Event {
+    let created: Micros = r.get(7);
+    Event {
+        id: r.get::<_, Uuid>(0).to_string(),
+        tenant_id: r.get::<_, Uuid>(1).to_string(),
+        category: r.get(2),
+        event_type: r.get(3),
+        severity: r.get(4),
+        message: r.get(5),
+        data: serde_json::from_str(r.get(6)).unwrap_or(Value::Null),
+        created_at: crate::time::rfc3339(created),
+        key: (created, r.get(8)),
+    }
 }

@@ -43,10 +43,22 @@ pub async fn enforce(
         .find(|(m, _)| m == req.method())
         .map(|(_, a)| *a);
     if let Some(access) = access {
-        if access != Access::Public {
-            super::extract::read_through(req.request()).await;
-        }
-        if let Err(e) = check(access, req.request()) {
+        let refreshed = match access {
+            Access::Public => Ok(()),
+            _ => match super::extract::refresh_if_stale(req.request()).await {
+                // Keys and tenants the caches miss are read from the store for this request.
+                Ok(()) => {
+                    super::extract::read_through(req.request()).await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let checked = match refreshed.and_then(|()| check(access, req.request())) {
+            Ok(()) => super::extract::charge_shared_rate(req.request()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
             let res = match gateway {
                 true => super::gateway::error_response(req.path(), &e),
                 false => e.error_response(),

@@ -23,16 +23,61 @@ pub struct RateInfo(pub Decision);
 
 /// The admin is never limited; a tenant key is, by its tenant's `rate_limit_per_minute` or,
 /// in multi-tenant mode, by its plan. Single-tenant mode limits nothing unless told to.
-fn rate_decision(st: &AppState, ctx: &TenantCtx) -> Decision {
+fn rate_per_minute(st: &AppState, ctx: &TenantCtx) -> Option<u32> {
     if ctx.caller().is_admin() {
-        return Decision::Unlimited;
+        return None;
     }
     let per_minute = st.settings.current(ctx.id()).settings.rate_limit_per_minute;
     match (per_minute, st.config.flags.enabled(Feature::MultiTenant)) {
-        (Some(n), _) => st.rate.check(ctx.id(), n),
-        (None, true) => st.rate.check(ctx.id(), plan_rate(ctx.tenant().plan)),
-        (None, false) => Decision::Unlimited,
+        (Some(n), _) => Some(n),
+        (None, true) => Some(plan_rate(ctx.tenant().plan)),
+        (None, false) => None,
     }
+}
+
+/// The in-memory decision; on PostgreSQL `Unlimited` for now, the shared bucket being charged
+/// next, asynchronously, by `charge_shared_rate`.
+fn rate_decision(st: &AppState, ctx: &TenantCtx) -> Decision {
+    match rate_per_minute(st, ctx) {
+        Some(_) if st.shared_rate.is_some() => Decision::Unlimited,
+        Some(n) => st.rate.check(ctx.id(), n),
+        None => Decision::Unlimited,
+    }
+}
+
+/// On PostgreSQL, charges the resolved tenant's request to the bucket every replica shares
+/// (`limits::shared`, docs/SCALE_OUT.md §4.3): its decision replaces the placeholder
+/// `tenant_ctx` left, and a denial is the 429. Run right after the access check.
+pub(super) async fn charge_shared_rate(req: &HttpRequest) -> Result<(), ApiError> {
+    let st = state(req)?;
+    let Some(shared) = &st.shared_rate else {
+        return Ok(());
+    };
+    let Some(ctx) = req.extensions().get::<TenantCtx>().cloned() else {
+        return Ok(());
+    };
+    let Some(per_minute) = rate_per_minute(st, &ctx) else {
+        return Ok(());
+    };
+    let decision = shared.check(ctx.id(), per_minute).await;
+    req.extensions_mut().insert(RateInfo(decision));
+    refuse_if_denied(st, &ctx, decision)
+}
+
+/// The 429 for a denied decision, counted in the tenant's metrics.
+fn refuse_if_denied(st: &AppState, ctx: &TenantCtx, decision: Decision) -> Result<(), ApiError> {
+    if let Decision::Denied {
+        retry_after_secs, ..
+    } = decision
+    {
+        st.observe
+            .metrics()
+            .rate_limited
+            .with_label_values(&[&ctx.id().to_string()])
+            .inc();
+        return Err(ApiError::RateLimited(retry_after_secs));
+    }
+    Ok(())
 }
 
 /// The tenant a request was resolved to, for the response's `X-Tenant-ID`.
@@ -146,6 +191,32 @@ pub(super) fn authenticate(
     }
 }
 
+/// While this replica's caches are not trusted (PostgreSQL, its listener not fresh), re-reads
+/// the request's keys and tenants from the store, so access is never decided on a cache more
+/// than a second stale (docs/SCALE_OUT.md §4.1). Run before the access check.
+pub(super) async fn refresh_if_stale(req: &HttpRequest) -> Result<(), ApiError> {
+    let st = state(req)?;
+    let (Some(replicas), Some(pg)) = (&st.replicas, st.db.pg()) else {
+        return Ok(());
+    };
+    if replicas.trusted() {
+        return Ok(());
+    }
+    let text = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let bearer = text(header::AUTHORIZATION.as_str()).and_then(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .map(str::trim)
+    });
+    let tokens: Vec<&str> = bearer.into_iter().chain(text("x-api-key")).collect();
+    let ids: Vec<_> = text("x-tenant-id")
+        .and_then(|h| crate::tenancy::TenantId::parse(h.trim()))
+        .into_iter()
+        .collect();
+    let slugs: Vec<&str> = req.match_info().get("slug").into_iter().collect();
+    replicas.refresh(pg, &tokens, &ids, &slugs).await
+}
+
 /// The caller, authenticated once per request: `access::enforce` keeps it in the request's
 /// extensions, so the handler's extractor does not hash the token again.
 pub(super) fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
@@ -191,17 +262,7 @@ pub(super) fn tenant_ctx(req: &HttpRequest) -> Result<TenantCtx, ApiError> {
     req.extensions_mut().insert(ResolvedTenant(ctx.id()));
     let decision = rate_decision(st, &ctx);
     req.extensions_mut().insert(RateInfo(decision));
-    if let Decision::Denied {
-        retry_after_secs, ..
-    } = decision
-    {
-        st.observe
-            .metrics()
-            .rate_limited
-            .with_label_values(&[&ctx.id().to_string()])
-            .inc();
-        return Err(ApiError::RateLimited(retry_after_secs));
-    }
+    refuse_if_denied(st, &ctx, decision)?;
     req.extensions_mut().insert(ctx.clone());
     Ok(ctx)
 }

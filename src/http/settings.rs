@@ -105,7 +105,7 @@ async fn view(st: &AppState, ctx: &TenantCtx, current: &Current) -> Result<Value
 }
 
 async fn current_view(st: &AppState, ctx: &TenantCtx) -> Result<HttpResponse, ApiError> {
-    let current = st.settings.current(ctx.id());
+    let current = st.settings.read_current(ctx).await?;
     Ok(HttpResponse::Ok().json(view(st, ctx, &current).await?))
 }
 

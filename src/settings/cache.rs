@@ -76,6 +76,48 @@ impl SettingsCache {
             .insert(tenant, Arc::new(current));
     }
 
+    /// As `put`, unless the cache already holds a later version: on PostgreSQL a replica's own
+    /// write and the reload another replica's notification causes may land in either order.
+    pub(crate) fn put_newer(&self, tenant: TenantId, current: Current) {
+        let mut map = self
+            .0
+            .write()
+            .expect("settings cache lock is never poisoned");
+        if map
+            .get(&tenant)
+            .is_some_and(|c| c.version > current.version)
+        {
+            return;
+        }
+        map.insert(tenant, Arc::new(current));
+    }
+
+    /// Reloads the tenant's newest version from PostgreSQL (a notification); a tenant without
+    /// one (deleted) leaves the cache.
+    pub async fn reload_pg(
+        &self,
+        c: &impl tokio_postgres::GenericClient,
+        tenant: TenantId,
+    ) -> Result<(), crate::error::ApiError> {
+        match super::store_pg::latest_opt(c, tenant).await? {
+            Some(current) => self.put_newer(tenant, current),
+            None => self.remove(tenant),
+        }
+        Ok(())
+    }
+
+    /// Takes `fresh`'s settings in place of these (a reload on PostgreSQL).
+    pub(crate) fn replace(&self, fresh: SettingsCache) {
+        let map = fresh
+            .0
+            .into_inner()
+            .expect("settings cache lock is never poisoned");
+        *self
+            .0
+            .write()
+            .expect("settings cache lock is never poisoned") = map;
+    }
+
     pub(crate) fn remove(&self, tenant: TenantId) {
         self.0
             .write()

@@ -5,6 +5,7 @@ mod patch;
 pub mod provider_keys;
 pub mod service;
 pub mod store;
+pub mod store_pg;
 
 pub use cache::SettingsCache;
 pub use service::TenantSettings;

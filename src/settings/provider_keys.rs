@@ -3,6 +3,7 @@
 //! for a call: the tenant's own in `byo_key` mode, the instance's in `hosted` mode.
 use super::service::TenantSettings;
 use super::store;
+use super::store_pg;
 use super::ExecutionMode;
 use crate::auth::Action;
 use crate::crypto::{self, SecretString};
@@ -72,6 +73,15 @@ pub struct Credential {
 impl TenantSettings {
     pub async fn masked_provider_keys(&self, ctx: &TenantCtx) -> Result<Vec<MaskedKey>, ApiError> {
         ctx.require(Action::Read)?;
+        self.stored_keys(ctx).await
+    }
+
+    /// The tenant's stored keys, masked, on either store.
+    async fn stored_keys(&self, ctx: &TenantCtx) -> Result<Vec<MaskedKey>, ApiError> {
+        if let Some(pg) = self.db.pg() {
+            let c = pg.client().await.map_err(ApiError::internal)?;
+            return store_pg::masked_provider_keys(&**c, ctx.id()).await;
+        }
         let tenant = ctx.db_id();
         self.db
             .run(move |c| Ok(store::masked_provider_keys(c, &tenant)?))
@@ -96,17 +106,24 @@ impl TenantSettings {
         drop(key);
         let (tenant, actor) = (ctx.id(), ctx.caller().describe());
         let now = self.now();
+        let data = json!({"provider": provider.as_str(), "masked": masked, "actor": actor});
+        let msg = format!("{} key set by {actor}", provider.as_str());
+        let event = NewEvent::of(Kind::ProviderKeySet, tenant, msg, data);
+        if let Some(pg) = self.db.pg() {
+            // Nothing caches provider keys: every read goes to the store, so no notification.
+            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let tx = c.transaction().await?;
+            let p = provider.as_str();
+            store_pg::put_provider_key(&*tx, tenant, p, &sealed, &masked, now).await?;
+            events::pg::record_many(&*tx, &[(now, event)]).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         self.db
             .write(move |c| {
                 let tx = c.transaction()?;
                 store::put_provider_key(&tx, tenant, provider.as_str(), &sealed, &masked, now)?;
-                let data = json!({"provider": provider.as_str(), "masked": masked, "actor": actor});
-                let msg = format!("{} key set by {actor}", provider.as_str());
-                events::record(
-                    &tx,
-                    now,
-                    NewEvent::of(Kind::ProviderKeySet, tenant, msg, data),
-                )?;
+                events::record(&tx, now, event)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -121,22 +138,30 @@ impl TenantSettings {
         ctx.require(Action::Manage)?;
         let (tenant, actor) = (ctx.id(), ctx.caller().describe());
         let now = self.now();
+        let missing = ApiError::NotFound(format!(
+            "no {} key is set for this tenant",
+            provider.as_str()
+        ));
+        let data = json!({"provider": provider.as_str(), "actor": actor});
+        let msg = format!("{} key removed by {actor}", provider.as_str());
+        let event = NewEvent::of(Kind::ProviderKeyRemoved, tenant, msg, data);
+        if let Some(pg) = self.db.pg() {
+            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let tx = c.transaction().await?;
+            if !store_pg::delete_provider_key(&*tx, tenant, provider.as_str()).await? {
+                return Err(missing);
+            }
+            events::pg::record_many(&*tx, &[(now, event)]).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         self.db
             .write(move |c| {
                 let tx = c.transaction()?;
                 if !store::delete_provider_key(&tx, tenant, provider.as_str())? {
-                    return Err(ApiError::NotFound(format!(
-                        "no {} key is set for this tenant",
-                        provider.as_str()
-                    )));
+                    return Err(missing);
                 }
-                let data = json!({"provider": provider.as_str(), "actor": actor});
-                let msg = format!("{} key removed by {actor}", provider.as_str());
-                events::record(
-                    &tx,
-                    now,
-                    NewEvent::of(Kind::ProviderKeyRemoved, tenant, msg, data),
-                )?;
+                events::record(&tx, now, event)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -182,11 +207,7 @@ impl TenantSettings {
                 })
                 .collect()),
             ExecutionMode::ByoKey => {
-                let tenant = ctx.db_id();
-                let stored = self
-                    .db
-                    .run(move |c| Ok(store::masked_provider_keys(c, &tenant)?))
-                    .await?;
+                let stored = self.stored_keys(ctx).await?;
                 Ok(wanted
                     .into_iter()
                     .filter(|p| stored.iter().any(|k| &k.provider == p))
@@ -215,10 +236,17 @@ impl TenantSettings {
             }
             ExecutionMode::ByoKey => {
                 let (tenant, p) = (ctx.id(), provider.clone());
-                let sealed = self
-                    .db
-                    .run(move |c| Ok(store::sealed_provider_key(c, tenant, p.as_str())?))
-                    .await?;
+                let sealed = match self.db.pg() {
+                    Some(pg) => {
+                        let c = pg.client().await.map_err(ApiError::internal)?;
+                        store_pg::sealed_provider_key(&**c, tenant, p.as_str()).await?
+                    }
+                    None => {
+                        self.db
+                            .run(move |c| Ok(store::sealed_provider_key(c, tenant, p.as_str())?))
+                            .await?
+                    }
+                };
                 let sealed = sealed.ok_or_else(|| {
                     ApiError::ByoKeyMissing(format!(
                         "the tenant is in byo_key mode and has no {} key",
@@ -260,18 +288,11 @@ impl TenantSettings {
             .map(|b| format!("{b:02x}"))
             .collect();
         let reason = cause.to_string();
-        let now = self.now();
-        let recorded = self
-            .db
-            .write(move |c| {
-                let msg = format!("the stored {p} key cannot be decrypted: {reason}");
-                let data = json!({"provider": p, "reason": reason});
-                let e = NewEvent::of(Kind::ProviderKeyUnreadable, tenant, msg, data)
-                    .once(format!("provider_key.unreadable:{p}:{fingerprint}"));
-                events::record(c, now, e)?;
-                Ok(())
-            })
-            .await;
+        let msg = format!("the stored {p} key cannot be decrypted: {reason}");
+        let data = json!({"provider": p, "reason": reason});
+        let e = NewEvent::of(Kind::ProviderKeyUnreadable, tenant, msg, data)
+            .once(format!("provider_key.unreadable:{p}:{fingerprint}"));
+        let recorded = events::record_alone(&self.db, self.now(), e).await;
         if let Err(e) = recorded {
             tracing::error!(error = ?e, "recording provider_key.unreadable");
         }

@@ -48,7 +48,7 @@ impl TenantCache {
             .cloned()
     }
 
-    pub(super) fn put(&self, t: Tenant) {
+    pub(crate) fn put(&self, t: Tenant) {
         let mut inner = self.0.write().expect("tenant cache lock is never poisoned");
         if let Some(old) = inner.by_id.get(&t.id) {
             let old_slug = old.slug.as_str().to_string();
@@ -58,11 +58,20 @@ impl TenantCache {
         inner.by_id.insert(t.id, Arc::new(t));
     }
 
-    pub(super) fn remove(&self, id: TenantId) {
+    pub(crate) fn remove(&self, id: TenantId) {
         let mut inner = self.0.write().expect("tenant cache lock is never poisoned");
         if let Some(old) = inner.by_id.remove(&id) {
             inner.by_slug.remove(old.slug.as_str());
         }
+    }
+
+    /// Takes `fresh`'s tenants in place of these (a reload on PostgreSQL, `crate::replicas`).
+    pub(crate) fn replace(&self, fresh: TenantCache) {
+        let fresh = fresh
+            .0
+            .into_inner()
+            .expect("tenant cache lock is never poisoned");
+        *self.0.write().expect("tenant cache lock is never poisoned") = fresh;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {

@@ -32,6 +32,8 @@ mod postgres;
 mod postgres_queue;
 mod postgres_replicas;
 mod postgres_serve;
+mod postgres_settings;
+mod postgres_sync;
 mod protocol;
 mod provider_keys;
 mod proxies;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-const KEY: &str = "postgres-test-encryption-key";
+pub const KEY: &str = "postgres-test-encryption-key";
 
 pub async fn replica(url: &str) -> TestApp {
     spawn_tuned(
@@ -63,7 +63,7 @@ async fn one_replica_ingests_and_reads_usage_from_postgres() {
         .get(0);
     assert_eq!(n, 2);
     // What has no PostgreSQL store yet says so, in the contract's error shape.
-    for path in ["/api/events", "/api/settings"] {
+    for path in ["/api/webhooks"] {
         let r = app.get(path, ADMIN).await;
         assert_eq!(r.status, 501, "{path}: {}", r.body);
         assert_eq!(r.body["error"], "not_implemented");

@@ -1,8 +1,83 @@
 //! Provider keys (stored encrypted, shown masked) and `/api/credentials`.
-use crate::helpers::{spawn_app, spawn_with, ADMIN};
+use crate::helpers::{pg_connect, spawn_app, spawn_with, TestApp, ADMIN};
 use serde_json::json;
+use uuid::Uuid;
 
 const SECRET: &str = "sk-proj-canary-0123456789abcdefWXYZ";
+
+/// The app's `provider_keys` table, read and changed behind the server's back: in its SQLite
+/// file, or in its PostgreSQL database.
+enum RawKeys {
+    Sqlite(rusqlite::Connection),
+    Pg(tokio_postgres::Client),
+}
+
+impl RawKeys {
+    async fn open(app: &TestApp) -> RawKeys {
+        match &app.config.database_url {
+            Some(url) => RawKeys::Pg(pg_connect(url.expose()).await),
+            None => {
+                let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
+                db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                RawKeys::Sqlite(db)
+            }
+        }
+    }
+
+    async fn sealed(&self, tenant: &str, provider: &str) -> Vec<u8> {
+        let sql = "SELECT ciphertext FROM provider_keys WHERE tenant_id = $1 AND provider = $2";
+        match self {
+            RawKeys::Sqlite(db) => db
+                .query_row(&sql.replace('$', "?"), [tenant, provider], |r| r.get(0))
+                .unwrap(),
+            RawKeys::Pg(c) => c
+                .query_one(sql, &[&uuid(tenant), &provider])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    async fn store(&self, tenant: &str, provider: &str, bytes: &[u8]) {
+        let sql = "UPDATE provider_keys SET ciphertext = $3 WHERE tenant_id = $1 AND provider = $2";
+        match self {
+            RawKeys::Sqlite(db) => db
+                .execute(
+                    &sql.replace('$', "?"),
+                    rusqlite::params![tenant, provider, bytes],
+                )
+                .map(|_| ())
+                .unwrap(),
+            RawKeys::Pg(c) => c
+                .execute(sql, &[&uuid(tenant), &provider, &bytes])
+                .await
+                .map(|_| ())
+                .unwrap(),
+        }
+    }
+
+    /// Copies every key row of tenant `from` into tenant `to`.
+    async fn copy_rows(&self, from: &str, to: &str) {
+        let sql = "INSERT INTO provider_keys (tenant_id, provider, ciphertext, masked, updated_at)
+                   SELECT $1, provider, ciphertext, masked, updated_at FROM provider_keys
+                   WHERE tenant_id = $2";
+        match self {
+            RawKeys::Sqlite(db) => db
+                .execute(&sql.replace('$', "?"), [to, from])
+                .map(|_| ())
+                .unwrap(),
+            RawKeys::Pg(c) => c
+                .execute(sql, &[&uuid(to), &uuid(from)])
+                .await
+                .map(|_| ())
+                .unwrap(),
+        }
+    }
+}
+
+fn uuid(s: &str) -> Uuid {
+    Uuid::parse_str(s).unwrap()
+}
 
 #[tokio::test]
 async fn a_provider_key_is_stored_encrypted_and_shown_masked() {
@@ -33,6 +108,28 @@ async fn a_provider_key_is_stored_encrypted_and_shown_masked() {
             !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
             "{f}"
         );
+    }
+    // Nor, on PostgreSQL, the key's row or the events.
+    if let Some(url) = &app.config.database_url {
+        let c = pg_connect(url.expose()).await;
+        let hits: i64 = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM provider_keys
+                         WHERE position(convert_to($1, 'UTF8') in ciphertext) > 0
+                            OR strpos(masked, $1) > 0)
+                      + (SELECT count(*) FROM events WHERE strpos(data, $1) > 0)",
+                &[&SECRET],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(hits, 0);
+        let stored: i64 = c
+            .query_one("SELECT count(*) FROM provider_keys", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(stored, 1);
     }
 }
 
@@ -183,17 +280,14 @@ async fn provider_keys_of_one_tenant_never_open_for_another() {
     assert_eq!(a.body["provider_keys"], json!({}));
 
     // A ciphertext copied into another tenant's row does not open there.
-    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
     let a_id = app.get("/api/tenants/tenant-a", ADMIN).await.body["id"]
         .as_str()
         .unwrap()
         .to_string();
-    db.execute(
-        "INSERT INTO provider_keys (tenant_id, provider, ciphertext, masked, updated_at)
-         SELECT ?1, provider, ciphertext, masked, updated_at FROM provider_keys WHERE tenant_id = ?2",
-        [&a_id, b["id"].as_str().unwrap()],
-    )
-    .unwrap();
+    RawKeys::open(&app)
+        .await
+        .copy_rows(b["id"].as_str().unwrap(), &a_id)
+        .await;
     // Contract v2: not a 500 any more, but the 409 every unreadable key gets.
     let r = app.get("/api/credentials/openai", &a_service).await;
     r.assert_error(409, "provider_key_unreadable");
@@ -242,23 +336,7 @@ async fn a_key_that_cannot_be_opened_is_a_409_and_a_critical_security_event() {
         acme["id"].as_str().unwrap().to_string(),
         other["id"].as_str().unwrap().to_string(),
     );
-    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let sealed = |tenant: &str, provider: &str| -> Vec<u8> {
-        db.query_row(
-            "SELECT ciphertext FROM provider_keys WHERE tenant_id = ?1 AND provider = ?2",
-            [tenant, provider],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
-    let store = |tenant: &str, provider: &str, bytes: &[u8]| {
-        db.execute(
-            "UPDATE provider_keys SET ciphertext = ?3 WHERE tenant_id = ?1 AND provider = ?2",
-            rusqlite::params![tenant, provider, bytes],
-        )
-        .unwrap();
-    };
+    let db = RawKeys::open(&app).await;
     let (owner, service) = byo_key_tenant(&app, "acme").await;
     let other_owner = app.create_key("other", "owner").await;
     let set = |token: String, provider: &'static str| {
@@ -316,7 +394,8 @@ async fn a_key_that_cannot_be_opened_is_a_409_and_a_critical_security_event() {
     };
     for (case, damage) in &cases {
         set(owner.clone(), "openai").await;
-        store(&acme, "openai", &damage(sealed(&acme, "openai")));
+        let damaged = damage(db.sealed(&acme, "openai").await);
+        db.store(&acme, "openai", &damaged).await;
         expected += 1;
         check(expected, case).await;
         // Asking again does not record the same damage twice.
@@ -325,15 +404,19 @@ async fn a_key_that_cannot_be_opened_is_a_409_and_a_critical_security_event() {
     // Another tenant's ciphertext for the same provider, copied into this tenant's row.
     set(other_owner.clone(), "openai").await;
     set(owner.clone(), "openai").await;
-    store(&acme, "openai", &sealed(&other, "openai"));
+    db.store(&acme, "openai", &db.sealed(&other, "openai").await)
+        .await;
     expected += 1;
     check(expected, "another tenant's ciphertext").await;
     // This tenant's own keys, with the providers swapped.
     set(owner.clone(), "openai").await;
     set(owner.clone(), "anthropic").await;
-    let (o, a) = (sealed(&acme, "openai"), sealed(&acme, "anthropic"));
-    store(&acme, "openai", &a);
-    store(&acme, "anthropic", &o);
+    let (o, a) = (
+        db.sealed(&acme, "openai").await,
+        db.sealed(&acme, "anthropic").await,
+    );
+    db.store(&acme, "openai", &a).await;
+    db.store(&acme, "anthropic", &o).await;
     expected += 1;
     check(expected, "providers swapped").await;
     // Setting the key again mends it.
