@@ -4,8 +4,7 @@
 //! after each (re)connect. While the listener is not fresh, access is not decided on the caches
 //! alone: `refresh` re-reads the request's key and tenants from the store first.
 //!
-//! Prices are not reloaded here yet: the pricing table has no way to take a reload (usage's
-//! area), and no PostgreSQL write changes prices yet.
+//! Prices: a price set on one replica (`Invalidation::Prices`) reloads this replica's table.
 use crate::auth::admin::sha256;
 use crate::auth::key_cache::KEY_PREFIX;
 use crate::auth::KeyCache;
@@ -25,6 +24,7 @@ pub struct Caches {
     pub tenants: Arc<TenantCache>,
     pub keys: KeyCache,
     pub settings: Arc<SettingsCache>,
+    pub pricing: Arc<crate::usage::pricing::PricingTable>,
 }
 
 /// This replica's listener and the caches it keeps.
@@ -203,7 +203,8 @@ impl Reader {
             Invalidation::Settings(tenant) => {
                 reload_settings(caches, c, TenantId::from_uuid(tenant)).await
             }
-            Invalidation::Prices | Invalidation::AuthFail(_) => Ok(()),
+            Invalidation::Prices => caches.pricing.reload_pg(c).await,
+            Invalidation::AuthFail(_) => Ok(()),
         }
     }
 
@@ -216,7 +217,7 @@ impl Reader {
         self.caches.settings.replace(settings);
         self.caches.tenants.replace(tenants);
         self.caches.keys.replace(keys);
-        Ok(())
+        self.caches.pricing.reload_pg(&**c).await
     }
 }
 

@@ -143,6 +143,7 @@ impl AppState {
                     tenants: tenancy.shared_cache(),
                     keys: key_cache,
                     settings: settings.cache(),
+                    pricing: usage.pricing(),
                 },
             )?)),
             _ => None,

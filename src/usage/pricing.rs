@@ -279,6 +279,14 @@ impl PricingTable {
         Ok(PricingTable(RwLock::new(Arc::new(map))))
     }
 
+    /// Replaces the table with the built-in prices and the overrides stored in PostgreSQL (a
+    /// price set on another replica).
+    pub async fn reload_pg(&self, c: &impl tokio_postgres::GenericClient) -> Result<(), String> {
+        let fresh = PricingTable::load_pg(c).await?.snapshot();
+        *self.0.write().expect("pricing lock is never poisoned") = fresh;
+        Ok(())
+    }
+
     pub fn snapshot(&self) -> Arc<HashMap<String, Price>> {
         self.0
             .read()

@@ -70,6 +70,11 @@ impl Usage {
         to_micros(self.clock.now())
     }
 
+    /// The price table, for the replica listener that reloads it (PostgreSQL).
+    pub fn pricing(&self) -> Arc<PricingTable> {
+        self.pricing.clone()
+    }
+
     /// Drops a deleted tenant's windows, so a tenant made again with its id starts from zero.
     pub fn forget_tenant(&self, tenant: TenantId) {
         self.counters.remove(tenant);

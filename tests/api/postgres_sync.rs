@@ -322,3 +322,41 @@ async fn a_basic_tenant_hammering_two_replicas_gets_at_most_the_contracts_bound(
     assert!(busiest <= 33, "{busiest} admitted in one minute");
     assert!(busiest >= 20, "the burst is admitted: {busiest}");
 }
+
+/// A price set through one replica prices the next events on the other within a second.
+#[tokio::test]
+async fn a_price_set_on_one_replica_prices_events_on_the_other_within_a_second() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    let r = a
+        .put(
+            "/api/pricing/tiny-model",
+            ADMIN,
+            json!({"input_usd_per_million": 0.15, "output_usd_per_million": 0.6}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let took = within_a_second(&b, "/api/pricing", ADMIN, |s, body| {
+        s == 200
+            && body["items"]
+                .as_array()
+                .or_else(|| body.as_array())
+                .is_some_and(|items| items.iter().any(|p| p["model"] == "tiny-model"))
+    })
+    .await;
+    assert!(took.is_some(), "the other replica never listed the price");
+    let r = b
+        .post(
+            "/api/usage/events",
+            ADMIN,
+            json!({"model": "tiny-model", "input_tokens": 1, "output_tokens": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["events"][0]["estimated_cost_usd"].to_string(),
+        "0.00000015"
+    );
+}
