@@ -29,6 +29,7 @@ pub enum Inserted {
     Duplicate(FirstRecorded),
 }
 
+#[derive(Clone)]
 pub struct FirstRecorded {
     pub id: String,
     pub estimated: Nanousd,

@@ -72,6 +72,54 @@ pub struct Outcome {
     pub added: Totals,
 }
 
+impl Outcome {
+    /// A job's outcome before any of its events is decided.
+    pub(super) fn start(job: &Job) -> Outcome {
+        let none = Totals::default();
+        Outcome {
+            accepted: 0,
+            duplicates: 0,
+            events: Vec::with_capacity(job.events.len()),
+            limits: limits::evaluate(&job.settings.settings, &none, &none),
+            added: Totals::default(),
+        }
+    }
+
+    /// Event `p` was already recorded as `first`.
+    pub(super) fn duplicate(&mut self, p: &Priced, first: store::FirstRecorded) {
+        self.duplicates += 1;
+        self.events.push(Recorded {
+            id: first.id,
+            event_id: p.event.event_id.clone(),
+            estimated: first.estimated,
+            billed: first.billed,
+            duplicate: true,
+        });
+    }
+
+    /// Event `p` (the request's `i`th) is new: adds it to `w`, or refuses the whole request
+    /// when the tenant's all-time totals could not hold it.
+    pub(super) fn accept(&mut self, i: usize, p: &Priced, w: &mut Windows) -> Result<(), ApiError> {
+        let t = p.totals();
+        if !w.add(p.day, &t) {
+            return Err(ApiError::InvalidRequest(format!(
+                "events[{i}] would take the tenant's usage totals past what can be recorded \
+                 (about 9.2 billion USD or 9.2 × 10^18 tokens); nothing of this request was stored"
+            )));
+        }
+        self.accepted += 1;
+        self.added.add(&t);
+        self.events.push(Recorded {
+            id: p.id.clone(),
+            event_id: p.event.event_id.clone(),
+            estimated: p.estimated,
+            billed: p.billed,
+            duplicate: false,
+        });
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Message>,
@@ -328,53 +376,20 @@ fn apply_job(
     let mode = job.settings.settings.execution_mode.as_str();
     let markup = job.settings.settings.markup_percent.units();
     let mut events = store::EventWriter::new(c)?;
-    let mut out = Outcome {
-        accepted: 0,
-        duplicates: 0,
-        events: Vec::with_capacity(job.events.len()),
-        limits: limits::evaluate(
-            &job.settings.settings,
-            &Totals::default(),
-            &Totals::default(),
-        ),
-        added: Totals::default(),
-    };
+    let mut out = Outcome::start(job);
     let mut duplicates = Vec::new();
     for (i, p) in job.events.iter().enumerate() {
-        let e = &p.event;
         if let store::Inserted::Duplicate(first) =
             events.insert(&tenant, p, mode, markup, job.now)?
         {
-            out.duplicates += 1;
+            out.duplicate(p, first);
             duplicates.push(i);
-            out.events.push(Recorded {
-                id: first.id,
-                event_id: e.event_id.clone(),
-                estimated: first.estimated,
-                billed: first.billed,
-                duplicate: true,
-            });
             continue;
         }
-        out.accepted += 1;
-        let t = p.totals();
-        if !w.add(p.day, &t) {
-            return Err(ApiError::InvalidRequest(format!(
-                "events[{i}] would take the tenant's usage totals past what can be recorded \
-                 (about 9.2 billion USD or 9.2 × 10^18 tokens); nothing of this request was stored"
-            )));
-        }
-        out.added.add(&t);
+        out.accept(i, p, w)?;
         if p.source == CostSource::UnknownModel {
-            unknown_model_event(c, job, e.model.as_str())?;
+            unknown_model_event(c, job, p.event.model.as_str())?;
         }
-        out.events.push(Recorded {
-            id: p.id.clone(),
-            event_id: e.event_id.clone(),
-            estimated: p.estimated,
-            billed: p.billed,
-            duplicate: false,
-        });
     }
     out.limits = limits::evaluate(&job.settings.settings, &w.today, &w.this_month);
     crossing_events(c, job, w, &out.limits)?;

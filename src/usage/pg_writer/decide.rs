@@ -6,7 +6,7 @@ use super::super::pg_store::{self, NewRow, RollupKey, Statements};
 use super::super::priced::CostSource;
 use super::super::rollup::Totals;
 use super::super::store::FirstRecorded;
-use super::super::writer::{Job, Outcome, Recorded};
+use super::super::writer::{Job, Outcome};
 use crate::error::ApiError;
 use crate::events::NewEvent;
 use crate::limits;
@@ -60,58 +60,26 @@ pub(super) fn decide(
     first: &HashMap<(Uuid, String), FirstRecorded>,
     w: &mut Windows,
 ) -> Result<(Outcome, Vec<usize>, Vec<NewEvent>), ApiError> {
-    let mut out = Outcome {
-        accepted: 0,
-        duplicates: 0,
-        events: Vec::with_capacity(job.events.len()),
-        limits: limits::evaluate(
-            &job.settings.settings,
-            &Totals::default(),
-            &Totals::default(),
-        ),
-        added: Totals::default(),
-    };
+    let mut out = Outcome::start(job);
     let mut dups = Vec::new();
     let mut events = Vec::new();
     let tenant = job.tenant.as_uuid();
     for (i, (p, id)) in job.events.iter().zip(ids).enumerate() {
-        let e = &p.event;
         if !inserted.contains(id) {
-            let recorded = e
+            let recorded = p
+                .event
                 .event_id
                 .as_ref()
                 .and_then(|k| first.get(&(tenant, k.clone())))
                 .ok_or_else(|| ApiError::internal("an event was neither stored nor a duplicate"))?;
-            out.duplicates += 1;
+            out.duplicate(p, recorded.clone());
             dups.push(i);
-            out.events.push(Recorded {
-                id: recorded.id.clone(),
-                event_id: e.event_id.clone(),
-                estimated: recorded.estimated,
-                billed: recorded.billed,
-                duplicate: true,
-            });
             continue;
         }
-        out.accepted += 1;
-        let t = p.totals();
-        if !w.add(p.day, &t) {
-            return Err(ApiError::InvalidRequest(format!(
-                "events[{i}] would take the tenant's usage totals past what can be recorded \
-                 (about 9.2 billion USD or 9.2 × 10^18 tokens); nothing of this request was stored"
-            )));
-        }
-        out.added.add(&t);
+        out.accept(i, p, w)?;
         if p.source == CostSource::UnknownModel {
-            events.push(crossings::unknown_model(job, e.model.as_str()));
+            events.push(crossings::unknown_model(job, p.event.model.as_str()));
         }
-        out.events.push(Recorded {
-            id: p.id.clone(),
-            event_id: e.event_id.clone(),
-            estimated: p.estimated,
-            billed: p.billed,
-            duplicate: false,
-        });
     }
     out.limits = limits::evaluate(&job.settings.settings, &w.today, &w.this_month);
     events.extend(crossings::crossings(job, w, &out.limits));
