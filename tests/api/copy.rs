@@ -5,7 +5,9 @@
 mod instance;
 mod rows;
 
-use crate::helpers::{cli, ingest_until_refused, output_text, pg_connect, pg_database, Process};
+use crate::helpers::{
+    cli, ingest_until_refused, output_text, pg_connect, pg_database, spawn_tuned, Process, ADMIN,
+};
 pub use instance::{ok, populate, used_instance};
 use rows::assert_same_rows;
 use serde_json::json;
@@ -425,4 +427,67 @@ async fn copy_beside_a_running_server_copies_one_consistent_snapshot() {
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", output_text(&verify));
+}
+
+/// The copy serves what the SQLite instance served: a PostgreSQL replica (the preview) started on
+/// the copied database answers the same reads with the same keys, opens the same provider keys
+/// with the same `ENCRYPTION_KEY`, and gives the same usage figures to the nano-dollar.
+#[tokio::test]
+async fn a_replica_on_the_copy_serves_the_same_answers() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = used_instance().await;
+    populate(&app).await;
+    let owner = app.create_key("acme", "owner").await;
+    let service = app.create_key("default", "service").await;
+    let reads: Vec<(&str, &str)> = vec![
+        ("/api/tenants", ADMIN),
+        ("/api/tenants/acme", ADMIN),
+        ("/api/tenant/acme/members", ADMIN),
+        ("/api/members", owner.as_str()),
+        ("/api/settings", owner.as_str()),
+        ("/api/settings/history", owner.as_str()),
+        ("/api/keys", owner.as_str()),
+        ("/api/pricing", owner.as_str()),
+        ("/api/credentials/openai", service.as_str()),
+        ("/api/tenant/acme/keys", ADMIN),
+        (
+            "/api/usage/stats?group_by=model&from=2026-09-01T00:00:00Z&to=2026-10-01T00:00:00Z",
+            owner.as_str(),
+        ),
+        (
+            "/api/usage/stats?group_by=day&from=2026-09-01T00:00:00Z&to=2026-10-01T00:00:00Z",
+            owner.as_str(),
+        ),
+        ("/api/usage/events?limit=100", owner.as_str()),
+        ("/api/agents/usage", owner.as_str()),
+        ("/api/events?limit=100", owner.as_str()),
+    ];
+    let mut before = Vec::new();
+    for (path, token) in &reads {
+        let r = app.get(path, token).await;
+        assert_eq!(r.status, 200, "{path} on SQLite: {}", r.body);
+        before.push(r.body);
+    }
+    let clock_at = tenantry::clock::Clock::now(&*app.clock);
+    let (dir, _) = app.stop().await;
+    let out = copy(dir.path(), &url);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let replica = spawn_tuned(
+        &[
+            ("TENANTRY_DATABASE_URL", url.as_str()),
+            ("TENANTRY_POSTGRES_PREVIEW", "true"),
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENCRYPTION_KEY", KEY),
+        ],
+        |_| {},
+    )
+    .await;
+    replica.clock.set(clock_at);
+    for ((path, token), expected) in reads.iter().zip(before) {
+        let r = replica.get(path, token).await;
+        assert_eq!(r.status, 200, "{path} on PostgreSQL: {}", r.body);
+        assert_eq!(r.body, expected, "{path} answers differently on the copy");
+    }
 }
