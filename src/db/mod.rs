@@ -189,7 +189,7 @@ impl Db {
         let writes = self.writes.clone();
         self.run(move |c| {
             let _serial = writes.lock().unwrap_or_else(|p| p.into_inner());
-            f(c)
+            immediate(c, f)
         })
         .await
     }
@@ -201,6 +201,21 @@ impl Db {
     ) -> Result<T, ApiError> {
         let mut conn = self.pool()?.get()?;
         let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn)
+        immediate(&mut conn, f)
     }
+}
+
+/// Runs a write with the connection's transactions begun IMMEDIATE: the write lock is taken
+/// (waiting in the busy handler) before the transaction reads. A deferred transaction that read
+/// first and writes after another connection committed (the usage writer, the webhook recorder)
+/// fails at once with SQLITE_BUSY_SNAPSHOT, which no busy handler retries ("database is
+/// locked"). The pooled connection goes back deferred, for the reads.
+fn immediate<T>(
+    c: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    c.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    let result = f(c);
+    c.set_transaction_behavior(rusqlite::TransactionBehavior::Deferred);
+    result
 }
