@@ -42,6 +42,9 @@ tenants() {
         keys+=("$(curl -sf -X POST http://127.0.0.1:$1/api/tenant/bench-$i/keys -H "Authorization: Bearer $TOKEN" \
             -H 'content-type: application/json' -d '{"name":"bench","role":"service"}' \
             | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')")
+        # The load generator, not the plan's rate limit, is what this measures.
+        curl -sf -X PATCH http://127.0.0.1:$1/api/tenant/bench-$i/settings -H "Authorization: Bearer $TOKEN" \
+            -H 'content-type: application/json' -d '{"rate_limit_per_minute": 1000000}' >/dev/null
     done
     KEYS=$(IFS=,; echo "${keys[*]}")
 }
