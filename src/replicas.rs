@@ -25,6 +25,11 @@ pub struct Caches {
     pub keys: KeyCache,
     pub settings: Arc<SettingsCache>,
     pub pricing: Arc<crate::usage::pricing::PricingTable>,
+    /// This server's write lock (`Db::pg_writes`): a handler reads and applies under it, so a
+    /// reload that read the store before this replica's own write cannot land after that
+    /// write's cache update and undo it (the contract: refused "at once" by the replica that
+    /// made the change).
+    pub writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// This replica's listener and the caches it keeps.
@@ -164,6 +169,7 @@ impl Reader {
     }
 
     async fn change(&self, what: Invalidation) -> Result<(), String> {
+        let _w = self.caches.writes.lock().await;
         let c = self.pg.client().await?;
         let (caches, c) = (&self.caches, &**c);
         let failed = |e: tokio_postgres::Error| describe(&e);
@@ -210,6 +216,7 @@ impl Reader {
 
     /// Every cache, as at start: all read before any is replaced, settings first.
     async fn reload_all(&self) -> Result<(), String> {
+        let _w = self.caches.writes.lock().await;
         let c = self.pg.client().await?;
         let settings = SettingsCache::load_pg(&**c).await?;
         let tenants = TenantCache::load_pg(&**c).await?;

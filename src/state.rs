@@ -144,6 +144,7 @@ impl AppState {
                     keys: key_cache,
                     settings: settings.cache(),
                     pricing: usage.pricing(),
+                    writes: db.pg_writes(),
                 },
             )?)),
             _ => None,

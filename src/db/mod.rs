@@ -124,6 +124,11 @@ impl Db {
         self.pg_writes.lock().await
     }
 
+    /// The same lock, shared: the replica listener applies other replicas' changes under it.
+    pub fn pg_writes(&self) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.pg_writes.clone()
+    }
+
     fn pool(&self) -> Result<&Pool, ApiError> {
         match &self.backend {
             Backend::Sqlite { pool, .. } => Ok(pool),
