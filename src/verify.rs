@@ -216,6 +216,34 @@ fn columns(c: &Connection, table: &str) -> Result<Vec<String>, String> {
 /// (tenant, day, dim, key) -> the amounts, in the order of the rollup's amount columns.
 type Sums = BTreeMap<(String, i64, String, String), Vec<i64>>;
 
+/// UTC days since the epoch of a raw event's `ts`, rounding down before 1970 as
+/// `rollup::day_of` does (the same SQL on both stores).
+pub(crate) const DAY_OF_TS: &str =
+    "CASE WHEN ts >= 0 THEN ts / 86400000000 ELSE (ts + 1) / 86400000000 - 1 END";
+
+/// What each rollup amount is checked against, as one SQL select list over raw events
+/// (`events` counts the rows, every other amount sums the raw column of its name, each sum
+/// followed by `cast`), and a problem for each amount without a raw column to check it by.
+pub(crate) fn rollup_sums(amounts: &[String], raw: &[String], cast: &str) -> (String, Vec<String>) {
+    let mut problems = Vec::new();
+    let sums: Vec<String> = amounts
+        .iter()
+        .map(|a| {
+            if a == "events" {
+                "count(*)".to_string()
+            } else if raw.contains(a) {
+                format!("sum({}){cast}", quoted(a))
+            } else {
+                problems.push(format!(
+                    "usage_rollups.{a} has no column of that name in usage_events to check it against"
+                ));
+                format!("0{cast}")
+            }
+        })
+        .collect();
+    (sums.join(", "), problems)
+}
+
 /// Each tenant's rollups must equal what its raw events add up to, in every dimension, on
 /// every day usage retention has not reached (`usage::retention::RETAINED_FROM_DAY`). The
 /// amount columns are read from the rollup table, so a column added to it is checked too:
@@ -226,23 +254,8 @@ fn rollups(c: &Connection) -> Result<Vec<String>, String> {
         .into_iter()
         .filter(|n| !["tenant_id", "day", "dim", "key"].contains(&n.as_str()))
         .collect();
-    let mut problems = Vec::new();
-    let mut sums = Vec::new();
-    for a in &amounts {
-        if a == "events" {
-            sums.push("count(*)".to_string());
-        } else if raw_columns.contains(a) {
-            sums.push(format!("sum({})", quoted(a)));
-        } else {
-            problems.push(format!(
-                "usage_rollups.{a} has no column of that name in usage_events to check it against"
-            ));
-            sums.push("0".to_string());
-        }
-    }
-    let sums = sums.join(", ");
-    // UTC days since the epoch, rounding down before 1970 as `rollup::day_of` does.
-    let day = "CASE WHEN ts >= 0 THEN ts / 86400000000 ELSE (ts + 1) / 86400000000 - 1 END";
+    let (sums, mut problems) = rollup_sums(&amounts, &raw_columns, "");
+    let day = DAY_OF_TS;
     let mut raw = Sums::new();
     // (dim, key, which events): the total, one row per value of each dimension, and billing's
     // per execution mode dimensions keyed by model.

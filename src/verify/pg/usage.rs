@@ -59,23 +59,8 @@ async fn read_sums(
 pub(super) async fn rollups(tx: &Transaction<'_>) -> Result<Vec<String>, String> {
     let raw_columns = columns(tx, "usage_events").await?;
     let amounts = amounts(tx).await?;
-    let mut problems = Vec::new();
-    let mut sums = Vec::new();
-    for a in &amounts {
-        if a == "events" {
-            sums.push("count(*)".to_string());
-        } else if raw_columns.contains(a) {
-            sums.push(format!("sum({})::bigint", quoted(a)));
-        } else {
-            problems.push(format!(
-                "usage_rollups.{a} has no column of that name in usage_events to check it against"
-            ));
-            sums.push("0::bigint".to_string());
-        }
-    }
-    let sums = sums.join(", ");
-    // UTC days since the epoch, rounding down before 1970 as `rollup::day_of` does.
-    let day = "CASE WHEN ts >= 0 THEN ts / 86400000000 ELSE (ts + 1) / 86400000000 - 1 END";
+    let (sums, mut problems) = crate::verify::rollup_sums(&amounts, &raw_columns, "::bigint");
+    let day = crate::verify::DAY_OF_TS;
     let row = |dim: &str, day: &str, key: String, only: &str| {
         (dim.to_string(), day.to_string(), key, only.to_string())
     };
