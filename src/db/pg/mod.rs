@@ -4,6 +4,7 @@
 //! and, under `TENANTRY_POSTGRES_PREVIEW`, the part of the API whose areas have a PostgreSQL
 //! store (see `Db::pg`).
 pub mod copy;
+pub mod leader;
 pub mod listen;
 pub mod meta;
 pub mod migrate;
@@ -18,6 +19,8 @@ use std::str::FromStr;
 pub struct Pg {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Whether this replica holds the `leader` row (see `leader`); shared by the pool's clones.
+    leader: leader::Flag,
 }
 
 pub type Client = deadpool_postgres::Object;
@@ -71,7 +74,11 @@ impl Pg {
             .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| format!("cannot make a PostgreSQL pool: {e}"))?;
-        Ok(Pg { pool, config })
+        Ok(Pg {
+            pool,
+            config,
+            leader: leader::Flag::default(),
+        })
     }
 
     /// The connection settings, for a connection of its own outside the pool (the usage writer).
