@@ -63,6 +63,8 @@ pub struct AppState {
     pub shared_rate: Option<Arc<crate::limits::shared::SharedLimiter>>,
     /// On PostgreSQL: the listener that keeps the caches in step with the other replicas.
     pub replicas: Option<Arc<crate::replicas::Replicas>>,
+    /// On PostgreSQL: the leader election and the count of live replicas (db::pg::leader).
+    pub membership: Option<Arc<crate::db::pg::leader::Membership>>,
     /// Metrics and per-tenant request figures.
     pub observe: Observe,
     admin_guard: Arc<AdminGuard>,
@@ -150,7 +152,7 @@ impl AppState {
             _ => None,
         };
         // N for the limiter's fallback (limit / N while the database is unreachable) is 1
-        // until replicas register themselves (docs/SCALE_OUT.md §4.3).
+        // until the first heartbeat counts the live replicas (docs/SCALE_OUT.md §4.3).
         let shared_rate = db.pg().map(|pg| {
             Arc::new(crate::limits::shared::SharedLimiter::new(
                 pg.clone(),
@@ -158,9 +160,23 @@ impl AppState {
                 1,
             ))
         });
+        let lock = Arc::new(parts.lock);
+        let membership = match (db.pg(), &config.database_url, &shared_rate) {
+            (Some(pg), Some(url), Some(limiter)) => {
+                let limiter = limiter.clone();
+                Some(crate::db::pg::leader::start(
+                    pg,
+                    crate::db::pg::Pg::new(url.expose(), 1)?,
+                    Arc::new(move |n| limiter.set_replicas(n)),
+                    Arc::downgrade(&lock),
+                )?)
+            }
+            _ => None,
+        };
         Ok(AppState {
             shared_rate,
             replicas,
+            membership,
             gateway,
             queue,
             billing,
@@ -177,11 +193,23 @@ impl AppState {
             observe,
             admin_guard: Arc::default(),
             clock,
-            _lock: Arc::new(parts.lock),
+            _lock: lock,
         })
     }
 
     /// Gone once every part of the server has stopped: background threads end with it.
+    /// On PostgreSQL, this replica's part in the group, for `/metrics`.
+    pub fn replica_status(&self) -> Option<crate::observe::metrics::Replica> {
+        let (pg, membership) = (self.db.pg()?, self.membership.as_ref()?);
+        Some(crate::observe::metrics::Replica {
+            id: membership.id().to_string(),
+            leader: pg.leads(),
+            alive: membership.alive(),
+            caches_fresh: self.replicas.as_ref().is_some_and(|r| r.trusted()),
+            rate_fallbacks: self.shared_rate.as_ref().map_or(0, |l| l.fallbacks()),
+        })
+    }
+
     pub fn liveness(&self) -> std::sync::Weak<std::fs::File> {
         Arc::downgrade(&self._lock)
     }

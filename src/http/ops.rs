@@ -20,6 +20,9 @@ pub fn ops() -> Vec<Op> {
 }
 
 async fn metrics(_: AdminCaller, st: web::Data<AppState>) -> HttpResponse {
+    if let Some(r) = st.replica_status() {
+        st.observe.metrics().set_replica(&r);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(st.observe.metrics().render())

@@ -30,6 +30,8 @@ pub const POSTGRES_ONLY: &[&str] = &[
     "writer_commits",
     "rate_buckets",
     "queue_tenants",
+    "leader",
+    "replicas",
 ];
 
 /// SQLite's schema, read from an open connection.
