@@ -40,11 +40,13 @@ impl Billing {
         let (id, grace) = (ctx.id().as_uuid(), self.grace);
         let status = period.status(self.now(), grace);
         let mut c = pg.client().await.map_err(ApiError::internal)?;
-        if status != Status::Final {
+        // Stored is final, even when this replica's clock lags the one that stored it.
+        let stored = store_pg::stored(&**c, id, period).await?;
+        if status != Status::Final && stored.is_none() {
             let lines = store_pg::live_lines(&**c, id, period).await?;
             return Ok(Statement::new(ctx.db_id(), period, status, lines, None));
         }
-        let stored = match store_pg::stored(&**c, id, period).await? {
+        let stored = match stored {
             Some(s) => Some(s),
             None => {
                 let tx = c.transaction().await?;
