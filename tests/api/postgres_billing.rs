@@ -231,3 +231,64 @@ async fn a_month_final_on_one_replica_refuses_its_events_on_the_other_whatever_i
     let r = ingest(&b, "acme", vec![event("nov", "2026-11-01T10:00:00Z", 1.0)]).await;
     assert_eq!(r.status, 201, "{}", r.body);
 }
+
+#[tokio::test]
+async fn storing_a_statement_waits_for_the_lock_every_usage_writer_takes() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let a = replica(&url).await;
+    let id = a.create_tenant("acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.clock.set(at("2026-10-20T12:00:00Z"));
+    let r = ingest(&a, "acme", vec![event("e", "2026-10-20T00:00:00Z", 1.0)]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The test holds the tenant's totals row as a usage writer on another replica would.
+    let mut c = pg_connect(&url).await;
+    let tx = c.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM usage_totals WHERE tenant_id = $1::text::uuid FOR UPDATE",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    a.clock.set(at("2026-11-03T00:00:00Z"));
+    let read = {
+        let (address, client) = (a.address.clone(), a.client.clone());
+        tokio::spawn(async move {
+            client
+                .get(format!(
+                    "{address}/api/tenant/acme/billing/statements/2026-10"
+                ))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !read.is_finished(),
+        "the statement was stored under a writer's lock"
+    );
+    let stored: i64 = tx
+        .query_one("SELECT count(*) FROM statements", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    tx.commit().await.unwrap();
+    let fin = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("stored once the lock is free")
+        .unwrap();
+    assert_eq!(
+        (fin["status"].as_str(), fin["events"].as_i64()),
+        (Some("final"), Some(1))
+    );
+}
