@@ -71,6 +71,13 @@ impl Application {
             (Some(_), Some(url)) => {
                 let pool = crate::db::pg::Pg::new(url.expose(), 1)?;
                 state.queue.start_rescuer(pool, state.liveness());
+                // Sweeps only while this replica leads; a read of a final month stores its
+                // statement on any replica.
+                let pool = crate::db::pg::Pg::new(url.expose(), 1)?;
+                let every = state.config.billing_finalize_every;
+                state
+                    .billing
+                    .start_finalizer_pg(pool, every, state.liveness());
             }
             (Some(_), None) => {}
         }
@@ -207,9 +214,6 @@ fn open_postgres(
         return Err(
             "TENANTRY_BACKUP_INTERVAL is for the SQLite file; on PostgreSQL use pg_dump".into(),
         );
-    }
-    if config.flags.billing {
-        return Err("ENABLE_BILLING does not run on PostgreSQL yet (issue 19)".into());
     }
     let load = || {
         pg::block_on(async {

@@ -32,37 +32,45 @@ pub fn finalize(
     if lines.is_empty() {
         return Ok(None);
     }
+    let (due, event) = finalized_event(tenant, period, &lines)?;
+    if store::insert_final(c, tenant, period, &lines, due, now)? {
+        crate::events::record(c, now, event)?;
+    }
+    Ok(Some((lines, now)))
+}
+
+/// A statement's amount due and the `statement.finalized` event that says it was stored (both
+/// stores record the same one).
+pub(super) fn finalized_event(
+    tenant: &str,
+    period: Period,
+    lines: &[Line],
+) -> Result<(crate::usage::money::Nanousd, NewEvent), ApiError> {
     let billed = lines
         .iter()
         .fold(crate::usage::money::Nanousd::ZERO, |a, l| {
             a.saturating_add(l.billed_cost_usd)
         });
     let due = amount_due(billed);
-    if store::insert_final(c, tenant, period, &lines, due, now)? {
-        let events: i64 = lines.iter().map(|l| l.events).sum();
-        let id = TenantId::parse(tenant)
-            .ok_or_else(|| ApiError::internal("a stored tenant id is not a UUID"))?;
-        crate::events::record(
-            c,
-            now,
-            NewEvent::of(
-                Kind::StatementFinalized,
-                id,
-                format!(
-                    "the statement for {} is final: {} USD due",
-                    period.label(),
-                    due.to_json_number()
-                ),
-                json!({
-                    "period": period.label(),
-                    "events": events,
-                    "billed_cost_usd": billed,
-                    "amount_due_usd": due,
-                }),
-            ),
-        )?;
-    }
-    Ok(Some((lines, now)))
+    let events: i64 = lines.iter().map(|l| l.events).sum();
+    let id = TenantId::parse(tenant)
+        .ok_or_else(|| ApiError::internal("a stored tenant id is not a UUID"))?;
+    let event = NewEvent::of(
+        Kind::StatementFinalized,
+        id,
+        format!(
+            "the statement for {} is final: {} USD due",
+            period.label(),
+            due.to_json_number()
+        ),
+        json!({
+            "period": period.label(),
+            "events": events,
+            "billed_cost_usd": billed,
+            "amount_due_usd": due,
+        }),
+    );
+    Ok((due, event))
 }
 
 /// Runs `f` in an IMMEDIATE transaction with "now" read after the write lock is held: the usage

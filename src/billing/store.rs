@@ -24,7 +24,7 @@ fn totals(r: &Row, first: usize) -> rusqlite::Result<Totals> {
     })
 }
 
-fn mode_named(mode: &str) -> &'static str {
+pub(super) fn mode_named(mode: &str) -> &'static str {
     match mode {
         "byo_key" => "byo_key",
         _ => "hosted",
@@ -153,7 +153,6 @@ pub fn months(c: &Connection, tenant: &str) -> rusqlite::Result<Vec<(Period, i64
         "SELECT day, events, billed_nanos FROM usage_rollups
          WHERE tenant_id = ?1 AND dim = '' ORDER BY day",
     )?;
-    let mut out: Vec<(Period, i64, Nanousd)> = Vec::new();
     let rows = stmt.query_map([tenant], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -161,8 +160,15 @@ pub fn months(c: &Connection, tenant: &str) -> rusqlite::Result<Vec<(Period, i64
             r.get::<_, i64>(2)?,
         ))
     })?;
-    for row in rows {
-        let (day, events, billed) = row?;
+    Ok(add_up_months(rows.collect::<rusqlite::Result<Vec<_>>>()?))
+}
+
+/// Daily (day, events, billed) rows, in day order, added up by month (both stores).
+pub(super) fn add_up_months(
+    days: impl IntoIterator<Item = (i64, i64, i64)>,
+) -> Vec<(Period, i64, Nanousd)> {
+    let mut out: Vec<(Period, i64, Nanousd)> = Vec::new();
+    for (day, events, billed) in days {
         if events == 0 {
             continue;
         }
@@ -175,7 +181,7 @@ pub fn months(c: &Connection, tenant: &str) -> rusqlite::Result<Vec<(Period, i64
             _ => out.push((p, events, Nanousd::from_nanos(billed))),
         }
     }
-    Ok(out)
+    out
 }
 
 /// A tenant's stored statements: period label -> (amount due, finalized at).
@@ -248,12 +254,15 @@ fn report_row(r: &Row, billed: Nanousd, due: Nanousd) -> rusqlite::Result<Report
     })
 }
 
+/// The `meta` key of the first period whose statements are not all stored yet.
+pub(super) const FINALIZED_THROUGH: &str = "billing_finalized_through";
+
 /// Every period before this one has had all its statements stored (`meta`).
 pub fn finalized_through(c: &Connection) -> rusqlite::Result<Option<Period>> {
     let v: Option<String> = c
         .query_row(
-            "SELECT value FROM meta WHERE key = 'billing_finalized_through'",
-            [],
+            "SELECT value FROM meta WHERE key = ?1",
+            [FINALIZED_THROUGH],
             |r| r.get(0),
         )
         .optional()?;
@@ -262,9 +271,9 @@ pub fn finalized_through(c: &Connection) -> rusqlite::Result<Option<Period>> {
 
 pub fn set_finalized_through(c: &Connection, p: Period) -> rusqlite::Result<()> {
     c.execute(
-        "INSERT INTO meta (key, value) VALUES ('billing_finalized_through', ?1)
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [p.label()],
+        params![FINALIZED_THROUGH, p.label()],
     )?;
     Ok(())
 }

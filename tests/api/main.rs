@@ -29,6 +29,7 @@ mod members;
 mod openapi;
 mod operations;
 mod postgres;
+mod postgres_billing;
 mod postgres_leader;
 mod postgres_queue;
 mod postgres_replicas;

@@ -260,10 +260,4 @@ async fn serving_from_postgres_without_the_preview_or_a_key_is_refused_in_one_li
     assert!(text.contains("TENANTRY_POSTGRES_PREVIEW"), "{text}");
     let text = run(&[("TENANTRY_POSTGRES_PREVIEW", "true")]);
     assert!(text.contains("ENCRYPTION_KEY must be set"), "{text}");
-    let text = run(&[
-        ("TENANTRY_POSTGRES_PREVIEW", "true"),
-        ("ENCRYPTION_KEY", KEY),
-        ("ENABLE_BILLING", "true"),
-    ]);
-    assert!(text.contains("ENABLE_BILLING"), "{text}");
 }

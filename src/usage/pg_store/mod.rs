@@ -68,6 +68,23 @@ pub async fn lock_totals(
         .collect())
 }
 
+/// With billing on: for each of `tenants` with a stored statement, the first day after the
+/// newest one's month. Sent with `lock_totals` (after it, so it reads what committed before the
+/// locks were held): a statement another replica stored closes its period here too, whatever
+/// this replica's clock says.
+pub async fn closed_through(
+    c: &impl GenericClient,
+    s: &Statements,
+    tenants: &[Uuid],
+    billing: bool,
+) -> PgResult<HashMap<Uuid, i64>> {
+    if !billing {
+        return Ok(HashMap::new());
+    }
+    let rows = c.query(&s.closed_through, &[&tenants]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// Each tenant's totals for `day` and for the month `[first, next)` holding it, from the
 /// rollups' total rows (at most 31 rows a tenant).
 pub async fn day_and_month<T>(

@@ -13,6 +13,7 @@ pub struct Statements {
     pub(super) add_rollups: Statement,
     pub(super) add_totals: Statement,
     pub(super) record_commit: Statement,
+    pub(super) closed_through: Statement,
     /// `events::pg::RECORD_MANY`, for the unknown-model and limit-crossing events.
     pub record_events: Statement,
 }
@@ -69,6 +70,7 @@ impl Statements {
                 .prepare("INSERT INTO writer_commits (batch_id, committed_at) VALUES ($1, $2)")
                 .await?,
             record_events: c.prepare(crate::events::pg::RECORD_MANY).await?,
+            closed_through: c.prepare(CLOSED_THROUGH).await?,
         })
     }
 }
@@ -120,3 +122,12 @@ const FIRST_RECORDED: &str =
     "SELECT e.tenant_id, e.event_id, e.id, e.estimated_nanos, e.billed_nanos
              FROM unnest($1::uuid[], $2::text[]) AS k(tenant_id, event_id)
              JOIN usage_events e ON e.tenant_id = k.tenant_id AND e.event_id = k.event_id";
+
+/// Each tenant's newest stored statement, as the first day after its month (days since the
+/// epoch); tenants without one have no row. One index probe a tenant (the primary key).
+const CLOSED_THROUGH: &str =
+    "SELECT u.t, ((to_date(s.p, 'YYYY-MM') + interval '1 month')::date - date '1970-01-01')::int8
+             FROM unnest($1::uuid[]) AS u(t)
+             CROSS JOIN LATERAL (SELECT max(period) AS p FROM statements
+                                 WHERE tenant_id = u.t) AS s
+             WHERE s.p IS NOT NULL";

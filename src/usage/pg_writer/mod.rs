@@ -11,7 +11,7 @@ mod windows;
 
 use super::counters::Windows;
 use super::pg_store::{self, RollupKey, Statements};
-use super::rollup::{day_of, Totals};
+use super::rollup::{day_of, Totals, DAY_MICROS};
 use super::writer::{gather, in_closed_period, ClosedBefore, Job, Outcome, Writer};
 use crate::db::pg::describe;
 use crate::error::ApiError;
@@ -184,7 +184,13 @@ async fn stage(
     let mut tenants: Vec<Uuid> = jobs.iter().map(|j| j.tenant.as_uuid()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let locked = pg_store::lock_totals(tx, s, &tenants).await?;
+    // With billing on, the newest statements stored, read after the locks (sent together):
+    // finalizing takes the same lock, so a period is closed here once any replica stored it.
+    let billing = closed().is_some();
+    let (locked, stored) = tokio::try_join!(
+        pg_store::lock_totals(tx, s, &tenants),
+        pg_store::closed_through(tx, s, &tenants, billing)
+    )?;
     let closed_before = closed();
     let mut windows = load_windows(tx, s, jobs, &locked, cache).await?;
 
@@ -192,7 +198,11 @@ async fn stage(
     // if every event were new. The others (never seen outside tests) run alone, in a savepoint.
     let mut refused: Vec<Option<ApiError>> = jobs
         .iter()
-        .map(|j| closed_before.and_then(|b| in_closed_period(j, b)))
+        .map(|j| {
+            let through = stored.get(&j.tenant.as_uuid()).map(|d| d * DAY_MICROS);
+            let b = closed_before.map(|b| through.map_or(b, |t| b.max(t)))?;
+            in_closed_period(j, b)
+        })
         .collect();
     let mut bound: HashMap<TenantId, Totals> = HashMap::new();
     let mut risky = vec![false; jobs.len()];
