@@ -149,8 +149,19 @@ impl From<rusqlite::Error> for ApiError {
 }
 
 impl From<tokio_postgres::Error> for ApiError {
+    /// Text PostgreSQL cannot store or compare (a NUL character; SQLite takes it) is the
+    /// caller's input, wherever it reached a statement: a 400, never a 500.
     fn from(e: tokio_postgres::Error) -> Self {
-        ApiError::internal(format!("postgres: {}", crate::db::pg::describe(&e)))
+        use tokio_postgres::error::SqlState;
+        match e.code() {
+            Some(c)
+                if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                    || *c == SqlState::UNTRANSLATABLE_CHARACTER =>
+            {
+                ApiError::InvalidRequest("text may not contain a NUL character".into())
+            }
+            _ => ApiError::internal(format!("postgres: {}", crate::db::pg::describe(&e))),
+        }
     }
 }
 

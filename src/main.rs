@@ -104,6 +104,18 @@ enum TenantCommand {
     },
 }
 
+/// `tenantry pricing import`: on SQLite into a stopped server's file, on PostgreSQL while the
+/// replicas serve.
+fn import_prices(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    let parsed = tenantry::usage::price_import::import(config, file)?;
+    let when = match config.database_url {
+        None => "the server uses them from its next start",
+        Some(_) => "running replicas use them within a second",
+    };
+    say(&format!("{}; {when}", parsed.summary()));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     console::restrict_umask();
     // Known before the rest of the configuration, so even its errors come in the chosen form.
@@ -128,6 +140,9 @@ fn main() -> ExitCode {
             Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
         }
         None | Some(Command::Serve) if config.database_url.is_some() => serve(config),
+        Some(Command::Pricing {
+            command: PricingCommand::Import { file },
+        }) => import_prices(&config, &file),
         _ if config.database_url.is_some() => Err(
             "TENANTRY_DATABASE_URL: this command does not run on PostgreSQL yet (issue 19 is \
              being built); `tenantry migrate` does"
@@ -194,16 +209,6 @@ fn main() -> ExitCode {
             };
             let id = tenantry::tenancy::transfer::import_tenant(&config, &doc, &opts)?;
             say(&format!("imported tenant {id}"));
-            Ok(())
-        }
-        Some(Command::Pricing {
-            command: PricingCommand::Import { file },
-        }) => {
-            let parsed = tenantry::usage::price_import::import(&config, &file)?;
-            say(&format!(
-                "{}; the server uses them from its next start",
-                parsed.summary()
-            ));
             Ok(())
         }
     });

@@ -19,3 +19,7 @@ CREATE UNLOGGED TABLE replicas (
     seen_at    TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX replicas_seen ON replicas (seen_at);
+
+-- The rate a tenant's shared bucket was last used at: a row used at another rate starts full at
+-- the new one (limits::shared), as the in-memory bucket does when the setting changes.
+ALTER TABLE rate_buckets ADD COLUMN per_minute BIGINT NOT NULL DEFAULT 0;

@@ -22,11 +22,15 @@ use std::time::{Duration, Instant};
 /// One grant of up to $5 tokens from the row of tenant $1 at time $2, with T = $3 (micros a
 /// token) and burst B = $4. Returns the bucket's `tat` before and after; a missing row returns
 /// nothing (the caller inserts it full and asks again).
+/// A row last used at another rate (`per_minute`) starts full at the new one, as the
+/// in-memory bucket does: a changed `rate_limit_per_minute` applies at once, both ways.
 const GRANT: &str = "UPDATE rate_buckets b
     SET tat = greatest(o.tat, $2::bigint) + $3::bigint * least($5::bigint,
               greatest(0, ($2::bigint + $4::bigint * $3::bigint - greatest(o.tat, $2::bigint))
-                          / $3::bigint))
-    FROM (SELECT tat FROM rate_buckets WHERE tenant_id = $1 FOR UPDATE) o
+                          / $3::bigint)),
+        per_minute = $6::bigint
+    FROM (SELECT CASE WHEN per_minute = $6::bigint THEN tat ELSE 0 END AS tat
+            FROM rate_buckets WHERE tenant_id = $1 FOR UPDATE) o
     WHERE b.tenant_id = $1
     RETURNING o.tat, b.tat";
 
@@ -210,8 +214,15 @@ impl SharedLimiter {
         let c = self.pg.client().await?;
         let grant = c.prepare_cached(GRANT).await.map_err(fail)?;
         let (t, burst) = gcra(per_minute);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&tenant.as_uuid(), &now, &t, &burst, &grant_size(per_minute)];
+        let rate = i64::from(per_minute);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &tenant.as_uuid(),
+            &now,
+            &t,
+            &burst,
+            &grant_size(per_minute),
+            &rate,
+        ];
         for _ in 0..2 {
             self.round_trips.fetch_add(1, Ordering::Relaxed);
             if let Some(row) = c.query_opt(&grant, &params).await.map_err(fail)? {

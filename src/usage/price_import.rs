@@ -126,12 +126,17 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
     Ok(out)
 }
 
-/// Imports `file` into the instance's price overrides, all rows or none, with the server
-/// stopped: the server reads its prices when it starts.
+/// Imports `file` into the instance's price overrides, all rows or none. On SQLite with the
+/// server stopped (the server reads its prices when it starts); on PostgreSQL while replicas
+/// serve: the same transaction tells them to reload their prices.
 pub fn import(config: &Config, file: &Path) -> Result<Parsed, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let parsed = parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    if let Some(url) = &config.database_url {
+        crate::db::pg::block_on(import_pg(url.expose(), &parsed))??;
+        return Ok(parsed);
+    }
     // Into an instance that exists, as `tenant import`: a failed import leaves nothing behind.
     if !config.db_path().exists() {
         return Err(format!(
@@ -150,6 +155,24 @@ pub fn import(config: &Config, file: &Path) -> Result<Parsed, String> {
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(parsed)
+}
+
+async fn import_pg(url: &str, parsed: &Parsed) -> Result<(), String> {
+    use crate::db::pg::{describe, notify};
+    let fail = |e: tokio_postgres::Error| format!("cannot store the prices: {}", describe(&e));
+    let pg = crate::db::pg::Pg::open(url, 1).await?;
+    let mut c = pg.client().await?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let tx = c.transaction().await.map_err(fail)?;
+    for (model, price) in &parsed.prices {
+        super::pg_reads::set_price_override(&*tx, model.as_str(), *price, now)
+            .await
+            .map_err(fail)?;
+    }
+    notify::notify(&*tx, &notify::Invalidation::Prices)
+        .await
+        .map_err(fail)?;
+    tx.commit().await.map_err(fail)
 }
 
 #[cfg(test)]

@@ -275,17 +275,42 @@ async fn token_totals_stop_exactly_at_the_largest_total() {
     let (dir, config) = app.stop().await;
     let day = Utc::now().timestamp().div_euclid(86_400) - 40;
     let near = i64::MAX - 3_000_000_000_000;
-    let db = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
-    for (dim, key) in [("", ""), ("model", "m")] {
-        db.execute(
-            "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens,
-                 output_tokens, estimated_nanos, billed_nanos)
-             VALUES ('00000000-0000-0000-0000-000000000000', ?1, ?2, ?3, 1, ?4, 0, 0, 0)",
-            rusqlite::params![day, dim, key, near],
-        )
-        .unwrap();
+    match &config.database_url {
+        None => {
+            let db = rusqlite::Connection::open(dir.path().join("tenantry.db")).unwrap();
+            for (dim, key) in [("", ""), ("model", "m")] {
+                db.execute(
+                    "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens,
+                         output_tokens, estimated_nanos, billed_nanos)
+                     VALUES ('00000000-0000-0000-0000-000000000000', ?1, ?2, ?3, 1, ?4, 0, 0, 0)",
+                    rusqlite::params![day, dim, key, near],
+                )
+                .unwrap();
+            }
+        }
+        // PostgreSQL's writer checks the bound on the all-time row every replica locks.
+        Some(url) => {
+            let pg = crate::helpers::pg_connect(url.expose()).await;
+            for (dim, key) in [("", ""), ("model", "m")] {
+                pg.execute(
+                    "INSERT INTO usage_rollups (tenant_id, day, dim, key, events, input_tokens,
+                         output_tokens, estimated_nanos, billed_nanos)
+                     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, 1, $4, 0, 0, 0)",
+                    &[&day, &dim, &key, &near],
+                )
+                .await
+                .unwrap();
+            }
+            pg.execute(
+                "INSERT INTO usage_totals (tenant_id, events, input_tokens)
+                 VALUES ('00000000-0000-0000-0000-000000000000', 1, $1)
+                 ON CONFLICT (tenant_id) DO UPDATE SET events = 1, input_tokens = $1",
+                &[&near],
+            )
+            .await
+            .unwrap();
+        }
     }
-    drop(db);
     let app = crate::helpers::start(dir, config).await;
     let tokens = |i: u64, o: u64| json!({"model": "m", "input_tokens": i, "output_tokens": o, "cost_usd": 0});
     let t = 1_000_000_000_000u64;

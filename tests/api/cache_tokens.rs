@@ -1,6 +1,6 @@
 //! Cache and reasoning tokens (contract v2): the cost formula with and without cache prices,
 //! the counts' validation, their totals in every read, and `tenantry pricing import`.
-use crate::helpers::{cli, output_text, spawn_app, start, Resp, TestApp, ADMIN};
+use crate::helpers::{cli, on_postgres, output_text, spawn_app, start, Resp, TestApp, ADMIN};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -345,31 +345,61 @@ async fn pricing_import_serves_litellm_prices_exactly_and_charges_them() {
     let app = spawn_app().await;
     let file = app.dir.path().join("prices.json");
     std::fs::write(&file, LITELLM).unwrap();
-    let out = import(app.dir.path(), &file);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        output_text(&out).contains("stop it first"),
-        "{}",
-        output_text(&out)
-    );
-
-    let (dir, config) = app.stop().await;
-    let out = import(dir.path(), &file);
+    // On SQLite the import needs the server stopped; on PostgreSQL it goes in while replicas
+    // serve, and they reload their prices.
+    let (app, out) = match app.config.database_url.clone() {
+        None => {
+            let out = import(app.dir.path(), &file);
+            assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+            assert!(
+                output_text(&out).contains("stop it first"),
+                "{}",
+                output_text(&out)
+            );
+            let (dir, config) = app.stop().await;
+            let out = import(dir.path(), &file);
+            (start(dir, config).await, out)
+        }
+        Some(url) => {
+            let out = cli(app.dir.path())
+                .env("TENANTRY_DATABASE_URL", url.expose())
+                .args(["pricing", "import"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            (app, out)
+        }
+    };
     assert!(out.status.success(), "{}", output_text(&out));
     let line = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(line.contains("imported 2 prices, skipped 4 ("), "{line}");
+    let when = match on_postgres() {
+        false => "the server uses them from its next start",
+        true => "running replicas use them within a second",
+    };
     for reason in [
         "mode other than chat/completion/responses/embedding: 1",
         "not a valid model name (1 to 200 characters, no spaces): 1",
         "no input_cost_per_token or output_cost_per_token: 1",
         "a cost finer than 1e-15 USD per token: 1",
-        "the server uses them from its next start",
+        when,
     ] {
         assert!(line.contains(reason), "`{reason}` not in: {line}");
     }
+    // Within the contract's second on PostgreSQL (at once on SQLite, read at start).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let listed = |b: &Value| {
+        b["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["model"] == "acme-chat"))
+    };
+    while !listed(&app.get("/api/pricing", ADMIN).await.body)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
-    let app = start(dir, config).await;
     let chat = price_of(&app, "acme-chat").await;
     assert_eq!(
         chat,

@@ -188,13 +188,26 @@ async fn a_missing_or_unreadable_provider_key_is_a_409() {
         "hosted_key_missing",
     );
     // Damage acme's stored key: the call is refused and nothing goes upstream.
-    let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    db.execute(
-        "UPDATE provider_keys SET ciphertext = substr(ciphertext, 2) WHERE provider = 'openai'",
-        [],
-    )
-    .unwrap();
+    match crate::helpers::app_pg(&app).await {
+        None => {
+            let db = rusqlite::Connection::open(app.dir.path().join("tenantry.db")).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            db.execute(
+                "UPDATE provider_keys SET ciphertext = substr(ciphertext, 2) WHERE provider = 'openai'",
+                [],
+            )
+            .unwrap();
+        }
+        Some(pg) => {
+            pg.execute(
+                "UPDATE provider_keys SET ciphertext = substring(ciphertext from 2)
+                  WHERE provider = 'openai'",
+                &[],
+            )
+            .await
+            .unwrap();
+        }
+    }
     openai_error(
         &post(&app, "/v1/chat/completions", &byo, chat()).await,
         409,
