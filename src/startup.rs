@@ -142,6 +142,9 @@ impl Application {
         if let Err(e) = self.state.usage.flush().await {
             tracing::error!(error = %e, "flushing the usage writer at shutdown");
         }
+        if let Some(m) = &self.state.membership {
+            m.resign().await;
+        }
         result
     }
 }
