@@ -160,6 +160,12 @@ impl From<tokio_postgres::Error> for ApiError {
             {
                 ApiError::InvalidRequest("text may not contain a NUL character".into())
             }
+            // The connection went away (PostgreSQL restarting, failing over, unreachable): the
+            // answer `/ready` gives too, so a load balancer and a client retry elsewhere.
+            None if e.is_closed() => {
+                tracing::warn!(error = %crate::db::pg::describe(&e), "PostgreSQL connection lost");
+                ApiError::NotReady
+            }
             _ => ApiError::internal(format!("postgres: {}", crate::db::pg::describe(&e))),
         }
     }

@@ -143,7 +143,7 @@ impl Keys {
         new: NewKey,
     ) -> Result<CreatedKey, ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         lock(&*tx, ctx).await?;
         let member = match &new.user_id {
@@ -167,7 +167,7 @@ impl Keys {
         page: PageRequest<(Micros, String)>,
     ) -> Result<Page<ApiKey>, ApiError> {
         let after = uuid_after(page.after.clone())?;
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         let rows = list_keys(&**c, ctx.id(), &after, page.fetch()).await?;
         Ok(Page::from_rows(rows, page.limit, |k| {
             (k.created_at, k.id.to_string())
@@ -181,7 +181,7 @@ impl Keys {
         id: Uuid,
     ) -> Result<(), ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         lock(&*tx, ctx).await?;
         let now = self.now();
@@ -208,7 +208,7 @@ impl Keys {
             return None;
         }
         let read = async {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             Ok::<_, ApiError>(live_key(&**c, &hash).await?)
         };
         match read.await {

@@ -56,7 +56,7 @@ pub async fn finalize(
 /// (or the first month with usage), one tenant per transaction: `finalize::catch_up`.
 pub async fn catch_up(pg: &Pg, clock: &dyn Clock, grace: Micros) -> Result<usize, ApiError> {
     let first_open = Period::of(to_micros(clock.now()).saturating_sub(grace));
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     let start = match store_pg::finalized_through(&**c).await? {
         Some(p) => p,
         None => match store_pg::first_period(&**c).await? {
@@ -70,7 +70,7 @@ pub async fn catch_up(pg: &Pg, clock: &dyn Clock, grace: Micros) -> Result<usize
     while p < first_open {
         stored += finalize_period(pg, clock, grace, p).await?;
         p = p.next();
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         store_pg::set_finalized_through(&**c, p).await?;
     }
     Ok(stored)
@@ -84,7 +84,7 @@ pub async fn finalize_period(
     grace: Micros,
     period: Period,
 ) -> Result<usize, ApiError> {
-    let mut c = pg.client().await.map_err(ApiError::internal)?;
+    let mut c = pg.conn().await?;
     let tenants = store_pg::unfinalized_tenants(&**c, period).await?;
     let mut stored = 0;
     for t in tenants {

@@ -39,7 +39,7 @@ impl Billing {
     ) -> Result<Statement, ApiError> {
         let (id, grace) = (ctx.id().as_uuid(), self.grace);
         let status = period.status(self.now(), grace);
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         // Stored is final, even when this replica's clock lags the one that stored it.
         let stored = store_pg::stored(&**c, id, period).await?;
         if status != Status::Final && stored.is_none() {
@@ -66,7 +66,7 @@ impl Billing {
         page: PageRequest<String>,
     ) -> Result<Page<Summary>, ApiError> {
         let (id, grace, now) = (ctx.id().as_uuid(), self.grace, self.now());
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let months = store_pg::months(&**c, id).await?;
         let mut stored = store_pg::finalized(&**c, id).await?;
         if missing_finals(&months, &stored, now, grace) {
@@ -88,7 +88,7 @@ impl Billing {
     pub(super) async fn report_pg(&self, pg: &Pg, period: Period) -> Result<Report, ApiError> {
         let grace = self.grace;
         let status = period.status(self.now(), grace);
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         let tenants = if status == Status::Final {
             let finished = store_pg::finalized_through(&**c)
                 .await?

@@ -248,7 +248,7 @@ pub struct EventFilter {
 /// webhook deliveries yet: see `pg`).
 pub async fn record_alone(db: &Db, now: Micros, event: NewEvent) -> Result<(), ApiError> {
     if let Some(pg) = db.pg() {
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         pg::record_many(&**c, &[(now, event)]).await?;
         return Ok(());
     }
@@ -282,7 +282,7 @@ impl Events {
         ctx.require(crate::auth::Action::Ingest)?;
         let event = AppEvent::from_body(body)?.parse(ctx.id())?;
         if let Some(pg) = self.db.pg() {
-            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let mut c = pg.conn().await?;
             let tx = c.transaction().await?;
             let id = event.id;
             pg::record_many(&*tx, &[(now, event)]).await?;
@@ -311,7 +311,7 @@ impl Events {
     ) -> Result<Page<Event>, ApiError> {
         ctx.require(crate::auth::Action::Read)?;
         if let Some(pg) = self.db.pg() {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             let rows = pg::list(&**c, ctx.id(), &filter, &page).await?;
             return Ok(Page::from_rows(rows, page.limit, |e| e.key));
         }

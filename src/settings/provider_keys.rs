@@ -79,7 +79,7 @@ impl TenantSettings {
     /// The tenant's stored keys, masked, on either store.
     async fn stored_keys(&self, ctx: &TenantCtx) -> Result<Vec<MaskedKey>, ApiError> {
         if let Some(pg) = self.db.pg() {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             return store_pg::masked_provider_keys(&**c, ctx.id()).await;
         }
         let tenant = ctx.db_id();
@@ -111,7 +111,7 @@ impl TenantSettings {
         let event = NewEvent::of(Kind::ProviderKeySet, tenant, msg, data);
         if let Some(pg) = self.db.pg() {
             // Nothing caches provider keys: every read goes to the store, so no notification.
-            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let mut c = pg.conn().await?;
             let tx = c.transaction().await?;
             let p = provider.as_str();
             store_pg::put_provider_key(&*tx, tenant, p, &sealed, &masked, now).await?;
@@ -146,7 +146,7 @@ impl TenantSettings {
         let msg = format!("{} key removed by {actor}", provider.as_str());
         let event = NewEvent::of(Kind::ProviderKeyRemoved, tenant, msg, data);
         if let Some(pg) = self.db.pg() {
-            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let mut c = pg.conn().await?;
             let tx = c.transaction().await?;
             if !store_pg::delete_provider_key(&*tx, tenant, provider.as_str()).await? {
                 return Err(missing);
@@ -238,7 +238,7 @@ impl TenantSettings {
                 let (tenant, p) = (ctx.id(), provider.clone());
                 let sealed = match self.db.pg() {
                     Some(pg) => {
-                        let c = pg.client().await.map_err(ApiError::internal)?;
+                        let c = pg.conn().await?;
                         store_pg::sealed_provider_key(&**c, tenant, p.as_str()).await?
                     }
                     None => {

@@ -64,7 +64,7 @@ impl TenantSettings {
         let Some(pg) = self.db.pg() else {
             return Ok(self.current(ctx.id()));
         };
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         let latest = store_pg::latest(&**c, ctx.id()).await?;
         self.cache.put_newer(ctx.id(), latest.clone());
         Ok(Arc::new(latest))
@@ -188,7 +188,7 @@ impl TenantSettings {
     ) -> Result<Current, ApiError> {
         let now = self.now();
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         store_pg::lock_tenant(&*tx, tenant).await?;
         let current = store_pg::latest(&*tx, tenant).await?;
@@ -228,7 +228,7 @@ impl TenantSettings {
     ) -> Result<Page<HistoryEntry>, ApiError> {
         ctx.require(Action::Read)?;
         if let Some(pg) = self.db.pg() {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             let rows = store_pg::history(&**c, ctx.id(), &page).await?;
             return Ok(Page::from_rows(rows, page.limit, |h| h.version));
         }

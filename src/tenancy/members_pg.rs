@@ -60,7 +60,7 @@ impl Tenancy {
         ctx: &TenantCtx,
         page: PageRequest<String>,
     ) -> Result<Page<Member>, ApiError> {
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         let rows = store::list_members(&**c, ctx.id(), page.after.as_deref(), page.fetch()).await?;
         Ok(Page::from_rows(rows, page.limit, |m| m.user_id.clone()))
     }
@@ -73,7 +73,7 @@ impl Tenancy {
         role: Role,
     ) -> Result<Member, ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         lock(&*tx, ctx).await?;
         let current = store::member_role(&*tx, ctx.id(), user.as_str()).await?;
@@ -100,7 +100,7 @@ impl Tenancy {
         user: UserId,
     ) -> Result<(), ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         lock(&*tx, ctx).await?;
         let current = store::member_role(&*tx, ctx.id(), user.as_str())

@@ -35,7 +35,7 @@ async fn record(
 impl Tenancy {
     /// A tenant by id or slug from the store (a read of a managed resource, SCALE_OUT §4.1).
     pub(super) async fn find_pg(&self, pg: &Pg, id_or_slug: &str) -> Result<Arc<Tenant>, ApiError> {
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         let found = match TenantId::parse(id_or_slug) {
             Some(id) => store::tenant(&**c, id).await?,
             None => store::tenant_by_slug(&**c, id_or_slug).await?,
@@ -51,7 +51,7 @@ impl Tenancy {
     pub async fn read_through(&self, id: Option<TenantId>, slug: Option<&str>) -> Option<Tenant> {
         let pg = self.db.pg()?;
         let read = async {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             match (id, slug) {
                 (Some(id), _) => store::tenant(&**c, id).await,
                 (None, Some(slug)) => store::tenant_by_slug(&**c, slug).await,
@@ -70,7 +70,7 @@ impl Tenancy {
 
     pub(super) async fn create_pg(&self, pg: &Pg, new: NewTenant) -> Result<Tenant, ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let mut tx = c.transaction().await?;
         let now = self.now();
         let id = TenantId::new_random();
@@ -100,7 +100,7 @@ impl Tenancy {
         page: PageRequest<(Micros, String)>,
     ) -> Result<Page<Tenant>, ApiError> {
         let after = uuid_after(page.after.clone())?;
-        let c = pg.client().await.map_err(ApiError::internal)?;
+        let c = pg.conn().await?;
         let rows = store::list_tenants(&**c, status, &after, page.fetch()).await?;
         Ok(Page::from_rows(rows, page.limit, |t| {
             (t.created_at, t.id.to_string())
@@ -114,7 +114,7 @@ impl Tenancy {
         patch: TenantPatch,
     ) -> Result<Tenant, ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         let now = self.now();
         let mut t = store::tenant(&*tx, id)
@@ -141,7 +141,7 @@ impl Tenancy {
         status: Status,
     ) -> Result<Tenant, ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         let now = self.now();
         let deactivated_at = (status == Status::Inactive).then_some(now);
@@ -160,7 +160,7 @@ impl Tenancy {
 
     pub(super) async fn delete_pg(&self, pg: &Pg, id: TenantId) -> Result<(), ApiError> {
         let _w = self.db.pg_write_lock().await;
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let tx = c.transaction().await?;
         if store::delete_inactive(&*tx, id).await? == 0 {
             return Err(not_deleted(store::tenant(&*tx, id).await?.is_some()));

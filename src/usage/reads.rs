@@ -117,7 +117,7 @@ impl Usage {
         if let Some(pg) = self.db.pg() {
             // Other replicas add usage too: the windows are read from the rollups (at most 31
             // rows), so an acknowledged event counts on every replica's next read.
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             let statement = c
                 .prepare_cached(&super::pg_store::day_and_month_sql())
                 .await?;
@@ -166,7 +166,7 @@ impl Usage {
         };
         let (totals, rows) = match self.db.pg() {
             Some(pg) => {
-                let c = pg.client().await.map_err(ApiError::internal)?;
+                let c = pg.conn().await?;
                 let id = ctx.id().as_uuid();
                 let totals = super::pg_reads::total(&**c, id, days.from, days.to).await?;
                 let rows = match dim {
@@ -200,7 +200,7 @@ impl Usage {
         let (tenant, today) = (ctx.db_id(), day_of(self.now()));
         let (first, next) = rollup::month_span(today);
         let (day_totals, month_totals, models, agents) = if let Some(pg) = self.db.pg() {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             let id = ctx.id().as_uuid();
             (
                 super::pg_reads::total(&**c, id, today, today + 1).await?,
@@ -242,7 +242,7 @@ impl Usage {
         let tenant = ctx.db_id();
         let mut rows = match self.db.pg() {
             Some(pg) => {
-                let c = pg.client().await.map_err(ApiError::internal)?;
+                let c = pg.conn().await?;
                 super::pg_reads::groups(&**c, ctx.id().as_uuid(), "agent_name", i64::MIN, i64::MAX)
                     .await?
             }
@@ -267,7 +267,7 @@ impl Usage {
         ctx.require(Action::Read)?;
         let tenant = ctx.db_id();
         if let Some(pg) = self.db.pg() {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             let rows = super::pg_reads::list_events(&**c, ctx.id().as_uuid(), &f, &page).await?;
             return Ok(Page::from_rows(rows, page.limit, |r| r.0).map(|r| r.1));
         }

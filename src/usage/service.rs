@@ -170,7 +170,7 @@ impl Usage {
         let tenant = ctx.db_id();
         let body: Option<String> = match self.db.pg() {
             Some(pg) => {
-                let c = pg.client().await.map_err(ApiError::internal)?;
+                let c = pg.conn().await?;
                 super::pg_reads::agent_preferences(&**c, ctx.id().as_uuid(), &agent).await?
             }
             None => {
@@ -204,7 +204,7 @@ impl Usage {
         }
         let (tenant, now) = (ctx.db_id(), self.now());
         if let Some(pg) = self.db.pg() {
-            let c = pg.client().await.map_err(ApiError::internal)?;
+            let c = pg.conn().await?;
             super::pg_reads::set_agent_preferences(&**c, ctx.id().as_uuid(), &agent, &text, now)
                 .await?;
             return Ok(prefs);
@@ -239,7 +239,7 @@ impl Usage {
             // One price write at a time, so the table in memory ends as the last one stored;
             // other replicas hear of it through the notification committed with it.
             let _one_at_a_time = self.db.pg_write_lock().await;
-            let mut c = pg.client().await.map_err(ApiError::internal)?;
+            let mut c = pg.conn().await?;
             let tx = c.transaction().await?;
             super::pg_reads::set_price_override(&*tx, model.as_str(), price, now).await?;
             crate::db::pg::notify::notify(&*tx, &crate::db::pg::notify::Invalidation::Prices)

@@ -95,6 +95,15 @@ impl Pg {
         })
     }
 
+    /// A pooled connection for a request: when PostgreSQL cannot be reached (down, restarting,
+    /// failing over) or the pool stays exhausted, 503 `not_ready`, as `/ready` answers then.
+    pub async fn conn(&self) -> Result<Client, crate::error::ApiError> {
+        self.client().await.map_err(|e| {
+            tracing::warn!(error = %e, "no PostgreSQL connection for a request");
+            crate::error::ApiError::NotReady
+        })
+    }
+
     /// Connects and applies the pending migrations (see `migrate`): what every command that
     /// uses PostgreSQL does first.
     pub async fn open(url: &str, size: usize) -> Result<Pg, String> {

@@ -43,7 +43,8 @@ impl Conn {
                     .connect(crate::db::pg::tls())
                     .await
                     .map_err(|e| {
-                        ApiError::internal(format!("postgres: cannot connect: {}", describe(&e)))
+                        tracing::warn!(error = %describe(&e), "the usage writer cannot connect");
+                        ApiError::NotReady
                     })?;
             // Driven by the writer's runtime whenever it runs a commit.
             tokio::spawn(connection);
@@ -130,6 +131,9 @@ fn detail(e: &ApiError) -> String {
 }
 
 fn failed(e: &ApiError, tenant: TenantId) -> ApiError {
+    if matches!(e, ApiError::NotReady) {
+        return ApiError::NotReady;
+    }
     let cause = detail(e);
     tracing::error!(%cause, tenant_id = %tenant, "usage commit failed");
     ApiError::internal(format!("usage commit failed: {cause}"))
@@ -141,16 +145,53 @@ struct Staged {
     windows: Cache,
 }
 
+/// Commits the group on the writer's connection. A connection found dead before the COMMIT
+/// was sent (PostgreSQL restarted or failed over since the last group) stored nothing, so the
+/// group runs once more on a fresh one instead of failing its requests.
 async fn commit(
     conn: &mut Conn,
     jobs: &[Job],
     cache: &mut Cache,
     closed: &ClosedBefore,
 ) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
+    match commit_once(conn, jobs, cache, closed).await {
+        Err(Attempt::BeforeCommit(e)) if conn.lost() => {
+            tracing::warn!(cause = %detail(&e), "the usage writer's connection was lost; reconnecting");
+            commit_once(conn, jobs, cache, closed)
+                .await
+                .map_err(Attempt::into_error)
+        }
+        r => r.map_err(Attempt::into_error),
+    }
+}
+
+/// Where a group's attempt failed: before its COMMIT was sent (nothing stored), or at it.
+enum Attempt {
+    BeforeCommit(ApiError),
+    AtCommit(ApiError),
+}
+
+impl Attempt {
+    fn into_error(self) -> ApiError {
+        match self {
+            Attempt::BeforeCommit(e) | Attempt::AtCommit(e) => e,
+        }
+    }
+}
+
+async fn commit_once(
+    conn: &mut Conn,
+    jobs: &[Job],
+    cache: &mut Cache,
+    closed: &ClosedBefore,
+) -> Result<Vec<Result<Outcome, ApiError>>, Attempt> {
     let batch = Uuid::new_v4();
-    let (client, statements) = conn.get().await?;
-    let tx = client.transaction().await?;
-    let staged = stage(&tx, statements, jobs, cache, closed, batch).await?;
+    let before = Attempt::BeforeCommit;
+    let (client, statements) = conn.get().await.map_err(before)?;
+    let tx = client.transaction().await.map_err(|e| before(e.into()))?;
+    let staged = stage(&tx, statements, jobs, cache, closed, batch)
+        .await
+        .map_err(before)?;
     match tx.commit().await {
         Ok(()) => {
             cache.extend(staged.windows);
@@ -163,11 +204,16 @@ async fn commit(
             // The connection died with the COMMIT in flight: it may have committed. A fresh
             // connection finds the group's receipt, or not; retrying blindly could store events
             // without an `event_id` twice.
-            if conn.lost() && pg_store::committed(&*conn.get().await?.0, batch).await? {
+            let at = Attempt::AtCommit;
+            if conn.lost()
+                && pg_store::committed(&*conn.get().await.map_err(at)?.0, batch)
+                    .await
+                    .map_err(|e| at(e.into()))?
+            {
                 tracing::warn!(%batch, "usage commit's answer was lost; its receipt says it committed");
                 return Ok(staged.out);
             }
-            Err(e.into())
+            Err(at(e.into()))
         }
     }
 }
