@@ -66,11 +66,13 @@ impl Application {
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
         match (state.db.pg(), &state.config.database_url) {
             (None, _) => start_background(&state)?,
-            // On PostgreSQL only the queue's rescue of expired leases runs, on every replica
-            // (safe together: `SKIP LOCKED`); the other duties wait for a leader (§5.3).
-            (Some(_), Some(url)) => {
+            // On PostgreSQL the queue's rescue of expired leases runs on every replica (safe
+            // together: `SKIP LOCKED`); retention, purge and the usage writer's receipts only
+            // on the replica that leads (`Pg::leads`, §5.3).
+            (Some(pg), Some(url)) => {
                 let pool = crate::db::pg::Pg::new(url.expose(), 1)?;
                 state.queue.start_rescuer(pool, state.liveness());
+                start_leader_duties(&state, pg.clone(), url.expose())?;
             }
             (Some(_), None) => {}
         }
@@ -183,6 +185,36 @@ fn start_background(state: &AppState) -> Result<(), String> {
     }
     .start(state.liveness())?;
     Ok(())
+}
+
+/// The leader's duties on PostgreSQL (docs/SCALE_OUT.md §5.3), each on a thread with a
+/// connection of its own, each sweep skipped while `lead.leads()` is false.
+fn start_leader_duties(state: &AppState, lead: crate::db::pg::Pg, url: &str) -> Result<(), String> {
+    let c = &state.config;
+    crate::events::retention::start_pg(
+        lead.clone(),
+        url,
+        state.clock.clone(),
+        c.events_retention_days,
+        c.events_sweep_every,
+        state.liveness(),
+    )?;
+    crate::usage::retention::start_pg(
+        lead.clone(),
+        url,
+        state.clock.clone(),
+        c.usage_retention_days,
+        c.retention_sweep_every,
+        state.liveness(),
+    )?;
+    crate::tenancy::purge::start_pg(
+        state.tenancy.clone(),
+        lead,
+        url,
+        c.purge_inactive_days,
+        c.retention_sweep_every,
+        state.liveness(),
+    )
 }
 
 /// Opens PostgreSQL: migrates (under the advisory lock), installs or checks the encryption key

@@ -232,11 +232,6 @@ async fn post_message(app: &TestApp, key: &str, message: &str) {
 
 #[tokio::test]
 async fn events_older_than_the_retention_are_deleted_and_recent_ones_kept() {
-    // The retention sweep is a background duty, and none runs on PostgreSQL until replicas
-    // elect a leader to run them (docs/SCALE_OUT.md §5.3).
-    if crate::helpers::on_postgres() {
-        return;
-    }
     let app = spawn_retaining("30").await;
     acme(&app).await;
     let key = app.create_key("acme", "service").await;
