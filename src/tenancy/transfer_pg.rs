@@ -329,6 +329,7 @@ pub async fn import_tenant(
     )
     .await
     .map_err(fail("cannot set the usage totals"))?;
+    queue_row(&tx, tenant).await?;
     for what in &changed {
         notify(&*tx, what)
             .await
@@ -338,4 +339,51 @@ pub async fn import_tenant(
         .await
         .map_err(fail("cannot commit the import"))?;
     Ok(id)
+}
+
+/// The tenant's `queue_tenants` row, from the imported jobs (SQLite keeps these counts in
+/// memory; on PostgreSQL a lease only finds a tenant through its row): counts by status, the
+/// earliest waiting job, a place at the back of the rotation, and what the caches would say
+/// of the tenant (plan weight, `max_running_jobs`, active). No jobs, no row.
+async fn queue_row(tx: &Transaction<'_>, tenant: Uuid) -> Result<(), String> {
+    let read = fail("cannot read the imported tenant");
+    let t = tx
+        .query_one(
+            "SELECT t.plan, t.status,
+                    (SELECT body FROM settings_versions s WHERE s.tenant_id = t.id
+                     ORDER BY version DESC LIMIT 1)
+             FROM tenants t WHERE t.id = $1",
+            &[&tenant],
+        )
+        .await
+        .map_err(read)?;
+    let plan = super::Plan::parse(t.get(0)).map_err(|e| format!("the imported tenant: {e}"))?;
+    let settings: crate::settings::Settings = t
+        .get::<_, Option<&str>>(2)
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| format!("the imported tenant's settings: {e}"))?
+        .unwrap_or_default();
+    let info = crate::queue::pg::TenantInfo {
+        plan,
+        active: t.get::<_, &str>(1) == "active",
+        max_running: i64::from(settings.running_jobs(plan)),
+    };
+    tx.execute(
+        "INSERT INTO queue_tenants (tenant_id, weight, max_running, active, turn, next_run_at,
+                                    queued, running, retrying, succeeded, dead, cancelled)
+         SELECT $1, $2, $3, $4, nextval('queue_turns'),
+                coalesce(min(run_at) FILTER (WHERE status IN ('queued', 'retrying')), 0),
+                count(*) FILTER (WHERE status = 'queued'),
+                count(*) FILTER (WHERE status = 'running'),
+                count(*) FILTER (WHERE status = 'retrying'),
+                count(*) FILTER (WHERE status = 'succeeded'),
+                count(*) FILTER (WHERE status = 'dead'),
+                count(*) FILTER (WHERE status = 'cancelled')
+         FROM jobs WHERE tenant_id = $1 HAVING count(*) > 0",
+        &[&tenant, &info.weight(), &info.max_running, &info.active],
+    )
+    .await
+    .map_err(fail("cannot set the tenant's queue row"))?;
+    Ok(())
 }

@@ -43,7 +43,11 @@ async fn sqlite_instance() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(
         &dir,
-        &[("ENABLE_MULTI_TENANT", "true"), ("ENCRYPTION_KEY", KEY)],
+        &[
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("ENABLE_HOSTED_QUEUE", "true"),
+            ("ENCRYPTION_KEY", KEY),
+        ],
     );
     c.admin_token = Some(tenantry::config::Secret::new(ADMIN));
     c.kdf = tenantry::crypto::KdfParams::parse("scrypt:10:8:1").unwrap();
@@ -55,6 +59,7 @@ async fn pg_instance(url: &str, key: &str) -> TestApp {
     spawn_tuned(
         &[
             ("ENABLE_MULTI_TENANT", "true"),
+            ("ENABLE_HOSTED_QUEUE", "true"),
             ("TENANTRY_DATABASE_URL", url),
             ("TENANTRY_POSTGRES_PREVIEW", "true"),
             ("ENCRYPTION_KEY", key),
@@ -65,7 +70,7 @@ async fn pg_instance(url: &str, key: &str) -> TestApp {
 }
 
 /// Acme with a member, a service key (returned), settings with a limit, a provider key, an
-/// application event and 25 usage events.
+/// application event, a queued job and 25 usage events.
 async fn populate(app: &TestApp) -> String {
     app.create_tenant("acme").await;
     app.put_member("acme", "alice", "owner").await;
@@ -96,6 +101,14 @@ async fn populate(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let r = app
+        .post(
+            "/api/jobs",
+            &key,
+            json!({"kind": "crawl", "payload": {"url": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let events: Vec<Value> = (0..25)
         .map(|i| json!({"event_id": format!("e{i}"), "model": if i % 2 == 0 { "gpt-4o" } else { "claude-haiku-4-5" },
                         "input_tokens": 100 + i, "output_tokens": 7, "cache_read_tokens": i,
@@ -123,6 +136,7 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
         "/usage/stats?group_by=user_id",
         "/credentials/openai",
         "/agents/usage",
+        "/jobs",
     ] {
         let r = app.get(&format!("/api/tenant/acme{p}"), ADMIN).await;
         assert_eq!(r.status, 200, "{p}: {}", r.body);
@@ -205,12 +219,46 @@ async fn a_tenant_moves_from_sqlite_to_postgres_and_back_with_the_same_answers()
         &tenantry(here.path(), Some(&url), KEY, &["tenant", "import", f]),
         "--replace",
     );
+    // Its queued job is leased there (the import gave it its place in the rotation).
+    let r = target
+        .post("/api/queue/lease", &key, json!({"max_jobs": 5}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["jobs"].as_array().unwrap().len(), 1, "{}", r.body);
+    let leased = target.get("/api/tenant/acme/jobs", ADMIN).await.body;
+    assert_eq!(leased["items"][0]["status"], "running", "{leased}");
+    // Changed on the replica, then replaced by the import: the replica's caches follow the
+    // import's notifications within a second (the settings cache, a revoked key's access).
+    let r = target
+        .call(
+            "PATCH",
+            "/api/tenant/acme/settings",
+            Some(ADMIN),
+            Some(json!({"execution_mode": "hosted"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let extra = target.create_key("acme", "viewer").await;
+    assert_eq!(target.get("/api/usage/stats", &extra).await.status, 200);
     succeeds(&tenantry(
         here.path(),
         Some(&url),
         KEY,
         &["tenant", "import", "--replace", f],
     ));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = target.get("/api/tenant/acme/settings", ADMIN).await.body;
+        let gone = target.get("/api/usage/stats", &extra).await.status == 401;
+        if now == expected[1] && gone {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {now}, extra key gone: {gone}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(snapshot(&target).await, expected, "replaced by the same");
     let checked = tenantry(here.path(), Some(&url), KEY, &["verify"]);
     assert!(
