@@ -387,3 +387,69 @@ async fn an_import_into_postgres_is_all_or_nothing_with_sqlites_refusals() {
         "no tenant `nobody`",
     );
 }
+
+async fn default_stats(app: &TestApp) -> Value {
+    let r = app
+        .get("/api/tenant/default/usage/stats?group_by=model", ADMIN)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+async fn ingest_default(app: &TestApp, model: &str, n: i64) {
+    let body = json!({"model": model, "input_tokens": n, "output_tokens": 1});
+    let r = app
+        .post("/api/tenant/default/usage/events", ADMIN, body)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[tokio::test]
+async fn the_default_tenant_is_replaced_in_place_on_postgres() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let source = sqlite_instance().await;
+    ingest_default(&source, "gpt-4o", 10).await;
+    ingest_default(&source, "gpt-4o", 20).await;
+    let expected = default_stats(&source).await;
+    let doc = succeeds(&tenantry(
+        source.dir.path(),
+        None,
+        KEY,
+        &["tenant", "export", "default"],
+    ));
+    let file = source.dir.path().join("default.json");
+    std::fs::write(&file, &doc).unwrap();
+    let f = file.to_str().unwrap();
+
+    let target = pg_instance(&url, KEY).await;
+    ingest_default(&target, "claude-haiku-4-5", 99).await;
+    let here = tempfile::tempdir().unwrap();
+    fails_with(
+        &tenantry(here.path(), Some(&url), KEY, &["tenant", "import", f]),
+        "--replace",
+    );
+    succeeds(&tenantry(
+        here.path(),
+        Some(&url),
+        KEY,
+        &["tenant", "import", "--replace", f],
+    ));
+    assert_eq!(
+        default_stats(&target).await,
+        expected,
+        "only what was imported"
+    );
+    // New usage adds to what was imported; `verify` checks `usage_totals` against the rollups.
+    ingest_default(&target, "gpt-4o", 5).await;
+    let after = default_stats(&target).await;
+    assert_eq!(after["totals"]["events"], 3, "{after}");
+    assert_eq!(after["totals"]["input_tokens"], 35, "{after}");
+    let checked = tenantry(here.path(), Some(&url), KEY, &["verify"]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+}
