@@ -142,9 +142,9 @@ impl Application {
 }
 
 /// The SQLite server's background duties: backups, retention, finalizing statements, taking
-/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) only the rescue
-/// of expired leases runs: the others, with several replicas, need a leader (docs/SCALE_OUT.md
-/// §5.3).
+/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) the rescue of
+/// expired leases and `start_leader_duties` run; finalization and webhook deliveries wait for
+/// their areas' PostgreSQL stores (docs/SCALE_OUT.md §5.3).
 fn start_background(state: &AppState) -> Result<(), String> {
     let c = &state.config;
     if let Some(every) = c.backup_interval {
