@@ -91,7 +91,8 @@ enum TenantCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Import a tenant exported from this or another instance (server stopped).
+    /// Import a tenant exported from this or another instance (server stopped; on PostgreSQL
+    /// in one transaction beside running replicas).
     Import {
         /// A file written by `tenantry tenant export`.
         file: PathBuf,
@@ -140,6 +141,9 @@ fn main() -> ExitCode {
             Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
         }
         None | Some(Command::Serve) if config.database_url.is_some() => serve(config),
+        Some(Command::Tenant { command }) if config.database_url.is_some() => {
+            tenant_pg(&config, command)
+        }
         Some(Command::Pricing {
             command: PricingCommand::Import { file },
         }) => import_prices(&config, &file),
@@ -176,20 +180,7 @@ fn main() -> ExitCode {
                 },
         }) => {
             let doc = tenantry::tenancy::transfer::export_tenant(&existing(&config)?, &id_or_slug)?;
-            match output {
-                Some(path) => {
-                    tenantry::tenancy::transfer::write_private(&path, &doc, force)?;
-                    say(&format!("wrote {}", path.display()));
-                    Ok(())
-                }
-                None => {
-                    use std::io::Write;
-                    let mut out = std::io::stdout().lock();
-                    serde_json::to_writer(&mut out, &doc)
-                        .and_then(|_| writeln!(out).map_err(serde_json::Error::io))
-                        .map_err(|e| format!("cannot write the export: {e}"))
-                }
-            }
+            write_export(&doc, output, force)
         }
         Some(Command::Tenant {
             command:
@@ -199,14 +190,7 @@ fn main() -> ExitCode {
                     skip_provider_keys,
                 },
         }) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let doc: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|_| format!("{} is not JSON", file.display()))?;
-            let opts = tenantry::tenancy::transfer::ImportOptions {
-                replace,
-                skip_provider_keys,
-            };
+            let (doc, opts) = read_import(&file, replace, skip_provider_keys)?;
             let id = tenantry::tenancy::transfer::import_tenant(&config, &doc, &opts)?;
             say(&format!("imported tenant {id}"));
             Ok(())
@@ -234,6 +218,81 @@ fn serve(config: Config) -> Result<(), String> {
         console::announce(&app, &data_dir);
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+/// `tenant export` and `import` on PostgreSQL: the same documents and answers as on SQLite,
+/// beside running replicas (the import tells their caches what it changed).
+fn tenant_pg(config: &Config, command: TenantCommand) -> Result<(), String> {
+    use tenantry::db::pg::block_on;
+    use tenantry::tenancy::transfer_pg;
+    let url = config
+        .database_url
+        .as_ref()
+        .map(|u| u.expose())
+        .unwrap_or_default();
+    match command {
+        TenantCommand::Export {
+            id_or_slug,
+            output,
+            force,
+        } => {
+            let doc = block_on(transfer_pg::export_tenant(url, &id_or_slug))??;
+            write_export(&doc, output, force)
+        }
+        TenantCommand::Import {
+            file,
+            replace,
+            skip_provider_keys,
+        } => {
+            let (doc, opts) = read_import(&file, replace, skip_provider_keys)?;
+            let id = block_on(transfer_pg::import_tenant(config, url, &doc, &opts))??;
+            say(&format!("imported tenant {id}"));
+            Ok(())
+        }
+    }
+}
+
+fn write_export(
+    doc: &serde_json::Value,
+    output: Option<PathBuf>,
+    force: bool,
+) -> Result<(), String> {
+    match output {
+        Some(path) => {
+            tenantry::tenancy::transfer::write_private(&path, doc, force)?;
+            say(&format!("wrote {}", path.display()));
+            Ok(())
+        }
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, doc)
+                .and_then(|_| writeln!(out).map_err(serde_json::Error::io))
+                .map_err(|e| format!("cannot write the export: {e}"))
+        }
+    }
+}
+
+fn read_import(
+    file: &std::path::Path,
+    replace: bool,
+    skip_provider_keys: bool,
+) -> Result<
+    (
+        serde_json::Value,
+        tenantry::tenancy::transfer::ImportOptions,
+    ),
+    String,
+> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| format!("{} is not JSON", file.display()))?;
+    let opts = tenantry::tenancy::transfer::ImportOptions {
+        replace,
+        skip_provider_keys,
+    };
+    Ok((doc, opts))
 }
 
 fn existing(config: &Config) -> Result<PathBuf, String> {

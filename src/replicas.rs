@@ -188,8 +188,17 @@ impl Reader {
                     return Ok(());
                 };
                 caches.tenants.put(tenant_row(row)?);
-                // A tenant just created has its first settings version too.
-                reload_settings(caches, c, tenant).await
+                // A tenant just created has its first settings version too. A tenant replaced
+                // by `tenant import --replace` may come back with a lower settings version than
+                // this replica holds: read under the write lock, the store's latest is the truth.
+                match crate::settings::store_pg::latest_opt(c, tenant)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(current) => caches.settings.put(tenant, current),
+                    None => caches.settings.remove(tenant),
+                }
+                Ok(())
             }
             Invalidation::Key(id) => caches.keys.reload_pg(c, id).await.map_err(failed),
             Invalidation::Member(tenant, user) => {

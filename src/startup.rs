@@ -66,9 +66,10 @@ impl Application {
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
         match (state.db.pg(), &state.config.database_url) {
             (None, _) => start_background(&state)?,
-            // On PostgreSQL only the queue's rescue of expired leases runs, on every replica
-            // (safe together: `SKIP LOCKED`); the other duties wait for a leader (§5.3).
-            (Some(_), Some(url)) => {
+            // On PostgreSQL the queue's rescue of expired leases runs on every replica (safe
+            // together: `SKIP LOCKED`); retention, purge and the usage writer's receipts only
+            // on the replica that leads (`Pg::leads`, §5.3).
+            (Some(pg), Some(url)) => {
                 let pool = crate::db::pg::Pg::new(url.expose(), 1)?;
                 state.queue.start_rescuer(pool, state.liveness());
                 // Sweeps only while this replica leads; a read of a final month stores its
@@ -78,6 +79,7 @@ impl Application {
                 state
                     .billing
                     .start_finalizer_pg(pool, every, state.liveness());
+                start_leader_duties(&state, pg.clone(), url.expose())?;
             }
             (Some(_), None) => {}
         }
@@ -150,9 +152,9 @@ impl Application {
 }
 
 /// The SQLite server's background duties: backups, retention, finalizing statements, taking
-/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) only the rescue
-/// of expired leases runs: the others, with several replicas, need a leader (docs/SCALE_OUT.md
-/// §5.3).
+/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) the rescue of
+/// expired leases and `start_leader_duties` run; finalization and webhook deliveries wait for
+/// their areas' PostgreSQL stores (docs/SCALE_OUT.md §5.3).
 fn start_background(state: &AppState) -> Result<(), String> {
     let c = &state.config;
     if let Some(every) = c.backup_interval {
@@ -193,6 +195,36 @@ fn start_background(state: &AppState) -> Result<(), String> {
     }
     .start(state.liveness())?;
     Ok(())
+}
+
+/// The leader's duties on PostgreSQL (docs/SCALE_OUT.md §5.3), each on a thread with a
+/// connection of its own, each sweep skipped while `lead.leads()` is false.
+fn start_leader_duties(state: &AppState, lead: crate::db::pg::Pg, url: &str) -> Result<(), String> {
+    let c = &state.config;
+    crate::events::retention::start_pg(
+        lead.clone(),
+        url,
+        state.clock.clone(),
+        c.events_retention_days,
+        c.events_sweep_every,
+        state.liveness(),
+    )?;
+    crate::usage::retention::start_pg(
+        lead.clone(),
+        url,
+        state.clock.clone(),
+        c.usage_retention_days,
+        c.retention_sweep_every,
+        state.liveness(),
+    )?;
+    crate::tenancy::purge::start_pg(
+        state.tenancy.clone(),
+        lead,
+        url,
+        c.purge_inactive_days,
+        c.retention_sweep_every,
+        state.liveness(),
+    )
 }
 
 /// Opens PostgreSQL: migrates (under the advisory lock), installs or checks the encryption key

@@ -122,6 +122,28 @@ pub fn master_key(
     }
 }
 
+/// `record` on PostgreSQL.
+pub async fn record_pg(
+    c: &impl tokio_postgres::GenericClient,
+) -> Result<Option<KeyRecord>, String> {
+    use crate::db::pg::{describe, meta};
+    let read = |key: &'static str| async move {
+        meta::get(c, key)
+            .await
+            .map_err(|e| format!("cannot read {key}: {}", describe(&e)))
+    };
+    Ok(
+        match (read(SALT).await?, read(PARAMS).await?, read(CHECK).await?) {
+            (Some(salt), Some(p), Some(check)) => Some(KeyRecord {
+                salt: unhex(&salt).ok_or("the stored encryption salt is damaged")?,
+                params: KdfParams::parse(&p).map_err(|e| e.to_string())?,
+                check,
+            }),
+            _ => None,
+        },
+    )
+}
+
 /// The master key on PostgreSQL, inside the caller's transaction (which holds the start-up
 /// advisory lock: replicas starting together on an empty database install one salt, not one
 /// each). `ENCRYPTION_KEY` is required there: a key file generated into each replica's data
@@ -135,20 +157,7 @@ pub async fn master_key_pg(
         "on PostgreSQL ENCRYPTION_KEY must be set (the same on every replica): a generated key \
          file would differ between replicas",
     )?;
-    let read = |key: &'static str| async move {
-        meta::get(tx, key)
-            .await
-            .map_err(|e| format!("cannot read {key}: {}", describe(&e)))
-    };
-    let stored = match (read(SALT).await?, read(PARAMS).await?, read(CHECK).await?) {
-        (Some(salt), Some(p), Some(check)) => Some(KeyRecord {
-            salt: unhex(&salt).ok_or("the stored encryption salt is damaged")?,
-            params: KdfParams::parse(&p).map_err(|e| e.to_string())?,
-            check,
-        }),
-        _ => None,
-    };
-    match stored {
+    match record_pg(tx).await? {
         Some(record) => record.open_with(secret.expose())?.ok_or_else(|| {
             "ENCRYPTION_KEY does not match the key this database was encrypted with".to_string()
         }),

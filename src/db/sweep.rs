@@ -66,3 +66,59 @@ pub fn every(
         })
         .expect("a sweeper thread starts");
 }
+
+/// A future a duty on PostgreSQL runs, borrowing its pool and `go_on` for one sweep.
+pub type PgSweep<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+impl Batches {
+    /// As `run`, on PostgreSQL: `step` deletes up to the batch size in one statement of its own
+    /// (a transaction per batch, so no sweep holds row locks longer than one batch).
+    pub async fn run_pg<F, Fut>(
+        self,
+        go_on: &dyn Fn() -> bool,
+        mut step: F,
+    ) -> Result<usize, ApiError>
+    where
+        F: FnMut(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, ApiError>>,
+    {
+        let size = i64::try_from(self.size).unwrap_or(i64::MAX);
+        let mut total = 0;
+        loop {
+            let n = step(size).await?;
+            total += n as usize;
+            if n < self.size as u64 || !go_on() {
+                return Ok(total);
+            }
+            tokio::time::sleep(self.pause).await;
+        }
+    }
+}
+
+/// As `every`, for one of the leader's duties on PostgreSQL (docs/SCALE_OUT.md §5.3): the
+/// thread gets a runtime and a one-connection pool of its own at `url` (a pool's connections
+/// are driven by the runtime that opened them, so the server's pool is not used from here),
+/// and skips each sweep while `lead.leads()` is false (another replica leads).
+pub fn every_pg(
+    name: &str,
+    clock: Arc<dyn Clock>,
+    every_: Duration,
+    alive: Weak<std::fs::File>,
+    lead: super::pg::Pg,
+    url: &str,
+    mut job: impl for<'a> FnMut(&'a super::pg::Pg, Micros, &'a dyn Fn() -> bool) -> PgSweep<'a>
+        + Send
+        + 'static,
+) -> Result<(), String> {
+    let pool = super::pg::Pg::new(url, 1)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime for {name}: {e}"))?;
+    every(name, clock, every_, alive, move |now, go_on| {
+        if lead.leads() {
+            runtime.block_on(job(&pool, now, go_on));
+        }
+    });
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! (the first sweep after an upgrade, a lowered setting) never holds the write lock for long.
 use super::store;
 use crate::clock::Clock;
+use crate::db::pg::Pg;
 use crate::db::sweep::{self, Batches};
 use crate::db::Db;
 use crate::error::ApiError;
@@ -38,6 +39,66 @@ pub fn sweep_once(
     batches.run(db, go_on, |c, n| {
         Ok(store::delete_older_than(c, cutoff, n)?)
     })
+}
+
+/// As `sweep_once`, on PostgreSQL: the same cutoff and batches, a statement per batch.
+pub async fn sweep_once_pg(
+    pg: &Pg,
+    now: Micros,
+    keep_days: u32,
+    batch: usize,
+    pause: Duration,
+    go_on: &dyn Fn() -> bool,
+) -> Result<usize, ApiError> {
+    if keep_days == 0 {
+        return Ok(0);
+    }
+    let cutoff = now.saturating_sub(i64::from(keep_days) * DAY);
+    let c = pg.client().await.map_err(ApiError::internal)?;
+    let delete = c.prepare(DELETE_OLDER_THAN_PG).await?;
+    let batches = Batches { size: batch, pause };
+    batches
+        .run_pg(go_on, |n| {
+            let (c, delete) = (&c, &delete);
+            async move { Ok(c.execute(delete, &[&cutoff, &n]).await?) }
+        })
+        .await
+}
+
+/// `store::DELETE_OLDER_THAN` on PostgreSQL (`events_by_created_at` serves both).
+const DELETE_OLDER_THAN_PG: &str = "DELETE FROM events WHERE seq IN
+    (SELECT seq FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
+/// Starts the sweeper on PostgreSQL (unless `keep_days` is 0), run only while this replica
+/// leads (`sweep::every_pg`).
+pub fn start_pg(
+    lead: Pg,
+    url: &str,
+    clock: Arc<dyn Clock>,
+    keep_days: u32,
+    every: Duration,
+    alive: Weak<std::fs::File>,
+) -> Result<(), String> {
+    if keep_days == 0 {
+        return Ok(());
+    }
+    sweep::every_pg(
+        "events-retention",
+        clock,
+        every,
+        alive,
+        lead,
+        url,
+        move |pg, now, go_on| {
+            Box::pin(async move {
+                match sweep_once_pg(pg, now, keep_days, BATCH, PAUSE, go_on).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, keep_days, "expired events deleted"),
+                    Err(e) => tracing::warn!(error = %e, "events retention sweep"),
+                }
+            })
+        },
+    )
 }
 
 /// Starts the sweeper (unless `keep_days` is 0): a sweep at once, then one every `every`, by

@@ -12,6 +12,7 @@ pub mod store_pg;
 pub mod tenants;
 pub mod tenants_pg;
 pub mod transfer;
+pub mod transfer_pg;
 
 pub use cache::TenantCache;
 pub use resolve::TenantCtx;

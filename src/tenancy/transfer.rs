@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 
 /// The tables that belong to a tenant, in an order that satisfies their references.
-const TENANT_TABLES: &[&str] = &[
+pub(super) const TENANT_TABLES: &[&str] = &[
     "tenant_users",
     "api_keys",
     "settings_versions",
@@ -64,7 +64,7 @@ fn to_json(v: ValueRef<'_>) -> Value {
     }
 }
 
-fn from_json(v: &Value) -> Result<Sql, String> {
+pub(super) fn from_json(v: &Value) -> Result<Sql, String> {
     Ok(match v {
         Value::Null => Sql::Null,
         Value::Number(n) => match n.as_i64() {
@@ -144,17 +144,129 @@ pub struct ImportOptions {
     pub skip_provider_keys: bool,
 }
 
+/// What an import reads from an export document, checked the same way on both stores.
+pub(super) struct Doc<'a> {
+    pub tenant: &'a Map<String, Value>,
+    pub id: String,
+    pub tables: &'a Map<String, Value>,
+}
+
+/// Checks the document's format and schema version (against `latest`, this binary's schema
+/// on the importing store) and finds its tenant and tables.
+pub(super) fn parse_doc(doc: &Value, latest: i64) -> Result<Doc<'_>, String> {
+    check_format(doc, latest)?;
+    Ok(Doc {
+        tenant: doc["tenant"]
+            .as_object()
+            .ok_or("the export has no tenant")?,
+        id: doc["tenant"]
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("the export's tenant has no id")?
+            .to_string(),
+        tables: doc["tables"]
+            .as_object()
+            .ok_or("the export has no tables")?,
+    })
+}
+
+/// The document's format and schema version, checked before anything else is looked at.
+fn check_format(doc: &Value, latest: i64) -> Result<(), String> {
+    if doc["format"] != "tenantry-tenant-export" || doc["format_version"] != 1 {
+        return Err("not a tenantry tenant export".into());
+    }
+    if doc["schema_version"].as_i64().unwrap_or(i64::MAX) > latest {
+        return Err("the export comes from a newer tenantry; upgrade this one first".into());
+    }
+    Ok(())
+}
+
+/// The exporter's key, when the export holds sealed values and they are to be imported.
+pub(super) fn their_key(
+    config: &Config,
+    doc: &Value,
+    d: &Doc<'_>,
+    opts: &ImportOptions,
+) -> Result<Option<MasterKey>, String> {
+    // Webhook secrets are sealed like provider keys, and skipped with them.
+    let sealed: usize = ["provider_keys", "webhook_endpoints"]
+        .iter()
+        .map(|t| {
+            d.tables
+                .get(*t)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    if sealed > 0 && !opts.skip_provider_keys {
+        Ok(Some(exporter_key(config, &doc["encryption"])?))
+    } else {
+        Ok(None)
+    }
+}
+
+pub(super) fn already_exists(id: &str) -> String {
+    format!("tenant {id} already exists here; pass --replace to replace it")
+}
+
+pub(super) fn slug_clash(slug: &str) -> String {
+    format!("another tenant here already has the slug `{slug}`")
+}
+
+/// `d`'s rows of `table`, in order, as they are to be inserted: without `seq` (renumbered by
+/// the importing store; order is kept by inserting in order), sealed values sealed again under
+/// `ours`, and without sealed rows when `theirs` is `None` (skipped).
+pub(super) fn rows_to_import(
+    d: &Doc<'_>,
+    table: &str,
+    theirs: Option<&MasterKey>,
+    ours: &MasterKey,
+) -> Result<Vec<Map<String, Value>>, String> {
+    let mut out = Vec::new();
+    for row in d
+        .tables
+        .get(table)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut row = row.as_object().cloned().ok_or("a row is not an object")?;
+        row.remove("seq");
+        if table == "provider_keys" {
+            let Some(theirs) = theirs else { continue };
+            let provider = row
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Sql::Blob(ct) = from_json(&row["ciphertext"])? else {
+                return Err("a provider key is not sealed bytes".into());
+            };
+            let tid = uuid::Uuid::parse_str(&d.id).map_err(|e| e.to_string())?;
+            let resealed = crypto::reseal(theirs, ours, &ct, tid, &provider)
+                .map_err(|e| format!("the {provider} key does not open: {e}"))?;
+            row.insert(
+                "ciphertext".into(),
+                json!({"$base64": B64.encode(resealed)}),
+            );
+        }
+        if table == "webhook_endpoints" || table == "webhook_deliveries" {
+            let Some(theirs) = theirs else { continue };
+            if table == "webhook_endpoints" {
+                reseal_webhook(theirs, ours, &d.id, &mut row)?;
+            }
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 /// Imports an export into this instance's database (server stopped). Provider keys are opened
 /// with the exporter's key, derived from this instance's `ENCRYPTION_KEY` and the exporter's salt,
 /// and sealed again under this instance's key; a different `ENCRYPTION_KEY` is refused, unless
 /// told to import without provider keys.
 pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Result<String, String> {
-    if doc["format"] != "tenantry-tenant-export" || doc["format_version"] != 1 {
-        return Err("not a tenantry tenant export".into());
-    }
-    if doc["schema_version"].as_i64().unwrap_or(i64::MAX) > migrate::latest() {
-        return Err("the export comes from a newer tenantry; upgrade this one first".into());
-    }
+    check_format(doc, migrate::latest())?;
     // Into an instance that exists: importing must not be what creates one (a failed import
     // would leave a data directory, a database and a key file behind).
     if !config.db_path().exists() {
@@ -167,27 +279,9 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
     let db = crate::db::Db::open(&config.db_path(), config.sync_full)?;
     let mut c = db.conn().map_err(|e| e.to_string())?;
     let (ours, _) = crate::crypto::instance::master_key(config, &mut c)?;
-    let tenant = doc["tenant"]
-        .as_object()
-        .ok_or("the export has no tenant")?;
-    let id = tenant
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or("the export's tenant has no id")?
-        .to_string();
-    let tables = doc["tables"]
-        .as_object()
-        .ok_or("the export has no tables")?;
-    // Webhook secrets are sealed like provider keys, and skipped with them.
-    let sealed: usize = ["provider_keys", "webhook_endpoints"]
-        .iter()
-        .map(|t| tables.get(*t).and_then(Value::as_array).map_or(0, Vec::len))
-        .sum();
-    let theirs = if sealed > 0 && !opts.skip_provider_keys {
-        Some(exporter_key(config, &doc["encryption"])?)
-    } else {
-        None
-    };
+    let d = parse_doc(doc, migrate::latest())?;
+    let id = d.id.clone();
+    let theirs = their_key(config, doc, &d, opts)?;
     let tx = c.transaction().map_err(|e| e.to_string())?;
     let exists: bool = tx
         .query_row("SELECT count(*) FROM tenants WHERE id = ?1", [&id], |r| {
@@ -196,9 +290,7 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
         .map_err(|e| e.to_string())?
         > 0;
     if exists && !opts.replace {
-        return Err(format!(
-            "tenant {id} already exists here; pass --replace to replace it"
-        ));
+        return Err(already_exists(&id));
     }
     if exists {
         if id == crate::tenancy::DEFAULT_TENANT_ID.to_string() {
@@ -212,7 +304,8 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
                 .map_err(|e| e.to_string())?;
         }
     }
-    let slug = tenant
+    let slug = d
+        .tenant
         .get("slug")
         .and_then(Value::as_str)
         .unwrap_or_default();
@@ -225,47 +318,16 @@ pub fn import_tenant(config: &Config, doc: &Value, opts: &ImportOptions) -> Resu
         .optional()
         .map_err(|e| e.to_string())?;
     if clash.is_some() {
-        return Err(format!("another tenant here already has the slug `{slug}`"));
+        return Err(slug_clash(slug));
     }
     insert_row(
         &tx,
         "tenants",
-        tenant,
+        d.tenant,
         exists && id == crate::tenancy::DEFAULT_TENANT_ID.to_string(),
     )?;
     for t in TENANT_TABLES {
-        for row in tables
-            .get(*t)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let mut row = row.as_object().cloned().ok_or("a row is not an object")?;
-            row.remove("seq"); // renumbered here; order is kept by inserting in order
-            if *t == "provider_keys" {
-                let Some(theirs) = &theirs else { continue };
-                let provider = row
-                    .get("provider")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let Sql::Blob(ct) = from_json(&row["ciphertext"])? else {
-                    return Err("a provider key is not sealed bytes".into());
-                };
-                let tid = uuid::Uuid::parse_str(&id).map_err(|e| e.to_string())?;
-                let resealed = crypto::reseal(theirs, &ours, &ct, tid, &provider)
-                    .map_err(|e| format!("the {provider} key does not open: {e}"))?;
-                row.insert(
-                    "ciphertext".into(),
-                    json!({"$base64": B64.encode(resealed)}),
-                );
-            }
-            if *t == "webhook_endpoints" || *t == "webhook_deliveries" {
-                let Some(theirs) = &theirs else { continue };
-                if *t == "webhook_endpoints" {
-                    reseal_webhook(theirs, &ours, &id, &mut row)?;
-                }
-            }
+        for row in rows_to_import(&d, t, theirs.as_ref(), &ours)? {
             insert_row(&tx, t, &row, false)?;
         }
     }

@@ -90,10 +90,17 @@ impl Export {
             return Ok(None);
         }
         let (tenant, filter, after) = (self.tenant.clone(), self.filter.clone(), self.after);
-        let (csv, rows, last) = self
-            .db
-            .run(move |c| chunk(c, &tenant, &filter, after, CHUNK))
-            .await?;
+        let (csv, rows, last) = match self.db.pg() {
+            Some(pg) => {
+                let c = pg.client().await.map_err(ApiError::internal)?;
+                super::export_pg::chunk(&c, &tenant, &filter, after, CHUNK).await?
+            }
+            None => {
+                self.db
+                    .run(move |c| chunk(c, &tenant, &filter, after, CHUNK))
+                    .await?
+            }
+        };
         self.done = rows < CHUNK;
         if let Some(last) = last {
             self.after = last;
@@ -115,7 +122,7 @@ const SELECT: &str = "SELECT seq, ts, id, tenant_id, event_id, model, input_toke
      ORDER BY ts, seq LIMIT ?10";
 
 /// A chunk's CSV, how many rows it holds, and the last one's `(ts, seq)`.
-type Chunk = (Vec<u8>, usize, Option<(Micros, i64)>);
+pub(super) type Chunk = (Vec<u8>, usize, Option<(Micros, i64)>);
 
 /// Up to `limit` rows after `after`, as CSV; with how many and the last one's sort key.
 fn chunk(

@@ -4,6 +4,7 @@ pub mod counters;
 pub mod crossings;
 pub mod event;
 pub mod export;
+pub mod export_pg;
 pub mod model;
 pub mod money;
 pub mod pg_reads;

@@ -4,6 +4,7 @@
 use super::rollup::{day_of, DAY_MICROS};
 use super::store;
 use crate::clock::Clock;
+use crate::db::pg::Pg;
 use crate::db::sweep::{self, Batches};
 use crate::db::{meta, Db};
 use crate::error::ApiError;
@@ -69,6 +70,128 @@ pub fn sweep_once(
     }
     Ok(total)
 }
+
+/// As `sweep_once`, on PostgreSQL: the same day recorded first, the same batches per tenant.
+/// The rollups and `usage_totals` stay (they are what stats and limits read).
+pub async fn sweep_once_pg(
+    pg: &Pg,
+    now: Micros,
+    keep_days: u32,
+    batches: Batches,
+    go_on: &dyn Fn() -> bool,
+) -> Result<usize, ApiError> {
+    if keep_days == 0 {
+        return Ok(0);
+    }
+    let first = first_kept_day(now, keep_days);
+    let mut c = pg.client().await.map_err(ApiError::internal)?;
+    {
+        let tx = c.transaction().await?;
+        // Only ever raised; the row lock keeps two sweeps from lowering it.
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE
+             SET value = excluded.value WHERE meta.value::bigint < excluded.value::bigint",
+            &[&RETAINED_FROM_DAY, &first.to_string()],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let tenants: Vec<uuid::Uuid> = c
+        .query("SELECT id FROM tenants ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let cutoff = first.saturating_mul(DAY_MICROS);
+    let delete = c.prepare(DELETE_EVENTS_BEFORE_PG).await?;
+    let mut total = 0;
+    for tenant in tenants {
+        if !go_on() {
+            break;
+        }
+        let (c, delete) = (&c, &delete);
+        total += batches
+            .run_pg(go_on, |n| async move {
+                Ok(c.execute(delete, &[&tenant, &cutoff, &n]).await?)
+            })
+            .await?;
+    }
+    Ok(total)
+}
+
+/// `store::DELETE_EVENTS_BEFORE` on PostgreSQL (through `usage_events_by_time`).
+const DELETE_EVENTS_BEFORE_PG: &str = "DELETE FROM usage_events WHERE seq IN
+    (SELECT seq FROM usage_events WHERE tenant_id = $1 AND ts < $2 ORDER BY ts LIMIT $3)";
+
+/// How long the usage writer's commit receipts (`writer_commits`) are kept: a writer asks for
+/// its receipt seconds after a lost answer, so a day is far more than enough.
+pub const RECEIPTS_KEPT: Micros = DAY_MICROS;
+
+/// Deletes the usage writer's receipts older than `RECEIPTS_KEPT` in `batches`; how many.
+/// The table has no index on `committed_at`, so each batch scans it: kept to a day of
+/// receipts, it stays small.
+pub async fn prune_receipts_pg(
+    pg: &Pg,
+    now: Micros,
+    batches: Batches,
+    go_on: &dyn Fn() -> bool,
+) -> Result<usize, ApiError> {
+    let c = pg.client().await.map_err(ApiError::internal)?;
+    let delete = c
+        .prepare(
+            "DELETE FROM writer_commits WHERE batch_id IN
+               (SELECT batch_id FROM writer_commits WHERE committed_at < $1 LIMIT $2)",
+        )
+        .await?;
+    let cutoff = now.saturating_sub(RECEIPTS_KEPT);
+    let (c, delete) = (&c, &delete);
+    batches
+        .run_pg(go_on, |n| async move {
+            Ok(c.execute(delete, &[&cutoff, &n]).await?)
+        })
+        .await
+}
+
+/// Starts usage retention on PostgreSQL, run only while this replica leads
+/// (`sweep::every_pg`): the raw events past `keep_days` (none when 0), and always the usage
+/// writer's receipts past a day.
+pub fn start_pg(
+    lead: Pg,
+    url: &str,
+    clock: Arc<dyn Clock>,
+    keep_days: u32,
+    every: Duration,
+    alive: Weak<std::fs::File>,
+) -> Result<(), String> {
+    sweep::every_pg(
+        "usage-retention",
+        clock,
+        every,
+        alive,
+        lead,
+        url,
+        move |pg, now, go_on| {
+            Box::pin(async move {
+                match sweep_once_pg(pg, now, keep_days, BATCHES, go_on).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, keep_days, "expired usage events deleted"),
+                    Err(e) => tracing::warn!(error = %e, "usage retention sweep"),
+                }
+                match prune_receipts_pg(pg, now, RECEIPT_BATCHES, go_on).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "old usage writer receipts deleted"),
+                    Err(e) => tracing::warn!(error = %e, "pruning usage writer receipts"),
+                }
+            })
+        },
+    )
+}
+
+/// Receipts are one small row each, with one index: larger batches than events'.
+const RECEIPT_BATCHES: Batches = Batches {
+    size: 1_000,
+    pause: Duration::from_millis(5),
+};
 
 /// Starts the sweeper (unless `keep_days` is 0): a sweep at once, then one every `every`.
 pub fn start(

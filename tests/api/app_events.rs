@@ -232,11 +232,6 @@ async fn post_message(app: &TestApp, key: &str, message: &str) {
 
 #[tokio::test]
 async fn events_older_than_the_retention_are_deleted_and_recent_ones_kept() {
-    // The retention sweep is a background duty, and none runs on PostgreSQL until replicas
-    // elect a leader to run them (docs/SCALE_OUT.md §5.3).
-    if crate::helpers::on_postgres() {
-        return;
-    }
     let app = spawn_retaining("30").await;
     acme(&app).await;
     let key = app.create_key("acme", "service").await;
@@ -265,4 +260,64 @@ async fn zero_retention_keeps_every_event() {
     let after = stored(&app).await;
     assert_eq!(after.len(), before.len() + 1);
     assert_eq!(&after[1..], &before[..]);
+}
+
+/// The PostgreSQL sweep itself, on a database of its own: as SQLite's (`events::retention`'s
+/// unit tests), batch by batch, stopping between batches once told to.
+#[tokio::test]
+async fn on_postgres_the_sweep_deletes_old_events_in_batches_and_stops_when_told() {
+    use tenantry::events::{pg::record_many, retention::sweep_once_pg, Kind, NewEvent};
+    let Some(url) = crate::helpers::pg_database().await else {
+        return;
+    };
+    let pg = tenantry::db::pg::Pg::open(&url, 2).await.unwrap();
+    let c = pg.client().await.unwrap();
+    const DAY: i64 = 86_400_000_000;
+    let now: i64 = 1_800_000_000_000_000;
+    for (at, n) in [(now - 31 * DAY, 25), (now - 30 * DAY + 1, 3), (now, 2)] {
+        let events: Vec<_> = (0..n)
+            .map(|_| {
+                let e = NewEvent::of(
+                    Kind::TenantUpdated,
+                    tenantry::tenancy::DEFAULT_TENANT_ID,
+                    "m".into(),
+                    json!({}),
+                );
+                (at, e)
+            })
+            .collect();
+        record_many(&**c, &events).await.unwrap();
+    }
+    let count = || async {
+        c.query_one("SELECT count(*) FROM events", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let zero = Duration::ZERO;
+    assert_eq!(
+        sweep_once_pg(&pg, now, 0, 10, zero, &|| true)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        sweep_once_pg(&pg, now, 30, 10, zero, &|| false)
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        sweep_once_pg(&pg, now, 30, 10, zero, &|| true)
+            .await
+            .unwrap(),
+        15
+    );
+    assert_eq!(count().await, 5);
+    assert_eq!(
+        sweep_once_pg(&pg, now, 30, 10, zero, &|| true)
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -36,6 +36,7 @@ mod postgres_replicas;
 mod postgres_serve;
 mod postgres_settings;
 mod postgres_sync;
+mod postgres_transfer;
 mod protocol;
 mod provider_keys;
 mod proxies;

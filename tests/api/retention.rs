@@ -145,7 +145,14 @@ async fn verify_passes_after_retention_deleted_raw_events() {
     acme_with_usage(&app).await;
     set_clock(&app, 12);
     until_events(&app, &["kept"]).await;
-    let out = cli(app.dir.path()).arg("verify").output().unwrap();
+    let mut verify = cli(app.dir.path());
+    // On PostgreSQL `verify` reads the app's database, opening keys with its ENCRYPTION_KEY.
+    if let (Some(url), Some(key)) = (&app.config.database_url, &app.config.encryption_key) {
+        verify
+            .env("TENANTRY_DATABASE_URL", url.expose())
+            .env("ENCRYPTION_KEY", key.expose());
+    }
+    let out = verify.arg("verify").output().unwrap();
     let text = crate::helpers::output_text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("usage rollups: ok"), "{text}");
@@ -197,4 +204,42 @@ async fn without_the_setting_raw_events_are_kept_forever() {
     app.clock.advance(chrono::Duration::days(36_500));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(event_ids(&app).await, ["kept", "old-3", "old-2", "old-1"]);
+}
+
+#[tokio::test]
+async fn the_usage_writers_receipts_are_kept_a_day_then_pruned() {
+    let app = spawn_tuned(&[("ENABLE_MULTI_TENANT", "true")], |c| {
+        c.retention_sweep_every = Duration::from_millis(50)
+    })
+    .await;
+    // Receipts (`writer_commits`) are the PostgreSQL writer's; SQLite's writer has none.
+    let Some(c) = crate::helpers::app_pg(&app).await else {
+        return;
+    };
+    let receipts = || async {
+        c.query_one("SELECT count(*) FROM writer_commits", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    app.create_tenant("acme").await;
+    ingest(&app, old_events()).await;
+    let first = receipts().await;
+    assert!(first >= 1, "a committed group leaves its receipt");
+    // Twenty-three hours on: kept.
+    app.clock.advance(chrono::Duration::hours(23));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receipts().await, first);
+    // Past a day: pruned, while a new group's receipt stays.
+    app.clock.advance(chrono::Duration::hours(2));
+    ingest(
+        &app,
+        json!([{"event_id": "new", "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1}]),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receipts().await != 1 {
+        assert!(Instant::now() < deadline, "old receipts were never pruned");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

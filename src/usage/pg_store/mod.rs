@@ -16,7 +16,7 @@ use uuid::Uuid;
 type PgResult<T> = Result<T, tokio_postgres::Error>;
 
 /// The columns every totals read returns, in `totals_at`'s order.
-pub(super) const SUMS: &str =
+pub(crate) const SUMS: &str =
     "events, input_tokens, output_tokens, estimated_nanos, billed_nanos, \
                     cache_read_tokens, cache_write_tokens, reasoning_tokens";
 
