@@ -34,6 +34,7 @@ mod postgres_replicas;
 mod postgres_serve;
 mod postgres_settings;
 mod postgres_sync;
+mod postgres_webhooks;
 mod protocol;
 mod provider_keys;
 mod proxies;
