@@ -835,3 +835,47 @@ async fn at_most_four_deliveries_reach_one_endpoint_at_once() {
     let most = slow.active.lock().unwrap().1;
     assert_eq!(most, 4, "at most 4 at once per endpoint, and 4 were used");
 }
+
+/// A job that dies records `job.dead`, and its tenant's endpoint receives it: the queue's
+/// events reach the outbox in the transaction that kills the job, on either store.
+#[tokio::test]
+async fn a_dead_job_is_delivered_to_its_tenants_endpoint() {
+    let app = spawn_with(&[
+        PRIVATE_OK,
+        ("ENABLE_MULTI_TENANT", "true"),
+        ("ENABLE_HOSTED_QUEUE", "true"),
+    ])
+    .await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    let worker = app.create_key("acme", "service").await;
+    let rx = Receiver::start(&[]).await;
+    create(
+        &app,
+        &owner,
+        json!({"url": rx.url, "event_types": ["job.*"]}),
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/tenant/acme/jobs",
+            ADMIN,
+            json!({"payload": {}, "max_attempts": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let leased = app.post("/api/queue/lease", &worker, json!({})).await;
+    let job = leased.body["jobs"][0].clone();
+    let r = app
+        .post(
+            &format!("/api/queue/jobs/{}/fail", job["id"].as_str().unwrap()),
+            &worker,
+            json!({"lease_token": job["lease_token"], "error": "parser crashed"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "dead", "{}", r.body);
+    let got = rx.wait_for(1).await;
+    let event = body(&got[0]);
+    assert_eq!(event["type"], "job.dead");
+    assert_eq!(event["data"]["data"]["job_id"], job["id"]);
+}
