@@ -188,3 +188,113 @@ async fn a_delivery_leased_by_a_killed_replica_is_sent_by_the_other_after_its_le
     );
     survivor.child.kill().unwrap();
 }
+
+/// The outbox on PostgreSQL is part of the statement that records events: rolled back with
+/// them, and matching endpoints as SQLite's outbox does (the tenant's own and the instance's,
+/// enabled ones only, exact names and `prefix.*` filters, none for an event a `once_key`
+/// stopped).
+#[tokio::test]
+async fn the_outbox_commits_with_its_events_and_matches_filters_as_on_sqlite() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let app = crate::helpers::spawn_tuned(
+        &[
+            ("TENANTRY_DATABASE_URL", url.as_str()),
+            ("TENANTRY_POSTGRES_PREVIEW", "true"),
+            ("ENCRYPTION_KEY", KEY),
+            ("ENABLE_MULTI_TENANT", "true"),
+            ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+        |_| {},
+    )
+    .await;
+    let acme = app.create_tenant("acme").await;
+    let acme = tenantry::tenancy::TenantId::parse(acme["id"].as_str().unwrap()).unwrap();
+    let owner = app.create_key("acme", "owner").await;
+    let mut ids = HashMap::new();
+    for (name, token, body) in [
+        ("keys", owner.as_str(), json!({"event_types": ["key.*"]})),
+        ("provider", &owner, json!({"event_types": ["provider.*"]})),
+        ("all", &owner, json!({"event_types": null})),
+        ("off", &owner, json!({})),
+        ("default", ADMIN, json!({})),
+        (
+            "instance",
+            ADMIN,
+            json!({"scope": "instance", "event_types": ["limit.warning"]}),
+        ),
+    ] {
+        let mut body = body;
+        body["url"] = json!("http://127.0.0.1:9/hook");
+        let r = app.post("/api/webhooks", token, body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.insert(r.body["id"].as_str().unwrap().to_string(), name);
+    }
+    let off = ids.iter().find(|(_, n)| **n == "off").unwrap().0.clone();
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/webhooks/{off}"),
+            Some(&owner),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    use tenantry::events::{Kind, NewEvent};
+    let event = |kind| NewEvent::of(kind, acme, "m".into(), json!({}));
+    let batch = || {
+        vec![
+            (1, event(Kind::KeyCreated)),
+            (1, event(Kind::ProviderKeySet)),
+            (1, event(Kind::LimitWarning).once("w".into())),
+            (1, event(Kind::LimitWarning).once("w".into())),
+        ]
+    };
+    let mut c = crate::helpers::pg_connect(&url).await;
+    let rolled_back = batch();
+    let tx = c.transaction().await.unwrap();
+    tenantry::events::pg::record_many(&tx, &rolled_back)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let rolled_back: Vec<String> = rolled_back.iter().map(|(_, e)| e.id.to_string()).collect();
+    assert!(outbox_rows(&c, &ids, rolled_back).await.is_empty());
+    let committed = batch();
+    let tx = c.transaction().await.unwrap();
+    let written = tenantry::events::pg::record_many(&tx, &committed)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(written, 3, "the second limit.warning has a used once_key");
+    let committed: Vec<String> = committed.iter().map(|(_, e)| e.id.to_string()).collect();
+    let got = outbox_rows(&c, &ids, committed).await;
+    let want = [
+        ("key.created", "all"),
+        ("key.created", "keys"),
+        ("limit.warning", "all"),
+        ("limit.warning", "instance"),
+        ("provider_key.set", "all"),
+    ];
+    let want: std::collections::BTreeSet<_> =
+        want.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+    assert_eq!(got, want);
+}
+
+/// The (event type, endpoint name) of each delivery of `events`.
+async fn outbox_rows(
+    c: &tokio_postgres::Client,
+    names: &HashMap<String, &'static str>,
+    events: Vec<String>,
+) -> std::collections::BTreeSet<(String, &'static str)> {
+    let rows = c
+        .query(
+            "SELECT endpoint_id::text, event_type FROM webhook_deliveries WHERE event_id = ANY($1)",
+            &[&events],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| (r.get::<_, String>(1), names[&r.get::<_, String>(0)]))
+        .collect()
+}
