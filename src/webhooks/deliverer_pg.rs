@@ -122,10 +122,14 @@ impl Running {
         }
         let now = self.now();
         let until = now + self.lease;
-        let c = self.d.pool.client().await?;
-        let due = store_pg::lease(&**c, now, until, &busy, PER_ENDPOINT as i64, free)
+        let mut c = self.d.pool.client().await?;
+        let e = |e: tokio_postgres::Error| describe(&e);
+        let tx = c.transaction().await.map_err(e)?;
+        tx.batch_execute(store_pg::LEASE_PLAN).await.map_err(e)?;
+        let due = store_pg::lease(&*tx, now, until, &busy, PER_ENDPOINT as i64, free)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(e)?;
+        tx.commit().await.map_err(e)?;
         drop(c);
         for d in due {
             let Ok(endpoint) = Uuid::parse_str(&d.endpoint_id) else {

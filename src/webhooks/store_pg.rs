@@ -238,6 +238,9 @@ fn due_row(r: &Row) -> Due {
     }
 }
 
+/// Run in `lease`'s transaction first (see there).
+pub const LEASE_PLAN: &str = "SET LOCAL enable_incremental_sort = off";
+
 /// Leases deliveries due at `now` of enabled endpoints until `until`, oldest due first: at most
 /// `limit`, and of each endpoint at most `per_endpoint` less what `busy` says this deliverer
 /// is sending to it now. A lease is the delivery's `next_attempt_at` moved to `until`: no
@@ -245,6 +248,14 @@ fn due_row(r: &Row) -> Due {
 /// recorded with `record_attempt`, which checks the lease is still this one's). Rows another
 /// deliverer is leasing right now are skipped, and each locked row's due time is checked again
 /// (READ COMMITTED re-reads a row changed since the statement began).
+///
+/// Each enabled endpoint's first due rows come from `webhook_deliveries_due_by_endpoint`, so a
+/// backlog costs its endpoint four index entries, not a read of every due row. Run it in a
+/// transaction after `LEASE_PLAN`: with incremental sort the planner, misled by an endpoint
+/// with many rows scheduled later, walks `webhook_deliveries_due` past every other endpoint's
+/// due rows instead (EXPLAIN ANALYZE with 20,000 rows due to one endpoint, 10 to another and
+/// 100,000 scheduled later: 28 ms for a window over every due row, 8.6 ms for this with
+/// incremental sort, 1.3 ms without).
 pub async fn lease(
     c: &impl GenericClient,
     now: Micros,
@@ -257,18 +268,17 @@ pub async fn lease(
     let rows = c
         .query(
             &format!(
-                "WITH ranked AS (
-                     SELECT seq, endpoint_id, next_attempt_at,
-                            row_number() OVER (PARTITION BY endpoint_id
-                                               ORDER BY next_attempt_at, seq) AS rank
-                     FROM webhook_deliveries WHERE next_attempt_at <= $1),
-                 picked AS (
-                     SELECT r.seq FROM ranked r
-                     JOIN webhook_endpoints e ON e.id = r.endpoint_id AND e.enabled = 1
+                "WITH picked AS (
+                     SELECT x.seq FROM webhook_endpoints e
                      LEFT JOIN unnest($3::uuid[], $4::int8[]) AS b(endpoint_id, n)
-                            ON b.endpoint_id = r.endpoint_id
-                     WHERE r.rank <= $5 - coalesce(b.n, 0)
-                     ORDER BY r.next_attempt_at, r.seq LIMIT $6),
+                            ON b.endpoint_id = e.id
+                     CROSS JOIN LATERAL (
+                         SELECT w.seq, w.next_attempt_at FROM webhook_deliveries w
+                         WHERE w.endpoint_id = e.id AND w.next_attempt_at <= $1
+                         ORDER BY w.next_attempt_at, w.seq
+                         LIMIT greatest($5 - coalesce(b.n, 0), 0)) x
+                     WHERE e.enabled = 1
+                     ORDER BY x.next_attempt_at, x.seq LIMIT $6),
                  locked AS (
                      SELECT w.seq FROM webhook_deliveries w JOIN picked p ON p.seq = w.seq
                      WHERE w.next_attempt_at <= $1
