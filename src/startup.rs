@@ -66,9 +66,10 @@ impl Application {
         let state = AppState::new(Arc::new(config), db, loaded, clock)?;
         match (state.db.pg(), &state.config.database_url) {
             (None, _) => start_background(&state)?,
-            // On PostgreSQL the queue's rescue of expired leases runs on every replica (safe
-            // together: `SKIP LOCKED`); retention, purge and the usage writer's receipts only
-            // on the replica that leads (`Pg::leads`, §5.3).
+            // On PostgreSQL the queue's rescue of expired leases and the webhook deliverer run
+            // on every replica (safe together: `SKIP LOCKED`); finalizing statements,
+            // retention, purge and the usage writer's receipts only on the replica that leads
+            // (`Pg::leads`, §5.3).
             (Some(pg), Some(url)) => {
                 let pool = crate::db::pg::Pg::new(url.expose(), 1)?;
                 state.queue.start_rescuer(pool, state.liveness());
@@ -80,6 +81,15 @@ impl Application {
                     .billing
                     .start_finalizer_pg(pool, every, state.liveness());
                 start_leader_duties(&state, pg.clone(), url.expose())?;
+                // Every replica delivers webhooks: leases keep each delivery to one (§5.2).
+                crate::webhooks::deliverer_pg::Deliverer {
+                    pool: crate::db::pg::Pg::new(url.expose(), 4)?,
+                    clock: state.clock.clone(),
+                    key: state.settings.master_key(),
+                    timeout: state.config.webhook_timeout,
+                    allow_private: state.config.webhook_allow_private,
+                }
+                .start(state.liveness())?;
             }
             (Some(_), None) => {}
         }

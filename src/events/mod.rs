@@ -244,8 +244,7 @@ pub struct EventFilter {
     pub to: Option<Micros>,
 }
 
-/// Records one event in a transaction of its own, on either store (on PostgreSQL without its
-/// webhook deliveries yet: see `pg`).
+/// Records one event in a transaction of its own, on either store, with its webhook deliveries.
 pub async fn record_alone(db: &Db, now: Micros, event: NewEvent) -> Result<(), ApiError> {
     if let Some(pg) = db.pg() {
         let c = pg.conn().await?;

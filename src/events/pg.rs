@@ -1,20 +1,20 @@
-//! The events table on PostgreSQL (issue 19, being built): the multi-row insert every area
-//! records its events with (the usage writer many at a time), and the list and get reads.
-//!
-//! Not yet here: the webhook outbox. On SQLite `store::record` writes each event's deliveries
-//! in the same transaction; on PostgreSQL that waits for the webhooks area's store, so events
-//! recorded here have no deliveries yet.
+//! The events table on PostgreSQL (issue 19): the multi-row insert every area records its
+//! events with (the usage writer many at a time), which also writes the webhook outbox, and
+//! the list and get reads.
 use super::{Event, EventFilter, NewEvent, Severity};
 use crate::pagination::PageRequest;
 use crate::tenancy::TenantId;
 use crate::time::Micros;
+use crate::webhooks::outbox::EventRow;
 use serde_json::Value;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 /// Writes `events` (each with its time) in one statement inside the caller's transaction; an
 /// event whose `once_key` the tenant already used (by any replica, or earlier in `events`) is
-/// not written. Returns how many were written.
+/// not written. Each event written gets its webhook deliveries in the same statement, so they
+/// commit or roll back together (as `webhooks::outbox::enqueue` on SQLite). Returns how many
+/// events were written.
 pub async fn record_many(
     c: &impl GenericClient,
     events: &[(Micros, NewEvent)],
@@ -22,20 +22,47 @@ pub async fn record_many(
     record_many_with(c, RECORD_MANY, events).await
 }
 
-/// The statement `record_many` runs.
-pub const RECORD_MANY: &str =
-    "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
+/// The statement `record_many` runs. `input` is the events with their rendered payloads;
+/// `written` the ones a `once_key` did not stop; `delivered` one delivery per written event
+/// and enabled endpoint that wants it: the tenant's own endpoints and the instance's, whose
+/// `event_types` filter (a JSON array of names and `prefix.*` patterns, or NULL for all)
+/// passes its type, as `webhooks::matches` decides. A tenant without endpoints costs one
+/// index probe per written event; a group that writes no event, nothing.
+pub const RECORD_MANY: &str = "WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[])
+              WITH ORDINALITY AS u(id, tenant_id, category, event_type, severity, message,
+                                   data, once_key, created_at, payload, n)),
+     written AS (
+         INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
                              created_at, once_key)
          SELECT id, tenant_id, category, event_type, severity, message, data, created_at,
                 once_key
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::int8[])
-              WITH ORDINALITY AS u(id, tenant_id, category, event_type, severity, message,
-                                   data, once_key, created_at, n)
-         ORDER BY n
-         ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING";
+         FROM input ORDER BY n
+         ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING
+         RETURNING id),
+     delivered AS (
+         INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_tenant_id, event_id,
+                                         event_type, payload, status, next_attempt_at,
+                                         created_at)
+         SELECT gen_random_uuid(), e.id, e.tenant_id, i.tenant_id, i.id::text, i.event_type,
+                i.payload, 'pending', i.created_at, i.created_at
+         FROM written w
+         JOIN input i ON i.id = w.id
+         JOIN webhook_endpoints e
+           ON e.enabled = 1
+          AND ((e.scope = 'tenant' AND e.tenant_id = i.tenant_id) OR e.scope = 'instance')
+          AND (e.event_types IS NULL OR EXISTS (
+                SELECT 1 FROM json_array_elements_text(e.event_types::json) AS f(p)
+                WHERE f.p = i.event_type
+                   OR (right(f.p, 1) = '*' AND starts_with(i.event_type, left(f.p, -1)))))
+         ORDER BY i.n, e.scope DESC, e.created_at, e.id
+         RETURNING 1)
+     SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM delivered)";
 
-/// As `record_many`, with the statement prepared by the caller (or as text).
+/// As `record_many`, with the statement prepared by the caller (or as text). Rings the
+/// deliverers of this process when deliveries were written (before the caller commits: a
+/// deliverer that looks too early finds them on its next poll).
 pub async fn record_many_with<T>(
     c: &impl GenericClient,
     statement: &T,
@@ -56,6 +83,7 @@ where
     let mut data = Vec::with_capacity(events.len());
     let mut once = Vec::with_capacity(events.len());
     let mut times = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
     for (at, e) in events {
         times.push(*at);
         ids.push(e.id);
@@ -66,22 +94,41 @@ where
         messages.push(e.message.as_str());
         data.push(e.data.to_string());
         once.push(e.once_key.as_deref());
+        let id = e.id.to_string();
+        let row = EventRow {
+            id: &id,
+            tenant_id: e.tenant_id,
+            category: e.category(),
+            event_type: e.event_type(),
+            severity: e.severity().as_str(),
+            message: &e.message,
+            data: &e.data,
+            created_at: *at,
+        };
+        payloads.push(row.render().to_string());
     }
-    c.execute(
-        statement,
-        &[
-            &ids,
-            &tenants,
-            &categories,
-            &types,
-            &severities,
-            &messages,
-            &data,
-            &once,
-            &times,
-        ],
-    )
-    .await
+    let row = c
+        .query_one(
+            statement,
+            &[
+                &ids,
+                &tenants,
+                &categories,
+                &types,
+                &severities,
+                &messages,
+                &data,
+                &once,
+                &times,
+                &payloads,
+            ],
+        )
+        .await?;
+    let (written, delivered): (i64, i64) = (row.get(0), row.get(1));
+    if delivered > 0 {
+        crate::webhooks::deliverer_pg::ring();
+    }
+    Ok(written.max(0) as u64)
 }
 
 /// As `store::list`: one page of a tenant's events, newest first, by `(created_at, seq)`.

@@ -2,15 +2,20 @@
 //! deliveries of operational events: `outbox` writes a delivery per matching endpoint in the
 //! transaction that records an event, `worker` schedules them (its bookkeeping is `queue`),
 //! `send` makes each attempt, `record` writes its outcome and keeps the retry schedule, `sign`
-//! signs, `ssrf` refuses private addresses. The SQL is in `store`.
+//! signs, `ssrf` refuses private addresses. The SQL is in `store`. On PostgreSQL the outbox is
+//! part of `events::pg::RECORD_MANY`, the SQL is in `store_pg`, `service_pg` holds the
+//! service's side and `deliverer_pg` replaces `worker` and `queue` (replicas lease deliveries).
+pub mod deliverer_pg;
 pub mod outbox;
 pub mod queue;
 pub mod record;
 pub mod send;
 pub mod service;
+pub mod service_pg;
 pub mod sign;
 pub mod ssrf;
 pub mod store;
+pub mod store_pg;
 pub mod worker;
 
 pub use service::Webhooks;

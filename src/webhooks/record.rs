@@ -98,6 +98,67 @@ pub fn hold_back(o: &Outcome) -> Option<Micros> {
         .map(|_| o.retry_after.unwrap_or(0).max(SCHEDULE[0] * 9 / 10))
 }
 
+/// What an attempt's outcome does to its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A success: the endpoint is no longer failing.
+    Succeeded,
+    /// A 410: the endpoint is disabled as gone.
+    Gone,
+    /// Any other failure: the endpoint is failing (since its first failure after a success).
+    Failed,
+}
+
+/// What an attempt's outcome writes, the same on both stores: the delivery's status, when to
+/// try again (None: no more attempts) and what happens to its endpoint.
+pub struct Verdict {
+    pub status: &'static str,
+    pub next: Option<Micros>,
+    pub effect: Effect,
+}
+
+pub fn verdict(d: &Due, o: &Outcome, now: Micros) -> Verdict {
+    if o.error.is_none() {
+        return Verdict {
+            status: "succeeded",
+            next: None,
+            effect: Effect::Succeeded,
+        };
+    }
+    if o.status == Some(410) {
+        return Verdict {
+            status: "failed",
+            next: None,
+            effect: Effect::Gone,
+        };
+    }
+    let next = next_attempt(d.attempts + 1, now, o.retry_after);
+    Verdict {
+        status: if next.is_some() {
+            "failed"
+        } else {
+            "exhausted"
+        },
+        next,
+        effect: Effect::Failed,
+    }
+}
+
+/// Whether an endpoint failing since `since` has failed long enough to be disabled.
+pub fn failing_too_long(since: Option<Micros>, now: Micros) -> bool {
+    since.is_some_and(|s| now - s >= FAILING_FOR)
+}
+
+/// The `webhook.disabled` event of an endpoint disabled for `reason` (`gone` or `failing`).
+pub fn disabled_event(d: &Due, reason: &str) -> NewEvent {
+    let msg = match reason {
+        "gone" => "webhook endpoint disabled: the receiver answered 410 Gone".to_string(),
+        _ => "webhook endpoint disabled: no delivery succeeded for 5 days".to_string(),
+    };
+    let data = json!({"endpoint_id": d.endpoint_id, "reason": reason});
+    NewEvent::of(Kind::WebhookDisabled, d.owner, msg, data)
+}
+
 /// Writes an attempt's outcome; true when an endpoint was disabled (the snapshot must reload).
 /// A success's endpoint goes into `succeeded`, to be marked once for the whole batch (or before
 /// a later failure of the same endpoint, in the order they happened).
@@ -108,50 +169,33 @@ fn record(
     now: Micros,
     succeeded: &mut HashSet<String>,
 ) -> Result<bool, ApiError> {
-    let attempt = d.attempts + 1;
-    if o.error.is_none() {
-        store::record_attempt(c, &d.id, "succeeded", o.status, None, None)?;
-        if !succeeded.contains(&d.endpoint_id) {
+    let v = verdict(d, &o, now);
+    store::record_attempt(c, &d.id, v.status, o.status, o.error.as_deref(), v.next)?;
+    match v.effect {
+        Effect::Succeeded => {
             succeeded.insert(d.endpoint_id.clone());
+            Ok(false)
         }
-        return Ok(false);
+        Effect::Gone => disable(c, d, "gone", now),
+        Effect::Failed => {
+            // A success earlier in this batch came first: its mark goes in before this failure's.
+            if succeeded.remove(&d.endpoint_id) {
+                store::mark_success(c, &d.endpoint_id)?;
+            }
+            let since = store::mark_failure(c, &d.endpoint_id, now)?;
+            if failing_too_long(since, now) {
+                return disable(c, d, "failing", now);
+            }
+            Ok(false)
+        }
     }
-    if o.status == Some(410) {
-        store::record_attempt(c, &d.id, "failed", o.status, o.error.as_deref(), None)?;
-        return disable(c, d, "gone", now);
-    }
-    // A success earlier in this batch came first: its mark goes in before this failure's.
-    if succeeded.remove(&d.endpoint_id) {
-        store::mark_success(c, &d.endpoint_id)?;
-    }
-    let next = next_attempt(attempt, now, o.retry_after);
-    let status = if next.is_some() {
-        "failed"
-    } else {
-        "exhausted"
-    };
-    store::record_attempt(c, &d.id, status, o.status, o.error.as_deref(), next)?;
-    let since = store::mark_failure(c, &d.endpoint_id, now)?;
-    if since.is_some_and(|s| now - s >= FAILING_FOR) {
-        return disable(c, d, "failing", now);
-    }
-    Ok(false)
 }
 
 fn disable(c: &rusqlite::Connection, d: &Due, reason: &str, now: Micros) -> Result<bool, ApiError> {
     if !store::disable(c, &d.endpoint_id, reason, now)? {
         return Ok(false);
     }
-    let msg = match reason {
-        "gone" => "webhook endpoint disabled: the receiver answered 410 Gone".to_string(),
-        _ => "webhook endpoint disabled: no delivery succeeded for 5 days".to_string(),
-    };
-    let data = json!({"endpoint_id": d.endpoint_id, "reason": reason});
-    events::record(
-        c,
-        now,
-        NewEvent::of(Kind::WebhookDisabled, d.owner, msg, data),
-    )?;
+    events::record(c, now, disabled_event(d, reason))?;
     Ok(true)
 }
 

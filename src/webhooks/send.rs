@@ -28,6 +28,21 @@ impl Outcome {
     }
 }
 
+/// The HTTP client every attempt goes through: the webhook timeout, no redirects, and a
+/// resolver that refuses private addresses unless they are allowed.
+pub fn client(
+    timeout: std::time::Duration,
+    allow_private: bool,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(ssrf::Resolver { allow_private }))
+        .user_agent(concat!("tenantry-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("webhook client: {e}"))
+}
+
 /// What an attempt needs besides the delivery.
 pub struct Sender<'a> {
     pub client: &'a reqwest::Client,

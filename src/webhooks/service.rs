@@ -1,6 +1,7 @@
 //! The webhooks area: endpoint operations for owners (and the admin, for instance endpoints),
 //! their secrets, test sends, the delivery log and manual retries.
 use super::outbox::{self, EventRow, Outbox, Snapshot};
+use super::service_pg as pg;
 use super::store;
 use super::{sign, ssrf, Delivery, Endpoint, Format, Scope};
 use crate::auth::{Action, Caller};
@@ -43,7 +44,7 @@ pub struct EndpointPatch {
 
 #[derive(Clone)]
 pub struct Webhooks {
-    db: Db,
+    pub(super) db: Db,
     clock: Arc<dyn Clock>,
     key: Arc<MasterKey>,
     allow_private: bool,
@@ -57,7 +58,7 @@ impl Webhooks {
         key: Arc<MasterKey>,
         allow_private: bool,
     ) -> Result<Webhooks, String> {
-        // On PostgreSQL (a preview) webhooks have no store yet: nothing to deliver.
+        // On PostgreSQL the outbox matches endpoints in SQL: no snapshot to keep.
         let outbox = match db.pg() {
             Some(_) => Arc::default(),
             None => {
@@ -74,7 +75,7 @@ impl Webhooks {
         })
     }
 
-    fn now(&self) -> Micros {
+    pub(super) fn now(&self) -> Micros {
         to_micros(self.clock.now())
     }
 
@@ -143,6 +144,10 @@ impl Webhooks {
         let secret = sign::new_secret();
         let sealed = crypto::seal(&self.key, &secret, owner.as_uuid(), &binding(&e.id))
             .map_err(ApiError::internal)?;
+        if let Some(pg) = self.db.pg() {
+            pg::insert_endpoint(pg, &e, &sealed).await?;
+            return Ok((e, secret));
+        }
         let row = e.clone();
         self.write(move |c| Ok(store::insert_endpoint(c, &row, &sealed)?))
             .await?;
@@ -157,6 +162,9 @@ impl Webhooks {
     ) -> Result<Page<Endpoint>, ApiError> {
         ctx.require(Action::Manage)?;
         let (tenant, admin) = (ctx.id(), is_admin(ctx));
+        if let Some(pg) = self.db.pg() {
+            return pg::list_endpoints(pg, tenant, admin, page).await;
+        }
         self.db
             .run(move |c| {
                 let rows =
@@ -171,11 +179,15 @@ impl Webhooks {
     /// An endpoint the caller may see; any other id is not found.
     pub async fn get(&self, ctx: &TenantCtx, id: &str) -> Result<Endpoint, ApiError> {
         ctx.require(Action::Manage)?;
-        let id = id.to_string();
-        let e = self
-            .db
-            .run(move |c| Ok(store::get_endpoint(c, &id)?))
-            .await?;
+        let e = match self.db.pg() {
+            Some(pg) => pg::get_endpoint(pg, id).await?,
+            None => {
+                let id = id.to_string();
+                self.db
+                    .run(move |c| Ok(store::get_endpoint(c, &id)?))
+                    .await?
+            }
+        };
         e.filter(|e| visible(ctx, e))
             .ok_or_else(|| ApiError::NotFound("no such webhook endpoint".into()))
     }
@@ -205,6 +217,10 @@ impl Webhooks {
             };
         }
         let (row, now) = (e.clone(), self.now());
+        if let Some(pg) = self.db.pg() {
+            pg::update_endpoint(pg, &row, now).await?;
+            return Ok(e);
+        }
         self.write(move |c| Ok(store::update_endpoint(c, &row, now)?))
             .await?;
         Ok(e)
@@ -212,6 +228,9 @@ impl Webhooks {
 
     pub async fn delete(&self, ctx: &TenantCtx, id: &str) -> Result<(), ApiError> {
         let e = self.get(ctx, id).await?;
+        if let Some(pg) = self.db.pg() {
+            return pg::delete_endpoint(pg, &e).await;
+        }
         self.write(move |c| Ok(store::delete_endpoint(c, &e.id).map(drop)?))
             .await
     }
@@ -223,6 +242,10 @@ impl Webhooks {
         let sealed = crypto::seal(&self.key, &secret, e.tenant_id.as_uuid(), &binding(&e.id))
             .map_err(ApiError::internal)?;
         let now = self.now();
+        if let Some(pg) = self.db.pg() {
+            pg::rotate_secret(pg, &e, &sealed, now).await?;
+            return Ok(secret);
+        }
         self.write(move |c| {
             Ok(store::rotate_secret(
                 c,
@@ -244,19 +267,14 @@ impl Webhooks {
         let outbox = self.outbox.clone();
         let event_id = uuid::Uuid::new_v4().to_string();
         let out = event_id.clone();
+        let data = json!({"endpoint_id": e.id, "actor": actor});
+        if let Some(pg) = self.db.pg() {
+            pg::test(pg, &e, &test_event(&event_id, tenant, &data, now)).await?;
+            return Ok(out);
+        }
         self.db
             .run(move |c| {
-                let data = json!({"endpoint_id": e.id, "actor": actor});
-                let row = EventRow {
-                    id: &event_id,
-                    tenant_id: tenant,
-                    category: "api.lifecycle",
-                    event_type: "webhook.test",
-                    severity: "info",
-                    message: "a test event sent on request",
-                    data: &data,
-                    created_at: now,
-                };
+                let row = test_event(&event_id, tenant, &data, now);
                 outbox::deliver_to(c, &e.id, e.tenant_id, &row, &row.render().to_string())?;
                 outbox.resume(&e.id);
                 Ok(())
@@ -280,6 +298,9 @@ impl Webhooks {
             }
         }
         let e = self.get(ctx, id).await?;
+        if let Some(pg) = self.db.pg() {
+            return pg::list_deliveries(pg, &e, status.as_deref(), page).await;
+        }
         self.db
             .run(move |c| {
                 let rows =
@@ -292,6 +313,9 @@ impl Webhooks {
     /// Makes a delivery due now, whatever its status.
     pub async fn retry(&self, ctx: &TenantCtx, id: &str, delivery: &str) -> Result<(), ApiError> {
         let e = self.get(ctx, id).await?;
+        if let Some(pg) = self.db.pg() {
+            return pg::retry(pg, &e, delivery, self.now()).await;
+        }
         let (delivery, now, outbox) = (delivery.to_string(), self.now(), self.outbox.clone());
         self.db
             .run(move |c| {
@@ -302,6 +326,25 @@ impl Webhooks {
                 Ok(())
             })
             .await
+    }
+}
+
+/// The `webhook.test` event a test send delivers.
+fn test_event<'a>(
+    id: &'a str,
+    tenant: crate::tenancy::TenantId,
+    data: &'a serde_json::Value,
+    now: Micros,
+) -> EventRow<'a> {
+    EventRow {
+        id,
+        tenant_id: tenant,
+        category: "api.lifecycle",
+        event_type: "webhook.test",
+        severity: "info",
+        message: "a test event sent on request",
+        data,
+        created_at: now,
     }
 }
 

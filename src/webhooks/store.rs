@@ -2,6 +2,8 @@
 //! the worker writes), delivery rows in `deliveries`.
 mod deliveries;
 
+pub(crate) use deliveries::{DELIVERY_COLS, DUE_COLUMNS};
+
 pub use deliveries::{
     due, due_for, insert_delivery, list_deliveries, record_attempt, retry_delivery, Due,
     NewDelivery,
@@ -12,36 +14,48 @@ use crate::tenancy::TenantId;
 use crate::time::Micros;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-const ENDPOINT_COLS: &str = "id, tenant_id, scope, url, event_types, description, format, enabled,
+pub(crate) const ENDPOINT_COLS: &str =
+    "id, tenant_id, scope, url, event_types, description, format, enabled,
                              disabled_reason, created_at";
 
 fn endpoint(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
-    let types: Option<String> = r.get(4)?;
-    let scope: String = r.get(2)?;
-    let format: String = r.get(6)?;
     Ok(Endpoint {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
-        scope: if scope == "instance" {
-            Scope::Instance
-        } else {
-            Scope::Tenant
-        },
+        scope: scope_of(&r.get::<_, String>(2)?),
         url: r.get(3)?,
-        event_types: types.and_then(|t| serde_json::from_str(&t).ok()),
+        event_types: types_of(r.get(4)?),
         description: r.get(5)?,
-        format: if format == "slack" {
-            Format::Slack
-        } else {
-            Format::Standard
-        },
+        format: format_of(&r.get::<_, String>(6)?),
         enabled: r.get(7)?,
         disabled_reason: r.get(8)?,
         created_at: r.get(9)?,
     })
 }
 
-fn types_json(t: &Option<Vec<String>>) -> Option<String> {
+/// The stored `scope`, `format` and `event_types` columns, read the same on both stores (the
+/// CHECK constraints keep the first two to their names).
+pub(crate) fn scope_of(s: &str) -> Scope {
+    if s == "instance" {
+        Scope::Instance
+    } else {
+        Scope::Tenant
+    }
+}
+
+pub(crate) fn format_of(s: &str) -> Format {
+    if s == "slack" {
+        Format::Slack
+    } else {
+        Format::Standard
+    }
+}
+
+pub(crate) fn types_of(t: Option<String>) -> Option<Vec<String>> {
+    t.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+pub(crate) fn types_json(t: &Option<Vec<String>>) -> Option<String> {
     t.as_ref()
         .map(|t| serde_json::Value::from(t.clone()).to_string())
 }

@@ -12,7 +12,6 @@ use super::outbox::Outbox;
 use super::queue::{Queues, PER_ENDPOINT};
 use super::record::{self, Done};
 use super::send::Sender;
-use super::ssrf;
 use super::store::{self, Due};
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
@@ -46,15 +45,7 @@ struct Running {
 
 impl Worker {
     pub fn start(self, liveness: Weak<std::fs::File>) -> Result<(), String> {
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(ssrf::Resolver {
-                allow_private: self.allow_private,
-            }))
-            .user_agent(concat!("tenantry-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
+        let client = super::send::client(self.timeout, self.allow_private)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

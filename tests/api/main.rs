@@ -37,6 +37,7 @@ mod postgres_serve;
 mod postgres_settings;
 mod postgres_sync;
 mod postgres_transfer;
+mod postgres_webhooks;
 mod protocol;
 mod provider_keys;
 mod proxies;

@@ -62,12 +62,9 @@ async fn one_replica_ingests_and_reads_usage_from_postgres() {
         .unwrap()
         .get(0);
     assert_eq!(n, 2);
-    // What has no PostgreSQL store yet says so, in the contract's error shape.
-    for path in ["/api/webhooks"] {
-        let r = app.get(path, ADMIN).await;
-        assert_eq!(r.status, 501, "{path}: {}", r.body);
-        assert_eq!(r.body["error"], "not_implemented");
-    }
+    // Webhooks have their PostgreSQL store now (postgres_webhooks: across replicas).
+    let r = app.get("/api/webhooks", ADMIN).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = app.get("/openapi.json", ADMIN).await;
     assert_eq!(r.status, 200);
 }

@@ -13,7 +13,7 @@ const PRIVATE_OK: (&str, &str) = ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true");
 
 /// How the receiver answers one request.
 #[derive(Clone, Copy, Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     RetryAfter(u16, u32),
     /// Answers this status with `Retry-After` as an HTTP date.
@@ -23,24 +23,24 @@ enum Reply {
 }
 
 #[derive(Clone, Debug)]
-struct Received {
-    headers: Value,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) headers: Value,
+    pub(crate) body: String,
 }
 
 /// A webhook receiver on a free port: records every request and answers by its script, then
 /// 200 once the script is spent.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
     /// Requests being answered now, and the most there ever were at once.
     active: Arc<Mutex<(usize, usize)>>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Receiver {
-    async fn start(script: &[Reply]) -> Receiver {
+    pub(crate) async fn start(script: &[Reply]) -> Receiver {
         let mut r = Receiver::default();
         r.script.lock().unwrap().extend(script.iter().copied());
         let state = r.clone();
@@ -59,7 +59,7 @@ impl Receiver {
         r
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
@@ -70,7 +70,7 @@ impl Receiver {
     }
 
     /// Waits until requests with `n` different `webhook-id`s arrived; returns one of each.
-    async fn wait_for_ids(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for_ids(&self, n: usize) -> Vec<Received> {
         for _ in 0..200 {
             let mut seen = std::collections::HashSet::new();
             let got: Vec<Received> = self
@@ -107,7 +107,7 @@ impl Receiver {
     }
 
     /// Waits until at least `n` requests arrived.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..200 {
             let got = self.got();
             if got.len() >= n {
@@ -154,7 +154,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> 
 
 /// Verifies each request with the official `standardwebhooks` Python library and `secret`;
 /// returns how many verified. None when the library is missing (outside CI).
-fn verified_by_the_official_library(secret: &str, got: &[Received]) -> Option<usize> {
+pub(crate) fn verified_by_the_official_library(secret: &str, got: &[Received]) -> Option<usize> {
     let present = std::process::Command::new("python3")
         .args(["-c", "import standardwebhooks"])
         .output()
@@ -834,4 +834,48 @@ async fn at_most_four_deliveries_reach_one_endpoint_at_once() {
     slow.wait_for(12).await;
     let most = slow.active.lock().unwrap().1;
     assert_eq!(most, 4, "at most 4 at once per endpoint, and 4 were used");
+}
+
+/// A job that dies records `job.dead`, and its tenant's endpoint receives it: the queue's
+/// events reach the outbox in the transaction that kills the job, on either store.
+#[tokio::test]
+async fn a_dead_job_is_delivered_to_its_tenants_endpoint() {
+    let app = spawn_with(&[
+        PRIVATE_OK,
+        ("ENABLE_MULTI_TENANT", "true"),
+        ("ENABLE_HOSTED_QUEUE", "true"),
+    ])
+    .await;
+    app.create_tenant("acme").await;
+    let owner = app.create_key("acme", "owner").await;
+    let worker = app.create_key("acme", "service").await;
+    let rx = Receiver::start(&[]).await;
+    create(
+        &app,
+        &owner,
+        json!({"url": rx.url, "event_types": ["job.*"]}),
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/tenant/acme/jobs",
+            ADMIN,
+            json!({"payload": {}, "max_attempts": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let leased = app.post("/api/queue/lease", &worker, json!({})).await;
+    let job = leased.body["jobs"][0].clone();
+    let r = app
+        .post(
+            &format!("/api/queue/jobs/{}/fail", job["id"].as_str().unwrap()),
+            &worker,
+            json!({"lease_token": job["lease_token"], "error": "parser crashed"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "dead", "{}", r.body);
+    let got = rx.wait_for(1).await;
+    let event = body(&got[0]);
+    assert_eq!(event["type"], "job.dead");
+    assert_eq!(event["data"]["data"]["job_id"], job["id"]);
 }

@@ -39,11 +39,8 @@ pub(super) fn outcome(j: &Job, retry: bool, now: Micros) -> (Status, Option<Micr
     }
 }
 
-/// The `job.dead` event, in the transaction that makes the job dead, so the two commit
-/// together. Written here because the events area has no PostgreSQL store yet: the row is the
-/// one `events::store::record` writes on SQLite; the webhook deliveries that SQLite's `record`
-/// adds in the same transaction belong to the outbox's PostgreSQL store, which does not exist
-/// either, and are not written.
+/// The `job.dead` event, in the transaction that makes the job dead, so the two (and the
+/// event's webhook deliveries, as on SQLite) commit together.
 pub(super) async fn record_dead(
     tx: &deadpool_postgres::Transaction<'_>,
     j: &Job,
@@ -63,29 +60,7 @@ pub(super) async fn record_dead(
         json!({"job_id": j.id, "queue": j.queue, "kind": j.kind, "attempts": j.attempts,
                "last_error": error}),
     );
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO events (id, tenant_id, category, event_type, severity, message, data,
-                                 created_at, once_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (tenant_id, once_key) WHERE once_key IS NOT NULL DO NOTHING",
-        )
-        .await?;
-    tx.execute(
-        &st,
-        &[
-            &e.id,
-            &tenant.as_uuid(),
-            &e.category(),
-            &e.event_type(),
-            &e.severity().as_str(),
-            &e.message,
-            &e.data.to_string(),
-            &now,
-            &e.once_key,
-        ],
-    )
-    .await?;
+    crate::events::pg::record_many(&**tx, &[(now, e)]).await?;
     Ok(())
 }
 

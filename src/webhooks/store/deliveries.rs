@@ -36,7 +36,7 @@ pub fn insert_delivery(c: &Connection, d: &NewDelivery<'_>) -> rusqlite::Result<
     Ok(id)
 }
 
-const DELIVERY_COLS: &str = "id, endpoint_id, event_id, event_type, status, attempts,
+pub(crate) const DELIVERY_COLS: &str = "id, endpoint_id, event_id, event_type, status, attempts,
                              last_status, last_error, next_attempt_at, created_at, seq";
 
 fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
@@ -106,7 +106,8 @@ pub struct Due {
 }
 
 /// The columns of a due delivery, as `due_row` reads them.
-const DUE_COLUMNS: &str = "d.id, d.endpoint_id, e.tenant_id, d.event_id, d.event_type, d.payload,
+pub(crate) const DUE_COLUMNS: &str =
+    "d.id, d.endpoint_id, e.tenant_id, d.event_id, d.event_type, d.payload,
     d.attempts, e.url, e.format, d.created_at, e.secret, e.previous_secret, e.previous_until";
 
 fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Due> {
