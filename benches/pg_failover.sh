@@ -19,7 +19,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(c
 URL=${TENANTRY_TEST_DATABASE_URL%/*}/failover
 psql -q "$TENANTRY_TEST_DATABASE_URL" -c "CREATE DATABASE failover"
 serve() { # $1 port
-    TENANTRY_DATABASE_URL=$URL TENANTRY_POSTGRES_PREVIEW=true TENANTRY_DATA_DIR=$(mktemp -d -p "$WORK") \
+    TENANTRY_DATABASE_URL=$URL TENANTRY_DATA_DIR=$(mktemp -d -p "$WORK") \
         TENANTRY_BIND=127.0.0.1:$1 TENANTRY_ADMIN_TOKEN=$TOKEN ENCRYPTION_KEY=bench-encryption-key-0123 \
         TENANTRY_LOG=warn "$BIN" >/dev/null 2>&1 &
     echo $!

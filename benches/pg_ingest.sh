@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP ingest on PostgreSQL (TENANTRY_POSTGRES_PREVIEW) with one and with two replicas on one
+# HTTP ingest on PostgreSQL with one and with two replicas on one
 # database, against SQLite, alternating round by round on this machine. PostgreSQL is a
 # throwaway cluster with fsync ON (.ci/pg.sh) sharing the same cores. With two replicas the
 # clients are split between them (two load generators at once; their events/s are added).
@@ -21,7 +21,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; bash .ci/pg.sh stop "$TENANTRY_PG_DIR
 BASE=${TENANTRY_TEST_DATABASE_URL%/*}
 serve() { # $1 port, $2 data dir, $3 database URL or ""
     if [ -n "$3" ]; then
-        TENANTRY_DATABASE_URL=$3 TENANTRY_POSTGRES_PREVIEW=true TENANTRY_DATA_DIR=$2 \
+        TENANTRY_DATABASE_URL=$3 TENANTRY_DATA_DIR=$2 \
             ENABLE_MULTI_TENANT=$MT TENANTRY_BIND=127.0.0.1:$1 TENANTRY_ADMIN_TOKEN=$TOKEN \
             ENCRYPTION_KEY=bench-encryption-key-0123 TENANTRY_LOG=warn "$BIN" >/dev/null 2>&1 &
     else

@@ -15,9 +15,7 @@ Configuration comes from the environment (an unknown value stops the start with 
   TENANTRY_BIND              address to listen on (127.0.0.1:8080)
   TENANTRY_DATA_DIR          data directory, created 0700 (./data)
   TENANTRY_DATABASE_URL      postgres://user:password@host:5432/db: PostgreSQL instead of the
-                             SQLite file (being built: `migrate`, `copy --to` and `verify` run on it)
-  TENANTRY_POSTGRES_PREVIEW  true serves from PostgreSQL the part of the API built so far;
-                             webhooks, billing, export and the rest answer 501 (false)
+                             SQLite file, for several replicas (docs/SCALE_OUT.md)
   TENANTRY_ADMIN_TOKEN       admin token, at least 16 characters; replaces the stored one
                              (unset: generated on first start and shown once)
   ENCRYPTION_KEY             secret that seals provider keys, at least 16 characters

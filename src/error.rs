@@ -58,9 +58,9 @@ pub enum ApiError {
     /// A gateway body over `TENANTRY_GATEWAY_MAX_BODY` (the 1 MiB rule is for `/api/...`).
     #[error("request body is larger than {0} bytes (TENANTRY_GATEWAY_MAX_BODY)")]
     GatewayBodyTooLarge(usize),
-    /// An operation whose area has no PostgreSQL store yet, on a server previewing PostgreSQL
-    /// (`TENANTRY_POSTGRES_PREVIEW`; issue 19 is being built).
-    #[error("this operation does not run on PostgreSQL yet (TENANTRY_POSTGRES_PREVIEW serves only part of the API)")]
+    /// A SQLite-only entry point (`Db::run`, `write`, `conn`) reached on PostgreSQL: every area
+    /// has a PostgreSQL path, so this is a bug, answered plainly instead of a panic.
+    #[error("this operation has no PostgreSQL path; please report it")]
     NotOnPostgres,
     /// The detail is logged, never sent: it may name internals.
     #[error("internal error")]

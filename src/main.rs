@@ -141,6 +141,7 @@ fn main() -> ExitCode {
             Err("backup and restore are for the SQLite file; on PostgreSQL use pg_dump and pg_restore".into())
         }
         None | Some(Command::Serve) if config.database_url.is_some() => serve(config),
+        Some(Command::RotateEncryptionKey) if config.database_url.is_some() => rotate_pg(&config),
         Some(Command::Tenant { command }) if config.database_url.is_some() => {
             tenant_pg(&config, command)
         }
@@ -302,6 +303,20 @@ fn existing(config: &Config) -> Result<PathBuf, String> {
     } else {
         Err(format!("no database at {}", path.display()))
     }
+}
+
+/// On PostgreSQL, with every replica stopped: the same one transaction as on SQLite.
+fn rotate_pg(config: &Config) -> Result<(), String> {
+    let url = config
+        .database_url
+        .as_ref()
+        .ok_or("no TENANTRY_DATABASE_URL")?;
+    let (n, hooks) =
+        tenantry::db::pg::block_on(tenantry::crypto::rotate_pg::rotate(config, url.expose()))??;
+    say(&format!(
+        "re-encrypted {n} provider keys and {hooks} webhook secrets; start the replicas with the new ENCRYPTION_KEY"
+    ));
+    Ok(())
 }
 
 fn rotate(config: Config) -> Result<(), String> {

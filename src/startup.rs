@@ -162,9 +162,9 @@ impl Application {
 }
 
 /// The SQLite server's background duties: backups, retention, finalizing statements, taking
-/// back expired leases, purging, delivering webhooks. On PostgreSQL (a preview) the rescue of
-/// expired leases and `start_leader_duties` run; finalization and webhook deliveries wait for
-/// their areas' PostgreSQL stores (docs/SCALE_OUT.md §5.3).
+/// back expired leases, purging, delivering webhooks. On PostgreSQL `build` starts their
+/// PostgreSQL forms instead: lease rescue and webhook deliveries on every replica, the rest on
+/// the replica that leads (docs/SCALE_OUT.md §5.3).
 fn start_background(state: &AppState) -> Result<(), String> {
     let c = &state.config;
     if let Some(every) = c.backup_interval {
@@ -247,14 +247,6 @@ fn open_postgres(
     lock: std::fs::File,
 ) -> Result<(Db, Loaded, Option<String>), String> {
     use crate::db::pg::{self, describe};
-    if !config.postgres_preview {
-        return Err(
-            "TENANTRY_DATABASE_URL: serving from PostgreSQL is being built (issue 19); \
-                    only `tenantry migrate` and `tenantry copy` use it, or set \
-                    TENANTRY_POSTGRES_PREVIEW=true to test the part that serves"
-                .into(),
-        );
-    }
     if config.backup_interval.is_some() {
         return Err(
             "TENANTRY_BACKUP_INTERVAL is for the SQLite file; on PostgreSQL use pg_dump".into(),

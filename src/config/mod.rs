@@ -147,10 +147,6 @@ pub struct Config {
     /// `TENANTRY_DATABASE_URL`: a PostgreSQL database instead of the SQLite file in the data
     /// dir (issue 19, being built). A secret: it may hold a password.
     pub database_url: Option<Secret>,
-    /// `TENANTRY_POSTGRES_PREVIEW=true`: serve from `TENANTRY_DATABASE_URL` although only part
-    /// of the API has a PostgreSQL store (health, ingest, usage limits); the rest answers 501.
-    /// For testing and benchmarking issue 19 while it is built; refused otherwise.
-    pub postgres_preview: bool,
     pub admin_token: Option<Secret>,
     pub flags: Flags,
     /// `ENCRYPTION_KEY`; when unset, a generated key file in the data dir is used.
@@ -234,14 +230,6 @@ impl Config {
         Ok(Config {
             bind: get("TENANTRY_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir: PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".into())),
-            postgres_preview: match get("TENANTRY_POSTGRES_PREVIEW")
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(_) => return Err("TENANTRY_POSTGRES_PREVIEW must be true or false".into()),
-            },
             database_url: match get("TENANTRY_DATABASE_URL") {
                 None => None,
                 Some(url) => {

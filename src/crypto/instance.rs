@@ -10,9 +10,9 @@ use rusqlite::{params, Connection, Transaction};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const SALT: &str = "encryption_salt";
-const PARAMS: &str = "encryption_kdf";
-const CHECK: &str = "encryption_check";
+pub(super) const SALT: &str = "encryption_salt";
+pub(super) const PARAMS: &str = "encryption_kdf";
+pub(super) const CHECK: &str = "encryption_check";
 
 pub fn key_file(config: &Config) -> PathBuf {
     config.data_dir.join("encryption.key")
@@ -196,10 +196,8 @@ fn install_in(tx: &Transaction<'_>, secret: &str, params: &KdfParams) -> Result<
     Ok(key)
 }
 
-/// Re-encrypts every provider key from `ENCRYPTION_KEY_OLD` to `ENCRYPTION_KEY` in one
-/// transaction, with the webhook secrets; on any failure nothing changes. Returns how many
-/// provider keys and webhook secrets were re-encrypted.
-pub fn rotate(config: &Config, c: &mut Connection) -> Result<(usize, usize), String> {
+/// The (old, new) secrets a rotation needs, refused when missing or equal.
+pub(super) fn rotation_secrets(config: &Config) -> Result<(&Secret, &Secret), String> {
     let old = config
         .encryption_key_old
         .as_ref()
@@ -211,6 +209,14 @@ pub fn rotate(config: &Config, c: &mut Connection) -> Result<(usize, usize), Str
     if old.expose() == new.expose() {
         return Err("ENCRYPTION_KEY and ENCRYPTION_KEY_OLD are the same".into());
     }
+    Ok((old, new))
+}
+
+/// Re-encrypts every provider key from `ENCRYPTION_KEY_OLD` to `ENCRYPTION_KEY` in one
+/// transaction, with the webhook secrets; on any failure nothing changes. Returns how many
+/// provider keys and webhook secrets were re-encrypted.
+pub fn rotate(config: &Config, c: &mut Connection) -> Result<(usize, usize), String> {
+    let (old, new) = rotation_secrets(config)?;
     let record =
         record(c)?.ok_or("this database has no encryption key yet; start the server once first")?;
     let old_key = record

@@ -4,6 +4,7 @@
 pub mod envelope;
 pub mod instance;
 pub mod master;
+pub mod rotate_pg;
 pub mod secret;
 
 pub use envelope::{envelope_key_id, open, reseal, seal, CryptoError};

@@ -369,3 +369,39 @@ pub async fn disable(
         .await?;
     Ok(n == 1)
 }
+
+/// Every sealed secret (endpoint, tenant, column, envelope), for key rotation.
+pub async fn all_sealed(
+    c: &impl GenericClient,
+) -> Result<Vec<(Uuid, Uuid, &'static str, Vec<u8>)>, Error> {
+    let rows = c
+        .query(
+            "SELECT id, tenant_id, secret, previous_secret FROM webhook_endpoints ORDER BY id",
+            &[],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, tenant): (Uuid, Uuid) = (r.get(0), r.get(1));
+        out.push((id, tenant, "secret", r.get(2)));
+        if let Some(p) = r.get::<_, Option<Vec<u8>>>(3) {
+            out.push((id, tenant, "previous_secret", p));
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces one sealed column `all_sealed` named.
+pub async fn set_sealed(
+    c: &impl GenericClient,
+    id: Uuid,
+    column: &str,
+    sealed: &[u8],
+) -> Result<(), Error> {
+    let sql = match column {
+        "previous_secret" => "UPDATE webhook_endpoints SET previous_secret = $2 WHERE id = $1",
+        _ => "UPDATE webhook_endpoints SET secret = $2 WHERE id = $1",
+    };
+    c.execute(sql, &[&id, &sealed]).await?;
+    Ok(())
+}

@@ -477,7 +477,6 @@ async fn a_replica_on_the_copy_serves_the_same_answers() {
     let replica = spawn_tuned(
         &[
             ("TENANTRY_DATABASE_URL", url.as_str()),
-            ("TENANTRY_POSTGRES_PREVIEW", "true"),
             ("ENABLE_MULTI_TENANT", "true"),
             ("ENCRYPTION_KEY", KEY),
         ],

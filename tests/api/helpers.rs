@@ -102,7 +102,6 @@ pub async fn spawn_tuned(env: &[(&str, &str)], tune: impl FnOnce(&mut Config)) -
             .await
             .expect("TENANTRY_TEST_STORE=postgres needs TENANTRY_TEST_DATABASE_URL");
         env.push(("TENANTRY_DATABASE_URL", &url));
-        env.push(("TENANTRY_POSTGRES_PREVIEW", "true"));
         if !env.iter().any(|(k, _)| *k == "ENCRYPTION_KEY") {
             env.push(("ENCRYPTION_KEY", "test-store-encryption-key"));
         }

@@ -33,6 +33,7 @@ mod postgres_billing;
 mod postgres_leader;
 mod postgres_queue;
 mod postgres_replicas;
+mod postgres_rotate;
 mod postgres_serve;
 mod postgres_settings;
 mod postgres_sync;

@@ -21,7 +21,7 @@ async fn postgres_schema_matches_sqlite_table_for_table() {
     let out = migrate(dir.path(), &url);
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(
-        output_text(&out).contains("schema version 11"),
+        output_text(&out).contains("schema version 12"),
         "{}",
         output_text(&out)
     );

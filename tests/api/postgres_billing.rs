@@ -11,7 +11,6 @@ async fn replica(url: &str) -> TestApp {
     spawn_tuned(
         &[
             ("TENANTRY_DATABASE_URL", url),
-            ("TENANTRY_POSTGRES_PREVIEW", "true"),
             ("ENCRYPTION_KEY", "postgres-billing-test-key"),
             ("ENABLE_MULTI_TENANT", "true"),
             ("ENABLE_BILLING", "true"),

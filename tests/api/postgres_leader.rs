@@ -54,7 +54,6 @@ async fn one_of_three_replicas_leads_and_another_takes_over_when_it_is_killed() 
     };
     let env = [
         ("TENANTRY_DATABASE_URL", url.as_str()),
-        ("TENANTRY_POSTGRES_PREVIEW", "true"),
         ("ENCRYPTION_KEY", KEY),
         ("TENANTRY_ADMIN_TOKEN", ADMIN),
         ("TENANTRY_LOG", "warn"),

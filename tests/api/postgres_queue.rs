@@ -1,4 +1,4 @@
-//! The hosted job queue served from PostgreSQL (issue 19, `TENANTRY_POSTGRES_PREVIEW=true`,
+//! The hosted job queue served from PostgreSQL (issue 19,
 //! `ENABLE_HOSTED_QUEUE=true`): two replicas on one database leasing and completing each job
 //! once, the per-replica rescue of expired leases, and a tenant row the store holds back
 //! corrected from the caches. Only the default tenant and the admin token are used, so these
@@ -17,7 +17,6 @@ async fn queue(url: &str) -> TestApp {
     spawn_tuned(
         &[
             ("TENANTRY_DATABASE_URL", url),
-            ("TENANTRY_POSTGRES_PREVIEW", "true"),
             ("ENCRYPTION_KEY", KEY),
             ("ENABLE_HOSTED_QUEUE", "true"),
         ],

@@ -1,6 +1,5 @@
-//! Serving from PostgreSQL (issue 19, a preview: `TENANTRY_POSTGRES_PREVIEW=true`): health,
-//! authentication and usage ingest with its reads, on one replica and on two replicas sharing
-//! one database. What has no PostgreSQL store yet answers 501 `not_implemented`.
+//! Serving from PostgreSQL (issue 19): health, authentication and usage ingest with its reads,
+//! on one replica and on two replicas sharing one database.
 use crate::helpers::{
     cli, output_text, pg_connect, pg_database, spawn_tuned, Process, TestApp, ADMIN,
 };
@@ -12,11 +11,7 @@ pub const KEY: &str = "postgres-test-encryption-key";
 
 pub async fn replica(url: &str) -> TestApp {
     spawn_tuned(
-        &[
-            ("TENANTRY_DATABASE_URL", url),
-            ("TENANTRY_POSTGRES_PREVIEW", "true"),
-            ("ENCRYPTION_KEY", KEY),
-        ],
+        &[("TENANTRY_DATABASE_URL", url), ("ENCRYPTION_KEY", KEY)],
         |_| {},
     )
     .await
@@ -161,7 +156,6 @@ async fn kill_9_of_one_replica_under_ingest_loses_no_acknowledged_event() {
     };
     let env = [
         ("TENANTRY_DATABASE_URL", url.as_str()),
-        ("TENANTRY_POSTGRES_PREVIEW", "true"),
         ("ENCRYPTION_KEY", KEY),
         ("TENANTRY_ADMIN_TOKEN", ADMIN),
         ("TENANTRY_LOG", "warn"),
@@ -237,7 +231,7 @@ async fn kill_9_of_one_replica_under_ingest_loses_no_acknowledged_event() {
 }
 
 #[tokio::test]
-async fn serving_from_postgres_without_the_preview_or_a_key_is_refused_in_one_line() {
+async fn serving_from_postgres_without_an_encryption_key_is_refused_in_one_line() {
     let Some(url) = pg_database().await else {
         return;
     };
@@ -254,7 +248,6 @@ async fn serving_from_postgres_without_the_preview_or_a_key_is_refused_in_one_li
         output_text(&out)
     };
     let text = run(&[]);
-    assert!(text.contains("TENANTRY_POSTGRES_PREVIEW"), "{text}");
-    let text = run(&[("TENANTRY_POSTGRES_PREVIEW", "true")]);
     assert!(text.contains("ENCRYPTION_KEY must be set"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
 }

@@ -140,7 +140,6 @@ async fn a_tenant_deactivated_and_announced_is_refused_by_every_replica_within_a
     };
     let env = [
         ("TENANTRY_DATABASE_URL", url.as_str()),
-        ("TENANTRY_POSTGRES_PREVIEW", "true"),
         ("ENCRYPTION_KEY", crate::postgres_serve::KEY),
         ("ENABLE_MULTI_TENANT", "true"),
     ];
@@ -275,7 +274,6 @@ async fn a_basic_tenant_hammering_two_replicas_gets_at_most_the_contracts_bound(
     };
     let env = [
         ("TENANTRY_DATABASE_URL", url.as_str()),
-        ("TENANTRY_POSTGRES_PREVIEW", "true"),
         ("ENCRYPTION_KEY", crate::postgres_serve::KEY),
         ("ENABLE_MULTI_TENANT", "true"),
     ];

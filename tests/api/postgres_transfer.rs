@@ -61,7 +61,6 @@ async fn pg_instance(url: &str, key: &str) -> TestApp {
             ("ENABLE_MULTI_TENANT", "true"),
             ("ENABLE_HOSTED_QUEUE", "true"),
             ("TENANTRY_DATABASE_URL", url),
-            ("TENANTRY_POSTGRES_PREVIEW", "true"),
             ("ENCRYPTION_KEY", key),
         ],
         |_| {},

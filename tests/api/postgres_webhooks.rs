@@ -15,7 +15,6 @@ const KEY: &str = "postgres-webhooks-test-key";
 fn env<'a>(url: &'a str, timeout: &'a str) -> Vec<(&'static str, &'a str)> {
     vec![
         ("TENANTRY_DATABASE_URL", url),
-        ("TENANTRY_POSTGRES_PREVIEW", "true"),
         ("ENCRYPTION_KEY", KEY),
         ("TENANTRY_ADMIN_TOKEN", ADMIN),
         ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
@@ -201,7 +200,6 @@ async fn the_outbox_commits_with_its_events_and_matches_filters_as_on_sqlite() {
     let app = crate::helpers::spawn_tuned(
         &[
             ("TENANTRY_DATABASE_URL", url.as_str()),
-            ("TENANTRY_POSTGRES_PREVIEW", "true"),
             ("ENCRYPTION_KEY", KEY),
             ("ENABLE_MULTI_TENANT", "true"),
             ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),

@@ -1,8 +1,7 @@
-//! The PostgreSQL store (issue 19, being built; docs/SCALE_OUT.md): the connection pool, the
-//! embedded `migrations/postgres` applied under an advisory lock, and the schema as the catalog
-//! describes it. Chosen by `TENANTRY_DATABASE_URL`; today it serves `migrate`, `copy`, `verify`
-//! and, under `TENANTRY_POSTGRES_PREVIEW`, the part of the API whose areas have a PostgreSQL
-//! store (see `Db::pg`).
+//! The PostgreSQL store (docs/SCALE_OUT.md): the connection pool, the embedded
+//! `migrations/postgres` applied under an advisory lock, the schema as the catalog describes it,
+//! the cache listener and the leader election. Chosen by `TENANTRY_DATABASE_URL`; each area keeps
+//! its own PostgreSQL statements beside its SQLite ones (see `Db::pg`).
 pub mod copy;
 pub mod leader;
 pub mod listen;
