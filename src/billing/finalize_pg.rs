@@ -110,36 +110,24 @@ pub fn start(
     every: Duration,
     alive: Weak<std::fs::File>,
 ) {
-    let spawned = std::thread::Builder::new()
-        .name("billing-finalizer".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "the billing finalizer has no runtime");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                while alive.strong_count() > 0 {
-                    if db.pg().is_some_and(|pg| pg.leads()) {
-                        match catch_up(&pool, clock.as_ref(), grace).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(statements = n, "billing statements finalized"),
-                            Err(e) => tracing::warn!(error = ?e, "finalizing statements failed; retrying later"),
-                        }
-                    }
-                    // Short sleeps, so the thread ends soon after the server stops.
-                    let due = tokio::time::Instant::now() + every;
-                    while alive.strong_count() > 0 && tokio::time::Instant::now() < due {
-                        tokio::time::sleep(every.min(Duration::from_secs(1))).await;
+    let spawned = crate::db::pg::spawn_task("billing-finalizer", async move {
+        while alive.strong_count() > 0 {
+            if db.pg().is_some_and(|pg| pg.leads()) {
+                match catch_up(&pool, clock.as_ref(), grace).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(statements = n, "billing statements finalized"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "finalizing statements failed; retrying later")
                     }
                 }
-            });
-        });
+            }
+            // Short sleeps, so the thread ends soon after the server stops.
+            let due = tokio::time::Instant::now() + every;
+            while alive.strong_count() > 0 && tokio::time::Instant::now() < due {
+                tokio::time::sleep(every.min(Duration::from_secs(1))).await;
+            }
+        }
+    });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "the billing finalizer did not start");
     }

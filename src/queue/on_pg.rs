@@ -277,28 +277,14 @@ impl Queue {
             return;
         }
         let this = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("queue-rescuer".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the queue's rescuer has no runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    while alive.strong_count() > 0 {
-                        if let Err(e) = this.rescue_pg(&pool, this.now()).await {
-                            tracing::warn!(error = ?e, "taking back expired job leases failed");
-                        }
-                        tokio::time::sleep(RESCUE_EVERY).await;
-                    }
-                });
-            });
+        let spawned = crate::db::pg::spawn_task("queue-rescuer", async move {
+            while alive.strong_count() > 0 {
+                if let Err(e) = this.rescue_pg(&pool, this.now()).await {
+                    tracing::warn!(error = ?e, "taking back expired job leases failed");
+                }
+                tokio::time::sleep(RESCUE_EVERY).await;
+            }
+        });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "the queue's rescuer did not start");
         }

@@ -68,10 +68,6 @@ impl Deliverer {
     /// Runs the deliverer on a thread of its own until the server stops (`liveness`).
     pub fn start(self, liveness: Weak<std::fs::File>) -> Result<(), String> {
         let client = super::send::client(self.timeout, self.allow_private)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("webhook deliverer: {e}"))?;
         let me = Arc::new(Running {
             lease: lease_length(self.timeout),
             d: self,
@@ -79,11 +75,7 @@ impl Deliverer {
             busy: Mutex::default(),
             freed: tokio::sync::Notify::new(),
         });
-        std::thread::Builder::new()
-            .name("webhooks-pg".into())
-            .spawn(move || rt.block_on(me.run(liveness)))
-            .map_err(|e| format!("webhook deliverer: {e}"))?;
-        Ok(())
+        crate::db::pg::spawn_task("webhooks-pg", async move { me.run(liveness).await })
     }
 }
 

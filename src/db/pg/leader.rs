@@ -113,58 +113,43 @@ pub fn start(
         alive: AtomicU32::new(0),
     });
     let m = membership.clone();
-    std::thread::Builder::new()
-        .name("leader".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "the leader election has no runtime");
-                    return;
+    super::spawn_task("leader", async move {
+        let mut led = false;
+        while alive.strong_count() > 0 && !m.resigned() {
+            let started = Instant::now();
+            let outcome = tokio::time::timeout(RENEW_EVERY, round(&own, id)).await;
+            // A renewal that took longer than the margin left may have let the lease
+            // expire meanwhile: count it as lost.
+            let late = started.elapsed() > LEASE - 2 * RENEW_EVERY;
+            let leads = match outcome {
+                Ok(Ok((leads, n))) => {
+                    m.alive.store(n, Ordering::Relaxed);
+                    on_alive(n);
+                    leads && !late
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "leader election: the database did not answer");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!("leader election: the database did not answer in time");
+                    false
                 }
             };
-            rt.block_on(async move {
-                let mut led = false;
-                while alive.strong_count() > 0 && !m.resigned() {
-                    let started = Instant::now();
-                    let outcome = tokio::time::timeout(RENEW_EVERY, round(&own, id)).await;
-                    // A renewal that took longer than the margin left may have let the lease
-                    // expire meanwhile: count it as lost.
-                    let late = started.elapsed() > LEASE - 2 * RENEW_EVERY;
-                    let leads = match outcome {
-                        Ok(Ok((leads, n))) => {
-                            m.alive.store(n, Ordering::Relaxed);
-                            on_alive(n);
-                            leads && !late
-                        }
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "leader election: the database did not answer");
-                            false
-                        }
-                        Err(_) => {
-                            tracing::warn!("leader election: the database did not answer in time");
-                            false
-                        }
-                    };
-                    if leads != led {
-                        tracing::info!(replica = %id, leads, "leader for the background duties");
-                        led = leads;
-                    }
-                    // A resignation during the round wins over its answer.
-                    flag.set(leads && !m.resigned());
-                    tokio::time::sleep(RENEW_EVERY.saturating_sub(started.elapsed())).await;
-                }
-                flag.set(false);
-                // A round that was under way when `resign` ran may have taken the lease again.
-                if m.resigned() {
-                    let _ = resign(&own, id).await;
-                }
-            });
-        })
-        .map_err(|e| format!("the leader election did not start: {e}"))?;
+            if leads != led {
+                tracing::info!(replica = %id, leads, "leader for the background duties");
+                led = leads;
+            }
+            // A resignation during the round wins over its answer.
+            flag.set(leads && !m.resigned());
+            tokio::time::sleep(RENEW_EVERY.saturating_sub(started.elapsed())).await;
+        }
+        flag.set(false);
+        // A round that was under way when `resign` ran may have taken the lease again.
+        if m.resigned() {
+            let _ = resign(&own, id).await;
+        }
+    })?;
     Ok(membership)
 }
 

@@ -113,6 +113,23 @@ impl Pg {
     }
 }
 
+/// Runs `task` on a thread named `name` with a runtime of its own: the shape of every
+/// PostgreSQL background loop (each ends by itself once its server's liveness is gone).
+pub fn spawn_task<F>(name: &str, task: F) -> Result<(), String>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("{name}: no runtime: {e}"))?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || rt.block_on(task))
+        .map(|_| ())
+        .map_err(|e| format!("{name} did not start: {e}"))
+}
+
 /// Runs `f` on a small runtime of its own: for the commands (`migrate`, `copy`, `verify`), which
 /// run outside the server's.
 pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
