@@ -543,18 +543,29 @@ impl Conn {
         self.reader.read_line(&mut line).ok()?;
         let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
         let mut len = 0usize;
+        let mut close = false;
         loop {
             line.clear();
             self.reader.read_line(&mut line).ok()?;
             if line == "\r\n" || line.is_empty() {
                 break;
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
                 len = v.trim().parse().ok()?;
+            }
+            // A proxy ends a kept-alive connection this way (nginx after 1000 requests): the
+            // next request goes on a new one, as any HTTP/1.1 client does, not into a closed
+            // socket counted as an error.
+            if lower.starts_with("connection:") && lower.contains("close") {
+                close = true;
             }
         }
         let mut buf = vec![0u8; len];
         self.reader.read_exact(&mut buf).ok()?;
+        if close {
+            *self = Conn::open(&self.addr.clone());
+        }
         Some(status)
     }
 }
