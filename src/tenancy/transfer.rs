@@ -110,10 +110,7 @@ pub fn export_tenant(db: &Path, id_or_slug: &str) -> Result<Value, String> {
     let id = tenant["id"].as_str().unwrap_or_default().to_string();
     let mut tables = Map::new();
     for t in TENANT_TABLES {
-        let order = match *t {
-            "usage_events" | "events" | "webhook_deliveries" | "jobs" => " ORDER BY seq",
-            _ => "",
-        };
+        let order = export_order(t);
         tables.insert(
             t.to_string(),
             json!(rows(
@@ -404,6 +401,15 @@ fn insert_row(
     c.execute(&sql, rusqlite::params_from_iter(values))
         .map_err(|e| format!("cannot import a row of {table}: {e}"))?;
     Ok(())
+}
+
+/// The order a tenant table's rows are exported in: by `seq` where rows have one, so an import
+/// keeps their order (and the keysets over them) on either store.
+pub(super) fn export_order(table: &str) -> &'static str {
+    match table {
+        "usage_events" | "events" | "webhook_deliveries" | "jobs" => " ORDER BY seq",
+        _ => "",
+    }
 }
 
 #[cfg(test)]

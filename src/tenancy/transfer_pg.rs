@@ -96,10 +96,7 @@ pub async fn export_tenant(url: &str, id_or_slug: &str) -> Result<Value, String>
     let id = tenant["id"].as_str().unwrap_or_default().to_string();
     let mut tables = Map::new();
     for t in TENANT_TABLES {
-        let order = match *t {
-            "usage_events" | "events" | "webhook_deliveries" | "jobs" => " ORDER BY seq",
-            _ => "",
-        };
+        let order = super::transfer::export_order(t);
         let sql = format!("SELECT * FROM {t} WHERE tenant_id = $1::text::uuid{order}");
         tables.insert(t.to_string(), json!(rows(&*tx, &sql, &id).await?));
     }
