@@ -54,7 +54,7 @@ pub async fn sweep_once_pg(
         return Ok(0);
     }
     let cutoff = now.saturating_sub(i64::from(keep_days) * DAY);
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     let delete = c.prepare(DELETE_OLDER_THAN_PG).await?;
     let batches = Batches { size: batch, pause };
     batches

@@ -36,12 +36,8 @@ pub(super) struct PgState {
     housekept: Mutex<Option<(Micros, Instant)>>,
 }
 
-fn client_error(e: String) -> ApiError {
-    ApiError::internal(e)
-}
-
 async fn client(pg: &Pg) -> Result<Client, ApiError> {
-    pg.client().await.map_err(client_error)
+    pg.conn().await
 }
 
 impl PgState {

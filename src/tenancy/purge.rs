@@ -81,7 +81,7 @@ impl Tenancy {
             return Ok(Vec::new());
         }
         let cutoff = now.saturating_sub(i64::from(days) * DAY);
-        let mut c = pg.client().await.map_err(ApiError::internal)?;
+        let mut c = pg.conn().await?;
         let due = c
             .query(
                 &format!(

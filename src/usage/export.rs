@@ -92,7 +92,7 @@ impl Export {
         let (tenant, filter, after) = (self.tenant.clone(), self.filter.clone(), self.after);
         let (csv, rows, last) = match self.db.pg() {
             Some(pg) => {
-                let c = pg.client().await.map_err(ApiError::internal)?;
+                let c = pg.conn().await?;
                 super::export_pg::chunk(&c, &tenant, &filter, after, CHUNK).await?
             }
             None => {

@@ -84,7 +84,7 @@ pub async fn sweep_once_pg(
         return Ok(0);
     }
     let first = first_kept_day(now, keep_days);
-    let mut c = pg.client().await.map_err(ApiError::internal)?;
+    let mut c = pg.conn().await?;
     {
         let tx = c.transaction().await?;
         // Only ever raised; the row lock keeps two sweeps from lowering it.
@@ -136,7 +136,7 @@ pub async fn prune_receipts_pg(
     batches: Batches,
     go_on: &dyn Fn() -> bool,
 ) -> Result<usize, ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     let delete = c
         .prepare(
             "DELETE FROM writer_commits WHERE batch_id IN

@@ -21,7 +21,7 @@ fn uuid_of(e: &Endpoint) -> Result<Uuid, ApiError> {
 }
 
 pub async fn insert_endpoint(pg: &Pg, e: &Endpoint, sealed: &[u8]) -> Result<(), ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     store_pg::insert_endpoint(&**c, e, uuid_of(e)?, sealed).await?;
     Ok(())
 }
@@ -32,7 +32,7 @@ pub async fn list_endpoints(
     admin: bool,
     page: PageRequest<(Micros, String)>,
 ) -> Result<Page<Endpoint>, ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     let rows =
         store_pg::list_endpoints(&**c, tenant, admin, page.after.as_ref(), page.fetch()).await?;
     Ok(Page::from_rows(rows, page.limit, |e| {
@@ -45,12 +45,12 @@ pub async fn get_endpoint(pg: &Pg, endpoint: &str) -> Result<Option<Endpoint>, A
     let Some(endpoint) = id(endpoint) else {
         return Ok(None);
     };
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     Ok(store_pg::get_endpoint(&**c, endpoint).await?)
 }
 
 pub async fn update_endpoint(pg: &Pg, e: &Endpoint, now: Micros) -> Result<(), ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     store_pg::update_endpoint(&**c, e, uuid_of(e)?, now).await?;
     // Re-enabled: its deliveries still due go out now.
     deliverer_pg::ring();
@@ -58,7 +58,7 @@ pub async fn update_endpoint(pg: &Pg, e: &Endpoint, now: Micros) -> Result<(), A
 }
 
 pub async fn delete_endpoint(pg: &Pg, e: &Endpoint) -> Result<(), ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     store_pg::delete_endpoint(&**c, uuid_of(e)?).await?;
     Ok(())
 }
@@ -69,7 +69,7 @@ pub async fn rotate_secret(
     sealed: &[u8],
     now: Micros,
 ) -> Result<(), ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     store_pg::rotate_secret(&**c, uuid_of(e)?, sealed, now + ROTATION_OVERLAP, now).await?;
     Ok(())
 }
@@ -86,7 +86,7 @@ pub async fn test(pg: &Pg, e: &Endpoint, event: &EventRow<'_>) -> Result<(), Api
         payload: &payload,
         at: event.created_at,
     };
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     store_pg::insert_delivery(&**c, &d, uuid_of(e)?).await?;
     deliverer_pg::ring();
     Ok(())
@@ -98,7 +98,7 @@ pub async fn list_deliveries(
     status: Option<&str>,
     page: PageRequest<i64>,
 ) -> Result<Page<Delivery>, ApiError> {
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     let rows =
         store_pg::list_deliveries(&**c, uuid_of(e)?, status, page.after, page.fetch()).await?;
     Ok(Page::from_rows(rows, page.limit, |d| d.seq))
@@ -108,7 +108,7 @@ pub async fn list_deliveries(
 pub async fn retry(pg: &Pg, e: &Endpoint, delivery: &str, now: Micros) -> Result<(), ApiError> {
     let missing = || ApiError::NotFound("no such delivery".into());
     let delivery = id(delivery).ok_or_else(missing)?;
-    let c = pg.client().await.map_err(ApiError::internal)?;
+    let c = pg.conn().await?;
     if !store_pg::retry_delivery(&**c, uuid_of(e)?, delivery, now).await? {
         return Err(missing());
     }
