@@ -12,7 +12,8 @@ use crate::db::pg::listen::{Handlers, Invalidation, Listener};
 use crate::db::pg::{describe, Pg};
 use crate::error::ApiError;
 use crate::settings::SettingsCache;
-use crate::tenancy::{Plan, Slug, Status, Tenant, TenantCache, TenantId, DEFAULT_TENANT_ID};
+use crate::tenancy::store_pg::{from_row as tenant_from_row, COLUMNS};
+use crate::tenancy::{TenantCache, TenantId, DEFAULT_TENANT_ID};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ impl Replicas {
         }
         let rows = c
             .query(
-                &format!("{TENANT_ROWS} WHERE id = ANY($1) OR slug = ANY($2)"),
+                &format!("SELECT {COLUMNS} FROM tenants WHERE id = ANY($1) OR slug = ANY($2)"),
                 &[&ids, &slugs],
             )
             .await
@@ -113,30 +114,12 @@ impl Replicas {
     fn take_tenants(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Uuid>, String> {
         let mut found = Vec::new();
         for r in rows {
-            let t = tenant_row(r)?;
+            let t = tenant_from_row(r)?;
             found.push(t.id.as_uuid());
             self.caches.tenants.put(t);
         }
         Ok(found)
     }
-}
-
-/// A tenant as the caches read it (the columns `TenantCache::load_pg` reads).
-const TENANT_ROWS: &str = "SELECT id, name, slug, plan, status, created_at, updated_at, \
-                           deactivated_at FROM tenants";
-
-fn tenant_row(r: &tokio_postgres::Row) -> Result<Tenant, String> {
-    let bad = |what: &str| format!("tenant {}: a damaged {what}", r.get::<_, Uuid>(0));
-    Ok(Tenant {
-        id: TenantId::from_uuid(r.get(0)),
-        name: r.get(1),
-        slug: Slug::parse(r.get(2)).map_err(|_| bad("slug"))?,
-        plan: Plan::parse(r.get(3)).map_err(|_| bad("plan"))?,
-        status: Status::parse(r.get(4)).map_err(|_| bad("status"))?,
-        created_at: r.get(5),
-        updated_at: r.get(6),
-        deactivated_at: r.get(7),
-    })
 }
 
 /// What the listener's handlers read the store with: a small pool on a runtime of their own,
@@ -177,7 +160,10 @@ impl Reader {
             Invalidation::Tenant(id) => {
                 let tenant = TenantId::from_uuid(id);
                 let rows = c
-                    .query(&format!("{TENANT_ROWS} WHERE id = $1"), &[&id])
+                    .query(
+                        &format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"),
+                        &[&id],
+                    )
                     .await
                     .map_err(failed)?;
                 let Some(row) = rows.first() else {
@@ -187,7 +173,7 @@ impl Reader {
                     caches.settings.remove(tenant);
                     return Ok(());
                 };
-                caches.tenants.put(tenant_row(row)?);
+                caches.tenants.put(tenant_from_row(row)?);
                 // A tenant just created has its first settings version too. A tenant replaced
                 // by `tenant import --replace` may come back with a lower settings version than
                 // this replica holds: read under the write lock, the store's latest is the truth.
